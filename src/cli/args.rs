@@ -1,0 +1,260 @@
+//! Flags. Every config key is a flag (kebab case); a flag given on the command line overrides
+//! the same key of `--config FILE`, which overrides the default.
+
+use crate::config::{CONFIG_KEYS, Config};
+use crate::error::{Error, Result};
+use crate::nn::{ACTIVATION_NAMES, INIT_NAMES, LOSS_NAMES};
+use crate::optim::OPTIMIZER_NAMES;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, Parser, Subcommand, builder::PossibleValuesParser};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// gradscope: watch the gradient vanish, layer by layer, and see what cures it.
+#[derive(Debug, Parser)]
+#[command(name = "gradscope", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train the lecture's sigmoid MLP at depths 2, 5, 10 and 20 on built-in data, then the
+    /// 20-layer one with tanh + Xavier and with ReLU + He, and compare their gradients.
+    Demo(DemoArgs),
+    /// Train one network and write config.toml, metrics.jsonl, summary.json and
+    /// weights.safetensors.
+    Train(TrainArgs),
+    /// Measure every layer's gradient at one point, without training.
+    Probe(ProbeArgs),
+}
+
+/// Flags of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Folder for the runs (one subfolder each).
+    #[arg(long, default_value = "gradscope-out/demo")]
+    pub out: PathBuf,
+    /// Training steps per run.
+    #[arg(long, default_value_t = 3000)]
+    pub steps: u64,
+    /// Threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Print nothing but errors.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// Flags of `train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Read the config from this TOML file; flags given here override its keys.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Output folder.
+    #[arg(long, default_value = "gradscope-out/train")]
+    pub out: PathBuf,
+    /// No progress bar and no table.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Print the summary as JSON on stdout (and nothing else there).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub optim: OptimArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub schedule: ScheduleArgs,
+}
+
+/// Flags of `probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Read data and model keys from this TOML file (a run's config.toml works); flags override.
+    #[arg(long, value_name = "FILE.toml")]
+    pub config: Option<PathBuf>,
+    /// Weights to probe: gradscope's weights.safetensors, or a PyTorch nn.Sequential's
+    /// state_dict saved with safetensors (0.weight, 0.bias, 2.weight, …). Without it, a fresh
+    /// network from --init and --seed.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub weights: Option<PathBuf>,
+    /// Use the first N training rows (default: all of them).
+    #[arg(long, value_name = "N")]
+    pub batch_size: Option<usize>,
+    /// Output folder (probe.json, grads.safetensors, and weights.safetensors for a fresh init).
+    #[arg(long, default_value = "gradscope-out/probe")]
+    pub out: PathBuf,
+    /// dtype of grads.safetensors (gradients are computed in f64 either way).
+    #[arg(long, default_value = "f32", value_parser = PossibleValuesParser::new(["f32", "f64"]))]
+    pub dtype: String,
+    /// Print probe.json on stdout.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub model: ModelArgs,
+    /// Loss.
+    #[arg(long, default_value_t = Config::default().loss, value_parser = PossibleValuesParser::new(LOSS_NAMES), help_heading = "Model")]
+    pub loss: String,
+    /// Seed of the data and of a fresh initialisation.
+    #[arg(long, default_value_t = Config::default().seed, help_heading = "Run")]
+    pub seed: u64,
+    /// Threads (0: all cores).
+    #[arg(long, default_value_t = Config::default().threads, help_heading = "Run")]
+    pub threads: usize,
+}
+
+/// Where the data comes from.
+#[derive(Debug, Args, Serialize)]
+#[command(next_help_heading = "Data")]
+pub struct DataArgs {
+    /// regression, spirals (built in), mnist:DIR (the four IDX files) or csv:FILE (with a header).
+    #[arg(long, default_value_t = Config::default().data)]
+    pub data: String,
+    /// The CSV column to predict.
+    #[arg(long, value_name = "COLUMN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Fraction of CSV rows held out for testing.
+    #[arg(long, default_value_t = Config::default().test_fraction, allow_negative_numbers = true)]
+    pub test_fraction: f64,
+}
+
+/// The network.
+#[derive(Debug, Args, Serialize)]
+#[command(next_help_heading = "Model")]
+pub struct ModelArgs {
+    /// Hidden layers.
+    #[arg(long, default_value_t = Config::default().depth)]
+    pub depth: usize,
+    /// Units per hidden layer.
+    #[arg(long, default_value_t = Config::default().width)]
+    pub width: usize,
+    /// Hidden activation.
+    #[arg(long, default_value_t = Config::default().activation, value_parser = PossibleValuesParser::new(ACTIVATION_NAMES))]
+    pub activation: String,
+    /// leaky_relu's slope for negative inputs.
+    #[arg(long, default_value_t = Config::default().negative_slope, allow_negative_numbers = true)]
+    pub negative_slope: f64,
+    /// Initialisation.
+    #[arg(long, default_value_t = Config::default().init, value_parser = PossibleValuesParser::new(INIT_NAMES))]
+    pub init: String,
+    /// σ_w² of the gaussian (W ~ N(0, σ_w²/fan_in)) and orthogonal (W = √σ_w²·Q) inits.
+    #[arg(long = "sigma-w2", default_value_t = Config::default().sigma_w2, allow_negative_numbers = true)]
+    pub sigma_w2: f64,
+    /// σ_b² of the gaussian and orthogonal inits (b ~ N(0, σ_b²)).
+    #[arg(long = "sigma-b2", default_value_t = Config::default().sigma_b2, allow_negative_numbers = true)]
+    pub sigma_b2: f64,
+}
+
+/// The loss and the update rule.
+#[derive(Debug, Args, Serialize)]
+#[command(next_help_heading = "Optimisation")]
+pub struct OptimArgs {
+    /// Loss.
+    #[arg(long, default_value_t = Config::default().loss, value_parser = PossibleValuesParser::new(LOSS_NAMES))]
+    pub loss: String,
+    /// Update rule.
+    #[arg(long, default_value_t = Config::default().optimizer, value_parser = PossibleValuesParser::new(OPTIMIZER_NAMES))]
+    pub optimizer: String,
+    /// Learning rate [default: 0.01 for sgd, 0.001 for adam and adamw].
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lr: Option<f64>,
+    /// SGD momentum.
+    #[arg(long, default_value_t = Config::default().momentum, allow_negative_numbers = true)]
+    pub momentum: f64,
+    /// SGD Nesterov momentum (needs --momentum > 0).
+    #[arg(long, default_value_t = Config::default().nesterov, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub nesterov: bool,
+    /// Weight decay [default: 0, 0.01 for adamw].
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
+    /// Adam's β₁.
+    #[arg(long, default_value_t = Config::default().beta1, allow_negative_numbers = true)]
+    pub beta1: f64,
+    /// Adam's β₂.
+    #[arg(long, default_value_t = Config::default().beta2, allow_negative_numbers = true)]
+    pub beta2: f64,
+    /// Adam's ε.
+    #[arg(long, default_value_t = Config::default().eps, allow_negative_numbers = true)]
+    pub eps: f64,
+}
+
+/// How long to train and how often to probe.
+#[derive(Debug, Args, Serialize)]
+#[command(next_help_heading = "Schedule")]
+pub struct ScheduleArgs {
+    /// Examples per mini-batch.
+    #[arg(long, default_value_t = Config::default().batch_size)]
+    pub batch_size: usize,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = Config::default().epochs)]
+    pub epochs: u64,
+    /// Step budget; overrides --epochs.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
+    /// Probe every N steps (0: only at step 0 and at the end).
+    #[arg(long, default_value_t = Config::default().probe_every)]
+    pub probe_every: u64,
+    /// Seed of the data, the initialisation and the batch order.
+    #[arg(long, default_value_t = Config::default().seed)]
+    pub seed: u64,
+    /// Threads (0: all cores); results are identical for a given count.
+    #[arg(long, default_value_t = Config::default().threads)]
+    pub threads: usize,
+}
+
+/// Reads a config file into a TOML table.
+pub fn read_table(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        action: "cannot read",
+        path: path.into(),
+        source,
+    })?;
+    toml::from_str(&text)
+        .map_err(|e| Error::invalid("config", path.display(), format!("not valid TOML: {}", e.message())))
+}
+
+/// Builds the config: defaults, then the file's keys, then every flag given on the command line.
+pub fn merge(file: Option<&Path>, groups: &[toml::Table], matches: &ArgMatches) -> Result<Config> {
+    let mut table = match file {
+        Some(p) => read_table(p)?,
+        None => toml::Table::new(),
+    };
+    for group in groups {
+        for (key, value) in group {
+            if CONFIG_KEYS.contains(&key.as_str()) && matches.value_source(key) == Some(ValueSource::CommandLine) {
+                table.insert(key.clone(), value.clone());
+            }
+        }
+    }
+    let origin = file.map_or_else(|| "flags".to_string(), |p| p.display().to_string());
+    Config::from_table(table, &origin)
+}
+
+/// A flag group as a TOML table (keys in snake case).
+pub fn table<T: Serialize>(group: &T) -> toml::Table {
+    toml::Table::try_from(group).expect("gradscope internal error: flags serialise")
+}
+
+/// Whether the user set `key` on the command line or in the config file.
+pub fn given(key: &str, file: Option<&toml::Table>, matches: &ArgMatches) -> bool {
+    matches.value_source(key) == Some(ValueSource::CommandLine) || file.is_some_and(|t| t.contains_key(key))
+}

@@ -1,0 +1,142 @@
+//! `gradscope probe`: every layer's gradient at one point, without training.
+
+use super::Status;
+use super::args::{self, ProbeArgs};
+use super::train::load_data;
+use crate::data::{Labels, Split};
+use crate::error::Error;
+use crate::io::{self, weights};
+use crate::nn::{Mlp, Targets, Threads};
+use crate::probe::record;
+use crate::train::build_mlp;
+use anyhow::Context;
+use clap::ArgMatches;
+use ndarray::Array2;
+
+/// Largest buffer budget (bytes) a probe may use before it asks for `--batch-size`.
+const MAX_PROBE_BYTES: f64 = 8e9;
+
+/// Runs `gradscope probe`.
+pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
+    let file_table = a.config.as_deref().map(args::read_table).transpose()?;
+    let mut groups = vec![args::table(&a.data), args::table(&a.model)];
+    groups.push(toml::Table::from_iter([
+        ("loss".to_string(), toml::Value::String(a.loss.clone())),
+        ("seed".to_string(), toml::Value::Integer(a.seed as i64)),
+        ("threads".to_string(), toml::Value::Integer(a.threads as i64)),
+    ]));
+    let config = args::merge(a.config.as_deref(), &groups, matches)?;
+    let spec = config.resolve()?;
+    if a.batch_size == Some(0) {
+        return Err(Error::invalid("batch_size", 0, "must be at least 1 (or leave it out to use every row)").into());
+    }
+    let data = load_data(&spec)?;
+    let rows = a.batch_size.unwrap_or(data.train.len()).min(data.train.len());
+    let split: Split = data.train.head(rows);
+
+    let activation_given = args::given("activation", file_table.as_ref(), matches);
+    let (mut mlp, names, fresh): (Mlp<f64>, Vec<(String, String)>, bool) = match &a.weights {
+        Some(path) => {
+            let w = weights::load(path)?;
+            let activation = match (activation_given, w.activation) {
+                (true, _) => spec.activation,
+                (false, Some(act)) => act,
+                (false, None) => {
+                    return Err(Error::Weights {
+                        path: path.clone(),
+                        msg: "records no activation (PyTorch files do not); pass --activation NAME".into(),
+                    }
+                    .into());
+                }
+            };
+            let sizes = w.sizes();
+            let bad = |msg: String| Error::Weights { path: path.clone(), msg };
+            if sizes[0] != data.inputs() {
+                return Err(bad(format!(
+                    "the first layer takes {} inputs but the data has {} features",
+                    sizes[0],
+                    data.inputs()
+                ))
+                .into());
+            }
+            if *sizes.last().expect("non-empty") != data.outputs() {
+                return Err(bad(format!(
+                    "the last layer gives {} outputs but the data's targets need {}",
+                    sizes.last().expect("non-empty"),
+                    data.outputs()
+                ))
+                .into());
+            }
+            let depth = sizes.len() - 2;
+            if args::given("depth", file_table.as_ref(), matches) && spec.depth != depth {
+                return Err(bad(format!("holds {depth} hidden layers but --depth is {}", spec.depth)).into());
+            }
+            if args::given("width", file_table.as_ref(), matches)
+                && sizes[1..sizes.len() - 1].iter().any(|&s| s != spec.width)
+            {
+                return Err(bad(format!(
+                    "hidden widths are {:?} but --width is {}",
+                    &sizes[1..sizes.len() - 1],
+                    spec.width
+                ))
+                .into());
+            }
+            (w.to_mlp(activation), w.names.clone(), false)
+        }
+        None => {
+            // drawn and rounded exactly as `train` would, so weights.safetensors (f32) is the point probed
+            let m: Mlp<f64> = build_mlp::<f32>(&spec, &data).cast();
+            let names = m.param_names();
+            (m, names, true)
+        }
+    };
+    let units: usize = mlp.sizes().iter().sum();
+    let bytes = rows as f64 * units as f64 * 8.0 * 5.0;
+    if bytes > MAX_PROBE_BYTES {
+        return Err(Error::invalid(
+            "batch_size",
+            rows,
+            format!(
+                "probing {rows} rows through this network needs about {:.0} GB; pass --batch-size N with fewer rows",
+                bytes / 1e9
+            ),
+        )
+        .into());
+    }
+
+    // f64 throughout: probe's gradients are a reference, rounded only when written.
+    let x: Array2<f64> = split.x.mapv(f64::from);
+    let values;
+    let target = match &split.y {
+        Labels::Values(v) => {
+            values = v.mapv(f64::from);
+            Targets::Values(values.view())
+        }
+        Labels::Classes { labels, .. } => Targets::Classes(labels),
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(spec.threads).build()?;
+    let loss = pool.install(|| mlp.loss_and_grads(x.view(), target, spec.loss, Threads::new(spec.threads)));
+    let rec = record(0, 0, loss, &mlp);
+
+    let out = &a.out;
+    io::create_dir(out).with_context(|| format!("probe into {}", out.display()))?;
+    io::write_atomic(&out.join("config.toml"), config.resolved(&spec).to_toml().as_bytes())?;
+    let grads = if a.dtype == "f64" {
+        weights::grads_to_bytes::<f64, f64>(&mlp, &names)
+    } else {
+        weights::grads_to_bytes::<f64, f32>(&mlp, &names)
+    };
+    io::write_atomic(&out.join("grads.safetensors"), &grads)?;
+    if fresh {
+        io::write_atomic(&out.join("weights.safetensors"), &weights::mlp_to_bytes(&mlp.cast::<f32>()))?;
+    }
+    io::write_json(&out.join("probe.json"), &rec)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rec)?);
+    } else {
+        println!("{}", super::output::layer_table(&[&rec], mlp.activation.name()));
+        println!("{}", super::output::verdict(rec.vanishing_ratio, rec.layers.len()));
+        println!("loss {} on {rows} rows; wrote {}", super::output::sci(loss), out.display());
+    }
+    Ok(Status::Ok)
+}

@@ -1,0 +1,207 @@
+//! Data sets: built-in synthetic ones, MNIST's IDX files and CSV, behind one small interface.
+//!
+//! Every source yields a [`Dataset`]: a training split and a held-out test split of f32 inputs
+//! with either real-valued targets or class labels.
+
+pub mod csv;
+pub mod idx;
+pub mod mnist;
+pub mod synthetic;
+
+use crate::error::{Error, Result};
+use ndarray::{Array2, ArrayView2, Axis};
+use std::path::PathBuf;
+
+/// Targets of a split.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Labels {
+    /// Real-valued targets, `[rows, outputs]`.
+    Values(Array2<f32>),
+    /// Class indices in `0..n_classes`.
+    Classes {
+        /// One label per row.
+        labels: Vec<usize>,
+        /// Number of classes (the network's outputs).
+        n_classes: usize,
+    },
+}
+
+impl Labels {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        match self {
+            Labels::Values(v) => v.nrows(),
+            Labels::Classes { labels, .. } => labels.len(),
+        }
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The network outputs these targets need.
+    pub fn outputs(&self) -> usize {
+        match self {
+            Labels::Values(v) => v.ncols(),
+            Labels::Classes { n_classes, .. } => *n_classes,
+        }
+    }
+
+    /// The rows at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Labels {
+        match self {
+            Labels::Values(v) => Labels::Values(v.select(Axis(0), idx)),
+            Labels::Classes { labels, n_classes } => {
+                Labels::Classes { labels: idx.iter().map(|&i| labels[i]).collect(), n_classes: *n_classes }
+            }
+        }
+    }
+}
+
+/// Inputs and targets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    /// Inputs, `[rows, features]`.
+    pub x: Array2<f32>,
+    /// Targets, one per row.
+    pub y: Labels,
+}
+
+impl Split {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.x.nrows()
+    }
+
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The rows at `idx`, in that order.
+    pub fn select(&self, idx: &[usize]) -> Split {
+        Split { x: self.x.select(Axis(0), idx), y: self.y.select(idx) }
+    }
+
+    /// The first `n` rows (all when `n >= len`).
+    pub fn head(&self, n: usize) -> Split {
+        let idx: Vec<usize> = (0..n.min(self.len())).collect();
+        self.select(&idx)
+    }
+
+    /// The inputs.
+    pub fn x(&self) -> ArrayView2<'_, f32> {
+        self.x.view()
+    }
+}
+
+/// A training split and a held-out test split.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// A short description ("regression", "mnist:/data/mnist", …).
+    pub name: String,
+    /// Training rows.
+    pub train: Split,
+    /// Held-out rows (may be empty).
+    pub test: Split,
+}
+
+impl Dataset {
+    /// Number of input features.
+    pub fn inputs(&self) -> usize {
+        self.train.x.ncols()
+    }
+
+    /// Number of network outputs the targets need.
+    pub fn outputs(&self) -> usize {
+        self.train.y.outputs()
+    }
+
+    /// True for class labels (accuracy is reported).
+    pub fn is_classification(&self) -> bool {
+        matches!(self.train.y, Labels::Classes { .. })
+    }
+
+    /// Rejects NaN or infinite inputs or targets, naming the split, row and column.
+    pub fn check_finite(&self) -> Result<()> {
+        for (split, s) in [("train", &self.train), ("test", &self.test)] {
+            let bad = |a: &Array2<f32>, what: &str| -> Result<()> {
+                if let Some((i, v)) = a.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                    let (r, c) = (i / a.ncols().max(1), i % a.ncols().max(1));
+                    return Err(Error::Data {
+                        path: self.name.clone().into(),
+                        msg: format!("{split} {what} row {r}, column {c} is {v}; remove or impute non-finite values"),
+                    });
+                }
+                Ok(())
+            };
+            bad(&s.x, "input")?;
+            if let Labels::Values(v) = &s.y {
+                bad(v, "target")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where data comes from, as written after `--data`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataSpec {
+    /// `regression`: the built-in smooth regression set.
+    Regression,
+    /// `spirals`: the built-in three-class spirals.
+    Spirals,
+    /// `mnist:DIR`: the four IDX files (gzipped or not) in DIR.
+    Mnist(PathBuf),
+    /// `csv:FILE`: a CSV file with a header row.
+    Csv(PathBuf),
+}
+
+impl DataSpec {
+    /// Parses `regression`, `spirals`, `mnist:DIR` or `csv:FILE`.
+    pub fn parse(s: &str) -> Result<Self> {
+        let hint = "use regression, spirals, mnist:DIR or csv:FILE";
+        match s.split_once(':') {
+            None => match s {
+                "regression" => Ok(DataSpec::Regression),
+                "spirals" => Ok(DataSpec::Spirals),
+                "mnist" | "csv" => Err(Error::invalid("data", s, format!("{s} needs a path after a colon; {hint}"))),
+                _ => Err(Error::unknown_name("data set", s, &["regression", "spirals", "mnist:DIR", "csv:FILE"])),
+            },
+            Some(("mnist", dir)) if !dir.is_empty() => Ok(DataSpec::Mnist(dir.into())),
+            Some(("csv", file)) if !file.is_empty() => Ok(DataSpec::Csv(file.into())),
+            _ => Err(Error::invalid("data", s, hint)),
+        }
+    }
+}
+
+/// How to load a [`DataSpec`].
+#[derive(Clone, Debug)]
+pub struct LoadOptions<'a> {
+    /// The CSV column holding the target.
+    pub target: Option<&'a str>,
+    /// Read CSV targets as class labels (for `cross_entropy`).
+    pub classes: bool,
+    /// Seed for synthetic data and for the CSV train/test split.
+    pub seed: u64,
+    /// Fraction of CSV rows held out for testing.
+    pub test_fraction: f64,
+}
+
+/// Loads a data set and checks it for non-finite values.
+pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
+    let ds = match spec {
+        DataSpec::Regression => synthetic::regression(opts.seed),
+        DataSpec::Spirals => synthetic::spirals(opts.seed),
+        DataSpec::Mnist(dir) => mnist::load(dir)?,
+        DataSpec::Csv(file) => {
+            let target = opts.target.ok_or_else(|| {
+                Error::invalid("target", "(none)", "csv data needs --target COLUMN naming the column to predict")
+            })?;
+            csv::load(file, target, opts.classes, opts.seed, opts.test_fraction)?
+        }
+    };
+    ds.check_finite()?;
+    Ok(ds)
+}

@@ -1,0 +1,129 @@
+//! One error type for the library; every message names the bad value and how to fix it.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong before or around training (bad input, I/O).
+///
+/// A diverging run is not an error: it is a finding, recorded in the run's summary.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A configuration value is out of range or inconsistent.
+    #[error("invalid {key} = {value}: {hint}")]
+    Invalid {
+        /// The config key or flag.
+        key: String,
+        /// The offending value as the user wrote it.
+        value: String,
+        /// What is allowed, or how to fix it.
+        hint: String,
+    },
+    /// A name (activation, init, loss, ...) that gradscope does not know.
+    #[error("unknown {what} '{given}'{}; valid: {}", suggestion_text(.suggestion), .valid.join(", "))]
+    UnknownName {
+        /// What kind of name ("activation", "init", ...).
+        what: &'static str,
+        /// The name given.
+        given: String,
+        /// The closest valid name, if any is close.
+        suggestion: Option<String>,
+        /// Every valid name.
+        valid: Vec<String>,
+    },
+    /// A file could not be read or written.
+    #[error("{action} {}: {source}", .path.display())]
+    Io {
+        /// "cannot read", "cannot write", ...
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A data file is malformed.
+    #[error("bad data in {}: {msg}", .path.display())]
+    Data {
+        /// The file (or data spec).
+        path: PathBuf,
+        /// What is wrong, and where.
+        msg: String,
+    },
+    /// A weights file does not fit the requested model or is malformed.
+    #[error("bad weights in {}: {msg}", .path.display())]
+    Weights {
+        /// The safetensors file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// Two shapes that must agree do not.
+    #[error("shape mismatch in {op}: expected {expected}, got {got}")]
+    Shape {
+        /// The operation.
+        op: String,
+        /// The expected shape.
+        expected: String,
+        /// The shape found.
+        got: String,
+    },
+}
+
+fn suggestion_text(s: &Option<String>) -> String {
+    match s {
+        Some(s) => format!(" (did you mean '{s}'?)"),
+        None => String::new(),
+    }
+}
+
+/// `Result` with gradscope's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An out-of-range or inconsistent value.
+    pub fn invalid(key: impl Into<String>, value: impl ToString, hint: impl Into<String>) -> Self {
+        Self::Invalid { key: key.into(), value: value.to_string(), hint: hint.into() }
+    }
+
+    /// An unknown name among `valid`, with the closest valid one suggested.
+    pub fn unknown_name(what: &'static str, given: &str, valid: &[&str]) -> Self {
+        Self::UnknownName {
+            what,
+            given: given.to_string(),
+            suggestion: closest(given, valid).map(str::to_string),
+            valid: valid.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+/// The valid name closest to `given` (Jaro–Winkler similarity above 0.7), if any.
+pub fn closest<'a>(given: &str, valid: &[&'a str]) -> Option<&'a str> {
+    let given = given.to_ascii_lowercase();
+    valid
+        .iter()
+        .map(|v| (strsim::jaro_winkler(&given, v), *v))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, v)| v)
+}
+
+/// Looks `given` up in a table of `(name, value)` pairs; unknown names get a suggestion.
+pub fn parse_name<T: Copy>(what: &'static str, given: &str, table: &[(&str, T)]) -> Result<T> {
+    table.iter().find(|(name, _)| *name == given).map(|(_, v)| *v).ok_or_else(|| {
+        let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+        Error::unknown_name(what, given, &names)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_names_suggest_the_closest() {
+        let e = Error::unknown_name("activation", "sigmod", &["sigmoid", "tanh", "relu"]);
+        let msg = e.to_string();
+        assert!(msg.contains("did you mean 'sigmoid'"), "{msg}");
+        assert!(msg.contains("valid: sigmoid, tanh, relu"), "{msg}");
+        let e = Error::unknown_name("activation", "zzzzzz", &["sigmoid", "tanh"]);
+        assert!(!e.to_string().contains("did you mean"));
+    }
+}

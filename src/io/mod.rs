@@ -1,0 +1,35 @@
+//! Files gradscope writes and reads: atomic writes and safetensors weights.
+
+pub mod weights;
+
+use crate::error::{Error, Result};
+use std::io::Write;
+use std::path::Path;
+
+/// Writes `bytes` to `path` atomically: to a temporary file in the same folder, flushed and
+/// fsynced, then renamed over `path`. A reader sees the old file or the new one, never a torn one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let err = |source| Error::Io { action: "cannot write", path: path.into(), source };
+    let mut tmp = tempfile::Builder::new().prefix(".gradscope-").suffix(".tmp").tempfile_in(dir).map_err(err)?;
+    tmp.write_all(bytes).map_err(err)?;
+    tmp.as_file().sync_all().map_err(err)?;
+    tmp.persist(path).map_err(|e| err(e.error))?;
+    Ok(())
+}
+
+/// Creates `dir` and its parents, with an error naming it.
+pub fn create_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+        action: "cannot create folder",
+        path: dir.into(),
+        source,
+    })
+}
+
+/// Serialises `value` as pretty JSON and writes it atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).expect("gradscope internal error: records serialise");
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}

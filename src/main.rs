@@ -1,0 +1,15 @@
+//! The `gradscope` binary: parses flags, runs a command, maps the outcome to an exit code.
+
+use gradscope::cli::{self, Status};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(Status::Ok) => ExitCode::SUCCESS,
+        Ok(Status::CheckFailed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

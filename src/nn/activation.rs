@@ -1,0 +1,344 @@
+//! Elementwise activations φ and their derivatives φ′, defined exactly as PyTorch defines them.
+//!
+//! ```text
+//! identity    φ(z) = z                                  φ′ = 1
+//! sigmoid     φ(z) = 1 / (1 + e^(−z))                   φ′ = φ(1 − φ)         ≤ 1/4
+//! tanh        φ(z) = tanh z                             φ′ = 1 − φ²           ≤ 1
+//! relu        φ(z) = max(0, z)                          φ′ = [z > 0]          (0 at z = 0, as torch)
+//! leaky_relu  φ(z) = z if z > 0 else s·z                φ′ = 1 or s           (s = negative_slope)
+//! elu         φ(z) = z if z > 0 else α(e^z − 1), α = 1  φ′ = 1 or α e^z
+//! selu        φ(z) = λ·elu_α(z), λ ≈ 1.0507, α ≈ 1.6733 φ′ = λ or λ α e^z
+//! gelu        φ(z) = z Φ(z) (exact erf form)            φ′ = Φ(z) + z 𝒩(z)
+//! silu        φ(z) = z σ(z)                             φ′ = σ(z)(1 + z(1 − σ(z)))
+//! softsign    φ(z) = z / (1 + |z|)                      φ′ = 1 / (1 + |z|)²
+//! softplus    φ(z) = ln(1 + e^z), z if z > 20 (β = 1)   φ′ = σ(z), 1 if z > 20
+//! ```
+//! Φ and 𝒩 are the standard normal CDF and density. Sources: the `torch.nn` module docs and
+//! ATen's CPU kernels (`aten/src/ATen/native/cpu/Activation.cpp`); SELU constants from
+//! Klambauer et al. 2017.
+
+use crate::error::{Result, parse_name};
+use crate::nn::Scalar;
+use ndarray::{ArrayView2, ArrayViewMut2, Zip};
+use serde::{Deserialize, Serialize};
+
+/// SELU's λ (`scale`), as in `torch.nn.SELU`.
+pub const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+/// SELU's α, as in `torch.nn.SELU`.
+pub const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+/// Softplus switches to the identity above this input (PyTorch's default `threshold`).
+pub const SOFTPLUS_THRESHOLD: f64 = 20.0;
+/// PyTorch's default `negative_slope` of `leaky_relu`.
+pub const DEFAULT_NEGATIVE_SLOPE: f64 = 0.01;
+
+/// An elementwise nonlinearity.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "name")]
+pub enum Activation {
+    /// φ(z) = z.
+    Identity,
+    /// The logistic sigmoid.
+    Sigmoid,
+    /// The hyperbolic tangent.
+    Tanh,
+    /// max(0, z).
+    Relu,
+    /// z for z > 0, `negative_slope`·z otherwise.
+    LeakyRelu {
+        /// Slope for negative inputs (PyTorch default 0.01).
+        negative_slope: f64,
+    },
+    /// Exponential linear unit with α = 1.
+    Elu,
+    /// Scaled ELU (Klambauer et al. 2017).
+    Selu,
+    /// Gaussian error linear unit, exact erf form (`approximate='none'`).
+    Gelu,
+    /// z·σ(z), also called swish.
+    Silu,
+    /// z / (1 + |z|).
+    Softsign,
+    /// ln(1 + e^z) with β = 1 and threshold 20.
+    Softplus,
+}
+
+/// Every activation name, in snake case as configs and flags spell them.
+pub const ACTIVATION_NAMES: [&str; 11] =
+    ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softsign", "softplus"];
+
+/// σ(z) = 1/(1 + e^(−z)), with z clamped to ±(−ln(smallest normal) − 1) (±86 in f32, ±707 in
+/// f64) so that e^(−z) never overflows and σ never becomes subnormal: subnormal arithmetic is
+/// 100× slower on x86, and a saturated deep sigmoid network is full of it. Beyond the clamp
+/// σ differs from the exact value by less than the smallest normal number.
+#[inline]
+pub fn sigmoid<F: Scalar>(z: F) -> F {
+    let cap = -F::min_positive_value().ln() - F::one();
+    let z = z.max(-cap).min(cap);
+    F::one() / (F::one() + (-z).exp())
+}
+
+impl Activation {
+    /// Parses a snake-case name; `negative_slope` is used by `leaky_relu` only.
+    pub fn from_name(name: &str, negative_slope: f64) -> Result<Self> {
+        use Activation::*;
+        let table = [
+            ("identity", Identity),
+            ("sigmoid", Sigmoid),
+            ("tanh", Tanh),
+            ("relu", Relu),
+            ("leaky_relu", LeakyRelu { negative_slope }),
+            ("elu", Elu),
+            ("selu", Selu),
+            ("gelu", Gelu),
+            ("silu", Silu),
+            ("softsign", Softsign),
+            ("softplus", Softplus),
+        ];
+        parse_name("activation", name, &table)
+    }
+
+    /// The snake-case name.
+    pub fn name(&self) -> &'static str {
+        use Activation::*;
+        match self {
+            Identity => "identity",
+            Sigmoid => "sigmoid",
+            Tanh => "tanh",
+            Relu => "relu",
+            LeakyRelu { .. } => "leaky_relu",
+            Elu => "elu",
+            Selu => "selu",
+            Gelu => "gelu",
+            Silu => "silu",
+            Softsign => "softsign",
+            Softplus => "softplus",
+        }
+    }
+
+    /// φ(z).
+    #[inline]
+    pub fn f<F: Scalar>(&self, z: F) -> F {
+        use Activation::*;
+        let zero = F::zero();
+        match *self {
+            Identity => z,
+            Sigmoid => sigmoid(z),
+            Tanh => z.tanh(),
+            Relu => {
+                if z > zero {
+                    z
+                } else {
+                    zero
+                }
+            }
+            LeakyRelu { negative_slope } => {
+                if z > zero {
+                    z
+                } else {
+                    z * F::of(negative_slope)
+                }
+            }
+            Elu => {
+                if z > zero {
+                    z
+                } else {
+                    z.exp_m1()
+                }
+            }
+            Selu => {
+                let l = F::of(SELU_SCALE);
+                if z > zero { l * z } else { l * F::of(SELU_ALPHA) * z.exp_m1() }
+            }
+            Gelu => F::of(0.5) * z * (F::one() + (z * F::of(std::f64::consts::FRAC_1_SQRT_2)).erf()),
+            Silu => z * sigmoid(z),
+            Softsign => z / (F::one() + z.abs()),
+            Softplus => {
+                if z > F::of(SOFTPLUS_THRESHOLD) {
+                    z
+                } else {
+                    z.exp().ln_1p()
+                }
+            }
+        }
+    }
+
+    /// φ′(z), the local derivative backpropagation multiplies by.
+    #[inline]
+    pub fn df<F: Scalar>(&self, z: F) -> F {
+        use Activation::*;
+        let (zero, one) = (F::zero(), F::one());
+        match *self {
+            Identity => one,
+            Sigmoid => {
+                let s = sigmoid(z);
+                s * (one - s)
+            }
+            Tanh => {
+                let t = z.tanh();
+                one - t * t
+            }
+            Relu => {
+                if z > zero {
+                    one
+                } else {
+                    zero
+                }
+            }
+            LeakyRelu { negative_slope } => {
+                if z > zero {
+                    one
+                } else {
+                    F::of(negative_slope)
+                }
+            }
+            Elu => {
+                if z > zero {
+                    one
+                } else {
+                    z.exp()
+                }
+            }
+            Selu => {
+                let l = F::of(SELU_SCALE);
+                if z > zero { l } else { l * F::of(SELU_ALPHA) * z.exp() }
+            }
+            Gelu => {
+                let cdf = F::of(0.5) * (one + (z * F::of(std::f64::consts::FRAC_1_SQRT_2)).erf());
+                let pdf = (F::of(-0.5) * z * z).exp() * F::of(0.398_942_280_401_432_7);
+                cdf + z * pdf
+            }
+            Silu => {
+                let s = sigmoid(z);
+                s * (one + z * (one - s))
+            }
+            Softsign => {
+                let d = one + z.abs();
+                one / (d * d)
+            }
+            Softplus => {
+                if z > F::of(SOFTPLUS_THRESHOLD) {
+                    one
+                } else {
+                    sigmoid(z)
+                }
+            }
+        }
+    }
+
+    /// sup_z φ′(z): the largest local gain this activation can give a gradient.
+    ///
+    /// Probes call a unit saturated when φ′ falls below 1/20 of this.
+    pub fn max_derivative(&self) -> f64 {
+        use Activation::*;
+        match *self {
+            Sigmoid => 0.25,
+            LeakyRelu { negative_slope } => negative_slope.abs().max(1.0),
+            Selu => SELU_SCALE * SELU_ALPHA,
+            // at z = √2, where φ″ = 𝒩(z)(2 − z²) = 0: Φ(√2) + √2·𝒩(√2)
+            Gelu => 1.128_904_145_185_155,
+            // at the root of φ″ = σ′(z)(2 + z(1 − 2σ(z))), z ≈ 2.399357
+            Silu => 1.099_839_320_128_866_8,
+            Identity | Tanh | Relu | Elu | Softsign | Softplus => 1.0,
+        }
+    }
+
+    /// h = φ(z), elementwise.
+    pub fn forward<F: Scalar>(&self, z: ArrayView2<F>, h: ArrayViewMut2<F>) {
+        Zip::from(h).and(z).for_each(|h, &z| *h = self.f(z));
+    }
+
+    /// φ′(z) given also h = φ(z): sigmoid and tanh reuse the output (σ′ = h(1 − h),
+    /// tanh′ = 1 − h²), as PyTorch's backward does, instead of recomputing the exponential.
+    #[inline]
+    pub fn df_given_output<F: Scalar>(&self, z: F, h: F) -> F {
+        match *self {
+            Activation::Sigmoid => h * (F::one() - h),
+            Activation::Tanh => F::one() - h * h,
+            _ => self.df(z),
+        }
+    }
+
+    /// ∂L/∂z = ∂L/∂h ⊙ φ′(z): the chain rule's one factor per layer. `h` is φ(z) from the
+    /// forward pass.
+    pub fn backward<F: Scalar>(
+        &self,
+        z: ArrayView2<F>,
+        h: ArrayView2<F>,
+        grad_h: ArrayView2<F>,
+        grad_z: ArrayViewMut2<F>,
+    ) {
+        Zip::from(grad_z).and(grad_h).and(z).and(h).for_each(|gz, &gh, &z, &h| *gz = gh * self.df_given_output(z, h));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all() -> Vec<Activation> {
+        ACTIVATION_NAMES.iter().map(|n| Activation::from_name(n, 0.1).unwrap()).collect()
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for a in all() {
+            assert_eq!(Activation::from_name(a.name(), 0.1).unwrap(), a);
+        }
+        let e = Activation::from_name("sigmod", 0.01).unwrap_err().to_string();
+        assert!(e.contains("did you mean 'sigmoid'"), "{e}");
+    }
+
+    #[test]
+    fn derivative_from_output_agrees() {
+        for a in all() {
+            for i in -50..=50 {
+                let z = i as f64 * 0.17;
+                assert!((a.df_given_output(z, a.f(z)) - a.df(z)).abs() < 1e-15, "{}", a.name());
+            }
+        }
+    }
+
+    /// Central differences of φ in f64 agree with φ′ away from the kinks at 0.
+    #[test]
+    fn derivative_matches_finite_differences() {
+        let h = 1e-5;
+        for a in all() {
+            for i in -80..=80 {
+                let z = i as f64 * 0.1 + 0.013; // keep off z = 0 and softplus' threshold
+                let fd = (a.f(z + h) - a.f(z - h)) / (2.0 * h);
+                let an = a.df(z);
+                assert!((fd - an).abs() <= 1e-7 * (1.0 + an.abs()), "{} at {z}: fd {fd} vs {an}", a.name());
+            }
+        }
+    }
+
+    /// The constants in `max_derivative` are the suprema of φ′ (dense scan, both signs).
+    #[test]
+    fn max_derivative_is_the_supremum() {
+        for a in all() {
+            let scan = (-200_000..=200_000).map(|i| a.df(i as f64 * 1e-4)).fold(f64::MIN, f64::max);
+            let m = a.max_derivative();
+            assert!(scan <= m + 1e-12, "{}: scan {scan} > {m}", a.name());
+            assert!(scan >= m - 1e-6, "{}: scan {scan} well below {m}", a.name());
+        }
+    }
+
+    #[test]
+    fn reference_values() {
+        // The defining formulas evaluated with Python's math module (erf, expm1, log1p) in f64.
+        let cases: [(&str, [f64; 2]); 6] = [
+            ("gelu", [-0.100_210_801_903_287_13, 0.530_625_443_443_848_9]),
+            ("selu", [-1.365_814_353_367_252_7, 0.735_490_691_148_836_3]),
+            ("elu", [-0.776_869_839_851_570_2, 0.7]),
+            ("silu", [-0.273_638_285_709_534_5, 0.467_731_440_517_716_26]),
+            ("softplus", [0.201_413_277_982_752_4, 1.103_186_048_885_458]),
+            ("softsign", [-0.6, 0.411_764_705_882_352_9]),
+        ];
+        for (name, want) in cases {
+            let a = Activation::from_name(name, 0.01).unwrap();
+            for (z, w) in [-1.5, 0.7].into_iter().zip(want) {
+                assert!((a.f(z) - w).abs() < 1e-14, "{name}({z}) = {} vs {w}", a.f(z));
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! The affine layer `y = x·Wᵀ + b`, stored as `torch.nn.Linear` stores it.
+
+use crate::nn::{Scalar, Threads};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+
+/// A fully connected layer.
+///
+/// # Shapes
+/// - `weight`: `[fan_out, fan_in]` (PyTorch's `[out_features, in_features]`)
+/// - `bias`: `[fan_out]`
+/// - input `x`: `[batch, fan_in]`, output `y`: `[batch, fan_out]`
+///
+/// ```text
+/// forward    y     = x·Wᵀ + b
+/// backward   ∂L/∂x = ∂L/∂y · W
+///            ∂L/∂W += (∂L/∂y)ᵀ · x
+///            ∂L/∂b += Σ_rows ∂L/∂y
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear<F> {
+    /// W, `[fan_out, fan_in]`.
+    pub weight: Array2<F>,
+    /// b, `[fan_out]`.
+    pub bias: Array1<F>,
+    /// ∂L/∂W, accumulated by [`Linear::backward`].
+    pub grad_weight: Array2<F>,
+    /// ∂L/∂b, accumulated by [`Linear::backward`].
+    pub grad_bias: Array1<F>,
+}
+
+impl<F: Scalar> Linear<F> {
+    /// A layer with the given parameters and zero gradients.
+    ///
+    /// **Panics** if `bias.len() != weight.nrows()`.
+    pub fn new(weight: Array2<F>, bias: Array1<F>) -> Self {
+        assert_eq!(weight.nrows(), bias.len(), "gradscope internal error: bias length must equal fan_out");
+        let grad_weight = Array2::zeros(weight.raw_dim());
+        let grad_bias = Array1::zeros(bias.raw_dim());
+        Self { weight, bias, grad_weight, grad_bias }
+    }
+
+    /// Number of inputs.
+    pub fn fan_in(&self) -> usize {
+        self.weight.ncols()
+    }
+
+    /// Number of outputs.
+    pub fn fan_out(&self) -> usize {
+        self.weight.nrows()
+    }
+
+    /// y = x·Wᵀ + b.
+    pub fn forward(&self, x: ArrayView2<F>, mut y: ArrayViewMut2<F>, threads: Threads) {
+        debug_assert_eq!(x.ncols(), self.fan_in());
+        debug_assert_eq!(y.dim(), (x.nrows(), self.fan_out()));
+        for mut row in y.rows_mut() {
+            row.assign(&self.bias);
+        }
+        F::gemm(y, x, self.weight.t(), true, threads);
+    }
+
+    /// Takes the layer's input `x` and ∂L/∂y; adds ∂L/∂W and ∂L/∂b to the gradients and,
+    /// when `grad_x` is given, writes ∂L/∂x into it.
+    ///
+    /// The input is passed back in rather than cached because the network already keeps every
+    /// layer's output (the probes read them); a copy here would double the memory traffic.
+    pub fn backward(
+        &mut self,
+        x: ArrayView2<F>,
+        grad_y: ArrayView2<F>,
+        grad_x: Option<ArrayViewMut2<F>>,
+        threads: Threads,
+    ) {
+        debug_assert_eq!(grad_y.dim(), (x.nrows(), self.fan_out()));
+        F::gemm(self.grad_weight.view_mut(), grad_y.t(), x, true, threads);
+        for row in grad_y.axis_iter(Axis(0)) {
+            self.grad_bias += &row;
+        }
+        if let Some(grad_x) = grad_x {
+            F::gemm(grad_x, grad_y, self.weight.view(), false, threads);
+        }
+    }
+
+    /// Sets ∂L/∂W and ∂L/∂b to zero.
+    pub fn zero_grad(&mut self) {
+        self.grad_weight.fill(F::zero());
+        self.grad_bias.fill(F::zero());
+    }
+}

@@ -1,0 +1,16 @@
+//! The engine: layers that own their forward and backward passes, losses, initialisers.
+
+pub mod activation;
+pub mod gradcheck;
+pub mod init;
+pub mod linear;
+pub mod loss;
+pub mod mlp;
+pub mod scalar;
+
+pub use activation::{ACTIVATION_NAMES, Activation};
+pub use init::{INIT_NAMES, Init};
+pub use linear::Linear;
+pub use loss::{LOSS_NAMES, Loss, Targets};
+pub use mlp::{LayerView, Mlp, MlpConfig};
+pub use scalar::{Scalar, Threads};

@@ -1,0 +1,77 @@
+//! Adam (Kingma & Ba 2015) and AdamW (Loshchilov & Hutter 2019) as `torch.optim.Adam` and
+//! `torch.optim.AdamW` compute them (amsgrad off):
+//!
+//! ```text
+//! AdamW: θ ← θ·(1 − lr·λ)           Adam: g ← g + λ·θ
+//! t ← t + 1
+//! m ← β₁·m + (1 − β₁)·g
+//! v ← β₂·v + (1 − β₂)·g²
+//! θ ← θ − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
+//! ```
+
+use crate::nn::Scalar;
+
+/// Adam's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adam {
+    /// β₁ (default 0.9).
+    pub beta1: f64,
+    /// β₂ (default 0.999).
+    pub beta2: f64,
+    /// ε (default 1e-8).
+    pub eps: f64,
+    /// λ.
+    pub weight_decay: f64,
+    /// true for AdamW's decoupled decay, false for Adam's L2 penalty.
+    pub decoupled: bool,
+}
+
+/// Adam's state for one tensor.
+#[derive(Clone, Debug)]
+pub struct AdamState<F> {
+    /// Steps taken, t.
+    pub step: u64,
+    /// First moment m.
+    pub exp_avg: Vec<F>,
+    /// Second moment v.
+    pub exp_avg_sq: Vec<F>,
+}
+
+impl<F: Scalar> AdamState<F> {
+    /// Zero moments for a tensor of `len` entries.
+    pub fn new(len: usize) -> Self {
+        Self { step: 0, exp_avg: vec![F::zero(); len], exp_avg_sq: vec![F::zero(); len] }
+    }
+}
+
+impl Adam {
+    /// One update of `param` from `grad`.
+    pub fn step<F: Scalar>(&self, lr: f64, param: &mut [F], grad: &[F], state: &mut AdamState<F>) {
+        state.step += 1;
+        let t = state.step as i32;
+        let bias_correction1 = 1.0 - self.beta1.powi(t);
+        let bias_correction2 = 1.0 - self.beta2.powi(t);
+        let step_size = F::of(lr / bias_correction1);
+        let bc2_sqrt = F::of(bias_correction2.sqrt());
+        let (b1, b2, eps, wd) = (F::of(self.beta1), F::of(self.beta2), F::of(self.eps), F::of(self.weight_decay));
+        let one = F::one();
+        let decay = F::of(1.0 - lr * self.weight_decay);
+        for i in 0..param.len() {
+            let mut g = grad[i];
+            if self.weight_decay != 0.0 {
+                if self.decoupled {
+                    param[i] *= decay;
+                } else {
+                    g += wd * param[i];
+                }
+            }
+            let m = &mut state.exp_avg[i];
+            // torch: exp_avg.lerp_(grad, 1 - beta1)  ==  m + (1−β₁)(g − m)
+            *m += (one - b1) * (g - *m);
+            let v = &mut state.exp_avg_sq[i];
+            *v = *v * b2 + (one - b2) * g * g;
+            let denom = v.sqrt() / bc2_sqrt + eps;
+            param[i] -= step_size * (*m / denom);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Optimizers: an update rule plus per-parameter state kept apart from the model.
+//!
+//! The rules are PyTorch's (`torch.optim.SGD`, `Adam`, `AdamW`, single-tensor code path), in the
+//! same order of floating-point operations, so that runs can be compared with PyTorch's.
+
+mod adam;
+mod sgd;
+
+pub use adam::{Adam, AdamState};
+pub use sgd::{Sgd, SgdState};
+
+use crate::error::{Result, parse_name};
+use crate::nn::{Mlp, Scalar};
+use ndarray::ArrayViewMut1;
+
+/// Which update rule, by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// Stochastic gradient descent with optional momentum and Nesterov momentum.
+    Sgd,
+    /// Adam with L2 weight decay added to the gradient.
+    Adam,
+    /// Adam with decoupled weight decay.
+    AdamW,
+}
+
+/// Every optimizer name.
+pub const OPTIMIZER_NAMES: [&str; 3] = ["sgd", "adam", "adamw"];
+
+impl OptimizerKind {
+    /// Parses `sgd`, `adam` or `adamw`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        parse_name("optimizer", name, &[("sgd", Self::Sgd), ("adam", Self::Adam), ("adamw", Self::AdamW)])
+    }
+
+    /// The name.
+    pub fn name(&self) -> &'static str {
+        OPTIMIZER_NAMES[*self as usize]
+    }
+
+    /// PyTorch's default learning rate (SGD has none in PyTorch; gradscope uses 0.01).
+    pub fn default_lr(&self) -> f64 {
+        match self {
+            Self::Sgd => 0.01,
+            Self::Adam | Self::AdamW => 1e-3,
+        }
+    }
+
+    /// PyTorch's default weight decay.
+    pub fn default_weight_decay(&self) -> f64 {
+        match self {
+            Self::Sgd | Self::Adam => 0.0,
+            Self::AdamW => 0.01,
+        }
+    }
+}
+
+/// An update rule with its hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Optimizer {
+    /// See [`Sgd`].
+    Sgd(Sgd),
+    /// See [`Adam`] (also AdamW, with `decoupled = true`).
+    Adam(Adam),
+}
+
+/// The state an optimizer keeps for one parameter tensor.
+#[derive(Clone, Debug)]
+pub enum ParamState<F> {
+    /// See [`SgdState`].
+    Sgd(SgdState<F>),
+    /// See [`AdamState`].
+    Adam(AdamState<F>),
+}
+
+/// An optimizer bound to the parameters of one network: the rule and one state per tensor.
+#[derive(Clone, Debug)]
+pub struct OptimizerState<F> {
+    /// The rule.
+    pub rule: Optimizer,
+    /// One state per tensor, in the order weight₀, bias₀, weight₁, …
+    pub states: Vec<ParamState<F>>,
+}
+
+impl<F: Scalar> OptimizerState<F> {
+    /// Fresh state (zero moments) for `mlp`'s parameters.
+    pub fn new(rule: Optimizer, mlp: &Mlp<F>) -> Self {
+        let states = mlp
+            .layers
+            .iter()
+            .flat_map(|l| [l.weight.len(), l.bias.len()])
+            .map(|n| match rule {
+                Optimizer::Sgd(_) => ParamState::Sgd(SgdState::new(n)),
+                Optimizer::Adam(_) => ParamState::Adam(AdamState::new(n)),
+            })
+            .collect();
+        Self { rule, states }
+    }
+
+    /// Applies one update with learning rate `lr` to every parameter of `mlp` from its gradients.
+    pub fn step(&mut self, mlp: &mut Mlp<F>, lr: f64) {
+        let mut states = self.states.iter_mut();
+        for layer in &mut mlp.layers {
+            let w = layer.weight.as_slice_mut().expect("weights are contiguous");
+            let gw = layer.grad_weight.as_slice().expect("grads are contiguous");
+            update(self.rule, lr, w.into(), gw, states.next().expect("one state per tensor"));
+            let b = layer.bias.as_slice_mut().expect("biases are contiguous");
+            let gb = layer.grad_bias.as_slice().expect("grads are contiguous");
+            update(self.rule, lr, b.into(), gb, states.next().expect("one state per tensor"));
+        }
+    }
+}
+
+fn update<F: Scalar>(rule: Optimizer, lr: f64, param: ArrayViewMut1<F>, grad: &[F], state: &mut ParamState<F>) {
+    let param = param.into_slice().expect("contiguous");
+    match (rule, state) {
+        (Optimizer::Sgd(r), ParamState::Sgd(s)) => r.step(F::of(lr), param, grad, s),
+        (Optimizer::Adam(r), ParamState::Adam(s)) => r.step(lr, param, grad, s),
+        _ => unreachable!("gradscope internal error: optimizer state does not match its rule"),
+    }
+}

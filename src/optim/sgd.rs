@@ -1,0 +1,60 @@
+//! SGD as `torch.optim.SGD` computes it (dampening 0):
+//!
+//! ```text
+//! g ← g + λ·θ                       (weight_decay λ)
+//! b ← g at the first step, else μ·b + g   (momentum μ > 0)
+//! g ← g + μ·b if nesterov, else b
+//! θ ← θ − lr·g
+//! ```
+//! Sutskever et al. 2013 for the momentum forms.
+
+use crate::nn::Scalar;
+
+/// SGD's hyper-parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    /// μ; 0 disables momentum.
+    pub momentum: f64,
+    /// Nesterov momentum (needs μ > 0).
+    pub nesterov: bool,
+    /// L2 penalty λ added to the gradient.
+    pub weight_decay: f64,
+}
+
+/// SGD's state for one tensor: the momentum buffer, empty until the first step.
+#[derive(Clone, Debug, Default)]
+pub struct SgdState<F> {
+    /// The momentum buffer b (empty when momentum is 0 or before the first step).
+    pub momentum_buffer: Vec<F>,
+}
+
+impl<F: Scalar> SgdState<F> {
+    /// No buffer yet; it is made at the first step, as PyTorch does.
+    pub fn new(_len: usize) -> Self {
+        Self { momentum_buffer: Vec::new() }
+    }
+}
+
+impl Sgd {
+    /// One update of `param` from `grad`.
+    pub fn step<F: Scalar>(&self, lr: F, param: &mut [F], grad: &[F], state: &mut SgdState<F>) {
+        let wd = F::of(self.weight_decay);
+        let mu = F::of(self.momentum);
+        let first = state.momentum_buffer.is_empty();
+        if self.momentum != 0.0 && first {
+            state.momentum_buffer.resize(param.len(), F::zero());
+        }
+        for i in 0..param.len() {
+            let mut g = grad[i];
+            if self.weight_decay != 0.0 {
+                g += wd * param[i];
+            }
+            if self.momentum != 0.0 {
+                let b = &mut state.momentum_buffer[i];
+                *b = if first { g } else { mu * *b + g };
+                g = if self.nesterov { g + mu * *b } else { *b };
+            }
+            param[i] -= lr * g;
+        }
+    }
+}

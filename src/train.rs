@@ -1,0 +1,283 @@
+//! The training loop: mini-batch SGD-family training with probes at chosen steps.
+//!
+//! This is the only place that calls probes. A probed step measures the gradients of its own
+//! batch at the weights before its update; probing reads and never writes, so a run with probes
+//! gives bit-identical weights to a run without them.
+
+use crate::config::RunSpec;
+use crate::data::{Dataset, Labels, Split};
+use crate::error::{Error, Result};
+use crate::nn::{Mlp, MlpConfig, Scalar, Targets, Threads};
+use crate::optim::OptimizerState;
+use crate::probe::{GradientProbe, Probe, StepRecord};
+use ndarray::{Array2, ArrayView2, s};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+/// Streams of the seed: the initialisation and the batch order draw from separate generators.
+const ORDER_STREAM: u64 = 0x0bad_5eed;
+
+/// Receives what training produces, as it happens.
+pub trait Observer: Send {
+    /// Training is about to take `total_steps` steps.
+    fn on_start(&mut self, _total_steps: u64) {}
+    /// A step finished with this batch loss.
+    fn on_step(&mut self, _step: u64, _loss: f64) {}
+    /// A probed step's statistics are complete.
+    fn on_record(&mut self, _record: &StepRecord) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// What `summary.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// gradscope's version.
+    pub gradscope_version: String,
+    /// The data set.
+    pub data: String,
+    /// The seed.
+    pub seed: u64,
+    /// Threads used.
+    pub threads: usize,
+    /// Updates applied.
+    pub steps: u64,
+    /// Epochs begun (a partial last epoch counts).
+    pub epochs: u64,
+    /// Loss over the whole training set at the end.
+    pub train_loss: f64,
+    /// Loss over the test set at the end (null without a test split).
+    pub test_loss: Option<f64>,
+    /// Training accuracy at the end (classification only).
+    pub train_accuracy: Option<f64>,
+    /// Test accuracy at the end (classification only).
+    pub test_accuracy: Option<f64>,
+    /// vanishing_ratio at step 0: grad_w_norm of the first layer over the last layer's.
+    pub vanishing_ratio: f64,
+    /// vanishing_ratio at the final probe.
+    pub vanishing_ratio_final: f64,
+    /// True when the loss became NaN or infinite; training stopped there.
+    pub diverged: bool,
+    /// The step at which the loss first became non-finite.
+    pub diverged_at_step: Option<u64>,
+    /// Wall-clock seconds of training and evaluation.
+    pub wall_time_s: f64,
+}
+
+/// A trained network and its summary.
+pub struct Outcome<F> {
+    /// The network after the last update.
+    pub mlp: Mlp<F>,
+    /// Final figures.
+    pub summary: Summary,
+    /// The first and the last probe records (step 0 and the end).
+    pub first: StepRecord,
+    /// The last probe record.
+    pub last: StepRecord,
+}
+
+/// Builds the network a spec describes for a data set, drawing weights from the seed.
+pub fn build_mlp<F: Scalar>(spec: &RunSpec, data: &Dataset) -> Mlp<F> {
+    let mut cfg = MlpConfig::uniform(data.inputs(), spec.width, spec.depth, data.outputs(), spec.activation, spec.init);
+    cfg.sigma_w2 = spec.sigma_w2;
+    cfg.sigma_b2 = spec.sigma_b2;
+    cfg.init(&mut ChaCha8Rng::seed_from_u64(spec.seed))
+}
+
+/// Reusable buffers for one mini-batch in float type F.
+struct Batch<F> {
+    x: Array2<F>,
+    values: Array2<F>,
+    classes: Vec<usize>,
+    rows: usize,
+}
+
+impl<F: Scalar> Batch<F> {
+    fn new(cap: usize, split: &Split) -> Self {
+        let k = match &split.y {
+            Labels::Values(v) => v.ncols(),
+            Labels::Classes { .. } => 0,
+        };
+        Self {
+            x: Array2::zeros((cap, split.x.ncols())),
+            values: Array2::zeros((cap, k)),
+            classes: vec![0; cap],
+            rows: 0,
+        }
+    }
+
+    /// Copies the rows `idx` of `split` in (no allocation).
+    fn gather(&mut self, split: &Split, idx: &[usize]) {
+        self.rows = idx.len();
+        for (r, &i) in idx.iter().enumerate() {
+            self.x.row_mut(r).iter_mut().zip(split.x.row(i)).for_each(|(d, &s)| *d = F::of(s as f64));
+            match &split.y {
+                Labels::Values(v) => {
+                    self.values.row_mut(r).iter_mut().zip(v.row(i)).for_each(|(d, &s)| *d = F::of(s as f64))
+                }
+                Labels::Classes { labels, .. } => self.classes[r] = labels[i],
+            }
+        }
+    }
+
+    fn x(&self) -> ArrayView2<'_, F> {
+        self.x.slice(s![..self.rows, ..])
+    }
+
+    fn targets(&self, split: &Split) -> Targets<'_, F> {
+        match split.y {
+            Labels::Values(_) => Targets::Values(self.values.slice(s![..self.rows, ..])),
+            Labels::Classes { .. } => Targets::Classes(&self.classes[..self.rows]),
+        }
+    }
+}
+
+/// Loss and (for class labels) accuracy of a network over a whole split, in chunks of `chunk` rows.
+pub fn evaluate<F: Scalar>(
+    mlp: &mut Mlp<F>,
+    split: &Split,
+    loss: crate::nn::Loss,
+    chunk: usize,
+    threads: Threads,
+) -> (f64, Option<f64>) {
+    if split.is_empty() {
+        return (f64::NAN, None);
+    }
+    let chunk = chunk.max(1);
+    let mut batch = Batch::<F>::new(chunk.min(split.len()), split);
+    let (mut sum, mut divisor, mut correct) = (0.0, 0.0, 0usize);
+    let idx: Vec<usize> = (0..split.len()).collect();
+    for part in idx.chunks(chunk) {
+        batch.gather(split, part);
+        let out = mlp.forward(batch.x(), threads);
+        let (s, d) = loss.sum_and_divisor(out, batch.targets(split));
+        sum += s;
+        divisor += d;
+        if let Labels::Classes { labels, .. } = &split.y {
+            for (row, &i) in out.rows().into_iter().zip(part) {
+                let arg = row
+                    .iter()
+                    .enumerate()
+                    .fold((0, F::neg_infinity()), |b, (j, &v)| if v > b.1 { (j, v) } else { b })
+                    .0;
+                correct += usize::from(arg == labels[i]);
+            }
+        }
+    }
+    let value = if loss == crate::nn::Loss::Sse { sum } else { sum / divisor };
+    let acc = matches!(split.y, Labels::Classes { .. }).then(|| correct as f64 / split.len() as f64);
+    (value, acc)
+}
+
+/// Number of updates a spec asks for on a training set of `rows` rows.
+pub fn total_steps(spec: &RunSpec, rows: usize) -> u64 {
+    let per_epoch = rows.div_ceil(spec.batch_size) as u64;
+    spec.steps.unwrap_or(spec.epochs * per_epoch)
+}
+
+/// Trains a fresh network on `data` as `spec` says, in float type F.
+pub fn train<F: Scalar>(spec: &RunSpec, data: &Dataset, observer: &mut (dyn Observer + Send)) -> Result<Outcome<F>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(spec.threads)
+        .build()
+        .map_err(|e| Error::invalid("threads", spec.threads, format!("cannot start the thread pool: {e}")))?;
+    pool.install(|| train_in_pool(spec, data, observer))
+}
+
+fn train_in_pool<F: Scalar>(
+    spec: &RunSpec,
+    data: &Dataset,
+    observer: &mut (dyn Observer + Send),
+) -> Result<Outcome<F>> {
+    let start = Instant::now();
+    let threads = Threads::new(spec.threads);
+    let train = &data.train;
+    if train.is_empty() {
+        return Err(Error::Data { path: data.name.clone().into(), msg: "the training split is empty".into() });
+    }
+    let mut mlp: Mlp<F> = build_mlp(spec, data);
+    let mut opt = OptimizerState::new(spec.optimizer, &mlp);
+    let mut probe = GradientProbe::<F>::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ ORDER_STREAM);
+    let bs = spec.batch_size.min(train.len());
+    let per_epoch = train.len().div_ceil(bs) as u64;
+    let total = total_steps(spec, train.len());
+    let mut batch = Batch::<F>::new(bs, train);
+    mlp.reserve(bs);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    observer.on_start(total);
+
+    let (mut first, mut last) = (None, None);
+    let mut diverged_at = None;
+    let mut epoch = 0;
+    for step in 0..total {
+        let pos = (step % per_epoch) as usize;
+        if pos == 0 {
+            epoch = step / per_epoch;
+            order.shuffle(&mut rng);
+        }
+        let idx = &order[pos * bs..((pos + 1) * bs).min(order.len())];
+        batch.gather(train, idx);
+        let loss = mlp.loss_and_grads(batch.x(), batch.targets(train), spec.loss, threads);
+        if !loss.is_finite() {
+            diverged_at = Some(step);
+            break;
+        }
+        let probed = step == 0 || (spec.probe_every > 0 && step % spec.probe_every == 0);
+        if probed {
+            probe.after_backward(step, epoch, loss, &mlp);
+        }
+        opt.step(&mut mlp, spec.lr);
+        if probed {
+            probe.after_update(&mlp);
+            let rec = probe.take().expect("recorded after backward");
+            observer.on_record(&rec)?;
+            if first.is_none() {
+                first = Some(rec.clone());
+            }
+            last = Some(rec);
+        }
+        observer.on_step(step, loss);
+    }
+    let steps_done = diverged_at.unwrap_or(total);
+    // The final probe: the gradient at the final weights on the last batch, no update after it.
+    if diverged_at.is_none() || first.is_none() {
+        let loss = mlp.loss_and_grads(batch.x(), batch.targets(train), spec.loss, threads);
+        probe.after_backward(steps_done, epoch, loss, &mlp);
+        let rec = probe.take().expect("recorded after backward");
+        observer.on_record(&rec)?;
+        if first.is_none() {
+            first = Some(rec.clone());
+        }
+        last = Some(rec);
+    }
+    let (first, last) = (first.expect("probed"), last.expect("probed"));
+    let chunk = spec.batch_size.max(256);
+    let (train_loss, train_accuracy) = evaluate(&mut mlp, train, spec.loss, chunk, threads);
+    let (test_loss, test_accuracy) = evaluate(&mut mlp, &data.test, spec.loss, chunk, threads);
+    let summary = Summary {
+        gradscope_version: env!("CARGO_PKG_VERSION").into(),
+        data: data.name.clone(),
+        seed: spec.seed,
+        threads: spec.threads,
+        steps: steps_done,
+        epochs: if steps_done == 0 { 0 } else { (steps_done - 1) / per_epoch + 1 },
+        train_loss,
+        test_loss: (!data.test.is_empty()).then_some(test_loss),
+        train_accuracy,
+        test_accuracy,
+        vanishing_ratio: first.vanishing_ratio,
+        vanishing_ratio_final: last.vanishing_ratio,
+        diverged: diverged_at.is_some(),
+        diverged_at_step: diverged_at,
+        wall_time_s: start.elapsed().as_secs_f64(),
+    };
+    Ok(Outcome { mlp, summary, first, last })
+}
