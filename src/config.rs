@@ -203,6 +203,13 @@ impl Config {
                 return Err(Error::invalid("config key", key, hint));
             }
         }
+        // Deserialise key by key first, so that a wrong type names its key.
+        for (key, value) in &table {
+            let one = toml::Table::from_iter([(key.clone(), value.clone())]);
+            if let Err(e) = toml::Value::Table(one).try_into::<Config>() {
+                return Err(Error::invalid(key, value, format!("{} (in {origin})", e.message().trim_end())));
+            }
+        }
         toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| Error::invalid("config", origin, e.message().trim_end().to_string()))
@@ -251,7 +258,7 @@ impl Config {
                 return Err(Error::invalid(k, b, "must be in [0, 1)"));
             }
         }
-        positive("eps", self.eps)?;
+        non_negative("eps", self.eps)?;
         let optimizer = match kind {
             OptimizerKind::Sgd => {
                 Optimizer::Sgd(Sgd { momentum: self.momentum, nesterov: self.nesterov, weight_decay })

@@ -30,14 +30,14 @@ pub enum Error {
         valid: Vec<String>,
     },
     /// A file could not be read or written.
-    #[error("{action} {}: {source}", .path.display())]
+    #[error("{action} {}: {err}", .path.display())]
     Io {
         /// "cannot read", "cannot write", ...
         action: &'static str,
         /// The file.
         path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not chained as a source).
+        err: std::io::Error,
     },
     /// A data file is malformed.
     #[error("bad data in {}: {msg}", .path.display())]

@@ -223,11 +223,8 @@ pub struct ScheduleArgs {
 
 /// Reads a config file into a TOML table.
 pub fn read_table(path: &Path) -> Result<toml::Table> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-        action: "cannot read",
-        path: path.into(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|err| Error::Io { action: "cannot read", path: path.into(), err })?;
     toml::from_str(&text)
         .map_err(|e| Error::invalid("config", path.display(), format!("not valid TOML: {}", e.message())))
 }

@@ -34,8 +34,7 @@ impl RunObserver {
         io::create_dir(dir)?;
         io::write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
         let path = dir.join(METRICS_FILE);
-        let file =
-            File::create(&path).map_err(|source| Error::Io { action: "cannot create", path: path.clone(), source })?;
+        let file = File::create(&path).map_err(|err| Error::Io { action: "cannot create", path: path.clone(), err })?;
         let bar = (progress && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -52,11 +51,11 @@ impl RunObserver {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        self.metrics.flush().map_err(|source| Error::Io { action: "cannot write", path: self.path.clone(), source })?;
-        self.metrics.get_ref().sync_all().map_err(|source| Error::Io {
+        self.metrics.flush().map_err(|err| Error::Io { action: "cannot write", path: self.path.clone(), err })?;
+        self.metrics.get_ref().sync_all().map_err(|err| Error::Io {
             action: "cannot write",
             path: self.path.clone(),
-            source,
+            err,
         })
     }
 }
@@ -80,10 +79,10 @@ impl Observer for RunObserver {
     fn on_record(&mut self, record: &StepRecord) -> Result<()> {
         let mut line = serde_json::to_string(record).expect("gradscope internal error: records serialise");
         line.push('\n');
-        self.metrics.write_all(line.as_bytes()).map_err(|source| Error::Io {
+        self.metrics.write_all(line.as_bytes()).map_err(|err| Error::Io {
             action: "cannot write",
             path: self.path.clone(),
-            source,
+            err,
         })
     }
 }

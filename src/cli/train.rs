@@ -7,7 +7,6 @@ use crate::config::{Config, RunSpec};
 use crate::data::{self, Dataset, LoadOptions};
 use crate::nn::Loss;
 use crate::train::{Outcome, train};
-use anyhow::Context;
 use clap::ArgMatches;
 use std::path::Path;
 
@@ -40,8 +39,7 @@ pub fn run_config(config: &Config, dir: &Path, progress: bool) -> anyhow::Result
 pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let groups = [args::table(&a.data), args::table(&a.model), args::table(&a.optim), args::table(&a.schedule)];
     let config = args::merge(a.config.as_deref(), &groups, matches)?;
-    let (spec, outcome) =
-        run_config(&config, &a.out, !a.quiet && !a.json).with_context(|| format!("train into {}", a.out.display()))?;
+    let (spec, outcome) = run_config(&config, &a.out, !a.quiet && !a.json)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
     } else if !a.quiet {

@@ -1,8 +1,9 @@
 //! CSV files with a header row: one column is the target, every other column an input feature.
 //!
 //! The target is read as a real value (regression), or, for `cross_entropy`, as an integer
-//! class label in `0..n_classes` (n_classes = largest label + 1). Rows are split into train
-//! and test by a seeded shuffle: the last `test_fraction` of the shuffled rows are held out.
+//! class label in `0..n_classes` (n_classes = largest label + 1). A seeded shuffle chooses the
+//! `test_fraction` of rows held out; both splits keep the file's row order, so with
+//! `test_fraction = 0` the training split is the file as it is.
 //! Features are used as they are (no standardisation), so results compare directly with a
 //! PyTorch model fed the same file.
 
@@ -23,7 +24,7 @@ pub fn load(file: &Path, target: &str, classes: bool, seed: u64, test_fraction: 
                 ::csv::ErrorKind::Io(io) => Error::Io {
                     action: "cannot open",
                     path: file.into(),
-                    source: std::io::Error::new(io.kind(), io.to_string()),
+                    err: std::io::Error::new(io.kind(), io.to_string()),
                 },
                 _ => bad(e.to_string()),
             }
@@ -101,7 +102,11 @@ pub fn load(file: &Path, target: &str, classes: bool, seed: u64, test_fraction: 
             format!("leaves no training rows of {n}; use a value below 1"),
         ));
     }
-    let (train_idx, test_idx) = order.split_at(n - n_test);
+    // The shuffle only chooses the held-out rows; both splits keep the file's order.
+    let (mut train_idx, mut test_idx) = (order[..n - n_test].to_vec(), order[n - n_test..].to_vec());
+    train_idx.sort_unstable();
+    test_idx.sort_unstable();
+    let (train_idx, test_idx) = (&train_idx[..], &test_idx[..]);
     Ok(Dataset { name: format!("csv:{}", file.display()), train: all.select(train_idx), test: all.select(test_idx) })
 }
 
@@ -130,6 +135,7 @@ mod tests {
         let f = write("x,label\n0.1,0\n0.2,2\n0.3,1\n");
         let d = load(f.path(), "label", true, 0, 0.0).unwrap();
         assert_eq!(d.outputs(), 3);
+        assert_eq!(d.train.x.column(0).to_vec(), [0.1, 0.2, 0.3], "file order kept");
         assert!(d.test.is_empty());
     }
 

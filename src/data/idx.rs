@@ -30,7 +30,7 @@ pub struct Idx {
 
 /// Reads an IDX file of unsigned bytes, gzipped (detected by its magic bytes) or not.
 pub fn read(path: &Path) -> Result<Idx> {
-    let file = File::open(path).map_err(|source| Error::Io { action: "cannot open", path: path.into(), source })?;
+    let file = File::open(path).map_err(|err| Error::Io { action: "cannot open", path: path.into(), err })?;
     let mut reader = BufReader::new(file);
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut reader, &mut magic).map_err(|e| io_err(path, e))?;

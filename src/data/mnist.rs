@@ -76,3 +76,59 @@ pub fn load(dir: &Path) -> Result<Dataset> {
     }
     Ok(Dataset { name: format!("mnist:{}", dir.display()), train, test })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
+        let mut v = vec![0, 0, 8, dims.len() as u8];
+        for d in dims {
+            v.extend(d.to_be_bytes());
+        }
+        v.extend(data);
+        v
+    }
+
+    fn gz(bytes: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(bytes).unwrap();
+        e.finish().unwrap()
+    }
+
+    /// Two 2×2 training images and one test image, the training files gzipped, the test ones not.
+    fn fixture(dir: &Path, train_labels: &[u8]) {
+        let write = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
+        write("train-images-idx3-ubyte.gz", gz(&idx(&[2, 2, 2], &[0, 255, 51, 102, 1, 2, 3, 4])));
+        write("train-labels-idx1-ubyte.gz", gz(&idx(&[train_labels.len() as u32], train_labels)));
+        write("t10k-images-idx3-ubyte", idx(&[1, 2, 2], &[9, 9, 9, 9]));
+        write("t10k-labels-idx1-ubyte", idx(&[1], &[7]));
+    }
+
+    #[test]
+    fn loads_gzipped_and_plain_files() {
+        let dir = tempfile::tempdir().unwrap();
+        fixture(dir.path(), &[3, 9]);
+        let d = load(dir.path()).unwrap();
+        assert_eq!((d.train.len(), d.test.len(), d.inputs(), d.outputs()), (2, 1, 4, 10));
+        assert_eq!(d.train.x.row(0).to_vec(), [0.0, 1.0, 0.2, 0.4]);
+        assert_eq!(d.train.y, Labels::Classes { labels: vec![3, 9], n_classes: 10 });
+    }
+
+    #[test]
+    fn inconsistent_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        fixture(dir.path(), &[3, 10]);
+        assert!(load(dir.path()).unwrap_err().to_string().contains("label 10 at item 1 is out of range"));
+        fixture(dir.path(), &[3]);
+        assert!(load(dir.path()).unwrap_err().to_string().contains("1 labels for 2 images"));
+        std::fs::write(dir.path().join("train-labels-idx1-ubyte.gz"), [0x1f, 0x8b, 8, 0, 1, 2, 3]).unwrap();
+        let e = load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("train-labels"), "{e}");
+        std::fs::remove_file(dir.path().join("t10k-images-idx3-ubyte")).unwrap();
+        fixture(dir.path(), &[3, 9]);
+        std::fs::remove_file(dir.path().join("t10k-images-idx3-ubyte")).unwrap();
+        assert!(load(dir.path()).unwrap_err().to_string().contains("no t10k-images-idx3-ubyte"));
+    }
+}

@@ -10,7 +10,7 @@ use std::path::Path;
 /// fsynced, then renamed over `path`. A reader sees the old file or the new one, never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let err = |source| Error::Io { action: "cannot write", path: path.into(), source };
+    let err = |err| Error::Io { action: "cannot write", path: path.into(), err };
     let mut tmp = tempfile::Builder::new().prefix(".gradscope-").suffix(".tmp").tempfile_in(dir).map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
@@ -20,11 +20,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Creates `dir` and its parents, with an error naming it.
 pub fn create_dir(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|source| Error::Io {
-        action: "cannot create folder",
-        path: dir.into(),
-        source,
-    })
+    std::fs::create_dir_all(dir).map_err(|err| Error::Io { action: "cannot create folder", path: dir.into(), err })
 }
 
 /// Serialises `value` as pretty JSON and writes it atomically.

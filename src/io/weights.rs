@@ -129,7 +129,7 @@ fn read_tensor(path: &Path, name: &str, view: &TensorView) -> Result<ArrayD<f64>
 
 /// Reads a safetensors file of linear layers (see the module docs for the names accepted).
 pub fn load(path: &Path) -> Result<LoadedWeights> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { action: "cannot read", path: path.into(), source })?;
+    let bytes = std::fs::read(path).map_err(|err| Error::Io { action: "cannot read", path: path.into(), err })?;
     let bad = |msg: String| Error::Weights { path: path.into(), msg };
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
     let (_, meta) =

@@ -53,8 +53,10 @@ impl Adam {
         let bias_correction2 = 1.0 - self.beta2.powi(t);
         let step_size = F::of(lr / bias_correction1);
         let bc2_sqrt = F::of(bias_correction2.sqrt());
-        let (b1, b2, eps, wd) = (F::of(self.beta1), F::of(self.beta2), F::of(self.eps), F::of(self.weight_decay));
-        let one = F::one();
+        // 1 − β is formed in f64 and then rounded, as PyTorch passes it (a Python float) to
+        // lerp_/addcmul_; 1 − β rounded-in-f32 would be 1.3e-5 off for β₂ = 0.999.
+        let (b2, eps, wd) = (F::of(self.beta2), F::of(self.eps), F::of(self.weight_decay));
+        let (one_minus_b1, one_minus_b2) = (F::of(1.0 - self.beta1), F::of(1.0 - self.beta2));
         let decay = F::of(1.0 - lr * self.weight_decay);
         for i in 0..param.len() {
             let mut g = grad[i];
@@ -67,9 +69,9 @@ impl Adam {
             }
             let m = &mut state.exp_avg[i];
             // torch: exp_avg.lerp_(grad, 1 - beta1)  ==  m + (1−β₁)(g − m)
-            *m += (one - b1) * (g - *m);
+            *m += one_minus_b1 * (g - *m);
             let v = &mut state.exp_avg_sq[i];
-            *v = *v * b2 + (one - b2) * g * g;
+            *v = *v * b2 + one_minus_b2 * g * g;
             let denom = v.sqrt() / bc2_sqrt + eps;
             param[i] -= step_size * (*m / denom);
         }

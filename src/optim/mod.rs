@@ -119,3 +119,47 @@ fn update<F: Scalar>(rule: Optimizer, lr: f64, param: ArrayViewMut1<F>, grad: &[
         _ => unreachable!("gradscope internal error: optimizer state does not match its rule"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sgd_momentum_nesterov_by_hand() {
+        // torch.optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.5), p = 2, grads 1 then 3:
+        // step 1: g = 1 + 0.5·2 = 2, b = 2, g = 2 + 0.9·2 = 3.8, p = 2 − 0.38 = 1.62
+        // step 2: g = 3 + 0.5·1.62 = 3.81, b = 0.9·2 + 3.81 = 5.61, g = 3.81 + 0.9·5.61 = 8.859,
+        //         p = 1.62 − 0.8859 = 0.7341
+        let rule = Sgd { momentum: 0.9, nesterov: true, weight_decay: 0.5 };
+        let mut p = [2.0f64];
+        let mut s = SgdState::new(1);
+        rule.step(0.1, &mut p, &[1.0], &mut s);
+        assert!((p[0] - 1.62).abs() < 1e-12);
+        rule.step(0.1, &mut p, &[3.0], &mut s);
+        assert!((p[0] - 0.7341).abs() < 1e-12, "{}", p[0]);
+    }
+
+    #[test]
+    fn adam_and_adamw_by_hand() {
+        // Adam's first step moves each entry by lr·g/(|g| + ε') ≈ lr, whatever the scale of g.
+        let rule = Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false };
+        let mut p = [1.0f64, 1.0];
+        let mut s = AdamState::new(2);
+        rule.step(0.01, &mut p, &[1e-3, -50.0], &mut s);
+        assert!((p[0] - 0.99).abs() < 1e-7 && (p[1] - 1.01).abs() < 1e-9, "{p:?}");
+        // second step by the formula: m = 0.9·m + 0.1·g, v = 0.999·v + 0.001·g²
+        let (g1, g2) = (1e-3f64, 2e-3f64);
+        let m = 0.9 * (0.1 * g1) + 0.1 * g2;
+        let v = 0.999 * (0.001 * g1 * g1) + 0.001 * g2 * g2;
+        let p0 = 1.0 - 0.01 * g1 / (g1 + 1e-8); // the first step, exactly
+        assert_eq!(p[0], p0);
+        let want = p0 - 0.01 / (1.0 - 0.81) * m / (v.sqrt() / (1.0 - 0.999f64.powi(2)).sqrt() + 1e-8);
+        rule.step(0.01, &mut p, &[g2, -50.0], &mut s);
+        assert!((p[0] - want).abs() < 1e-12, "{} vs {want}", p[0]);
+        // AdamW decays the weight first: p·(1 − lr·λ), then the Adam step
+        let w = Adam { weight_decay: 0.1, decoupled: true, ..rule };
+        let mut p = [2.0f64];
+        w.step(0.01, &mut p, &[1.0], &mut AdamState::new(1));
+        assert!((p[0] - (2.0 * (1.0 - 0.001) - 0.01 / (1.0 + 1e-8))).abs() < 1e-12);
+    }
+}
