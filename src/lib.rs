@@ -6,7 +6,7 @@
 //! deep sigmoid network the product shrinks layer after layer and the first layers barely learn.
 //!
 //! Layout, dependencies pointing one way: `cli → train → {probe, optim} → nn`; `data` and `io`
-//! sit beside them.
+//! sit beside them, and `theory → nn` predicts what the probes measure.
 //!
 //! ```
 //! use gradscope::nn::{Activation, Init, Loss, MlpConfig, Targets, Threads};
@@ -34,6 +34,7 @@ pub mod io;
 pub mod nn;
 pub mod optim;
 pub mod probe;
+pub mod theory;
 pub mod train;
 
 pub use error::{Error, Result};
