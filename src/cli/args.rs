@@ -30,6 +30,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure every layer's gradient at one point, without training.
     Probe(ProbeArgs),
+    /// Mean-field theory of a random network (q*, χ₁, ξ_q, ξ_c, the predicted gradient decay),
+    /// optionally measured beside it on random networks, and the Jacobian's spectrum.
+    Theory(TheoryArgs),
 }
 
 /// Flags of `demo`.
@@ -116,6 +119,78 @@ pub struct ProbeArgs {
     /// Threads (0: all cores).
     #[arg(long, default_value_t = Config::default().threads, help_heading = "Run")]
     pub threads: usize,
+}
+
+/// Flags of `theory`.
+#[derive(Debug, Args)]
+pub struct TheoryArgs {
+    /// Hidden activation.
+    #[arg(long, default_value = "tanh", value_parser = PossibleValuesParser::new(ACTIVATION_NAMES))]
+    pub activation: String,
+    /// leaky_relu's slope for negative inputs.
+    #[arg(long, default_value_t = Config::default().negative_slope, allow_negative_numbers = true)]
+    pub negative_slope: f64,
+    /// σ_w²: W ~ N(0, σ_w²/fan_in) (gaussian) or W = √σ_w²·Q (orthogonal); give it or --critical.
+    #[arg(long = "sigma-w2", allow_negative_numbers = true)]
+    pub sigma_w2: Option<f64>,
+    /// σ_b²: b ~ N(0, σ_b²).
+    #[arg(long = "sigma-b2", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub sigma_b2: f64,
+    /// Use the σ_w² at which χ₁ = 1 for this activation and σ_b² (says so when there is none).
+    #[arg(long, conflicts_with = "sigma_w2")]
+    pub critical: bool,
+    /// Initialisation. gaussian and orthogonal take --sigma-w2 (or --critical) and --sigma-b2; the
+    /// others stand for the σ_w², σ_b² they amount to in square layers of --width (prediction
+    /// only).
+    #[arg(long, default_value = "gaussian", value_parser = PossibleValuesParser::new(INIT_NAMES))]
+    pub init: String,
+    /// ‖x‖²/fan_in of the inputs (q¹ = σ_w² q⁰ + σ_b²).
+    #[arg(long, default_value_t = 1.0, conflicts_with = "q0_fixed")]
+    pub q0: f64,
+    /// Inputs at the fixed point: q⁰ = (q* − σ_b²)/σ_w², so that q¹ = q* (Pennington et al. 2017
+    /// start there).
+    #[arg(long)]
+    pub q0_fixed: bool,
+    /// Hidden layers.
+    #[arg(long, default_value_t = 30)]
+    pub depth: usize,
+    /// Print the layer-by-layer prediction (printed anyway when q¹ is more than 1% from q*).
+    #[arg(long)]
+    pub layers: bool,
+    /// Also build random networks of --init (gaussian or orthogonal) and measure q^l, c^l and
+    /// ‖∂L/∂z_l‖² beside the prediction.
+    #[arg(long)]
+    pub measure: bool,
+    /// Also compute the singular values of the input–output Jacobian of random networks.
+    #[arg(long)]
+    pub jacobian: bool,
+    /// Units per layer of the measured networks.
+    #[arg(long, default_value_t = 1000, help_heading = "Measurement")]
+    pub width: usize,
+    /// Networks to average over (--measure).
+    #[arg(long, default_value_t = 4, help_heading = "Measurement")]
+    pub seeds: usize,
+    /// Input pairs per network (--measure).
+    #[arg(long, default_value_t = 8, help_heading = "Measurement")]
+    pub pairs: usize,
+    /// Correlation of the two inputs of a pair (--measure).
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true, help_heading = "Measurement")]
+    pub c0: f64,
+    /// Networks (one input each) whose Jacobian is decomposed (--jacobian).
+    #[arg(long, default_value_t = 3, help_heading = "Measurement")]
+    pub samples: usize,
+    /// Histogram bins of the singular values (--jacobian).
+    #[arg(long, default_value_t = 12, help_heading = "Measurement")]
+    pub bins: usize,
+    /// Seed of the first network.
+    #[arg(long, default_value_t = 0, help_heading = "Measurement")]
+    pub seed: u64,
+    /// Threads (0: all cores).
+    #[arg(long, default_value_t = 0, help_heading = "Measurement")]
+    pub threads: usize,
+    /// Print everything as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the data comes from.

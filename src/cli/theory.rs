@@ -1,0 +1,378 @@
+//! `gradscope theory`: the mean-field prediction for a random network, and with `--measure` and
+//! `--jacobian` the same networks measured beside it.
+
+use super::Status;
+use super::args::TheoryArgs;
+use super::output::sci;
+use crate::error::Error;
+use crate::nn::{Activation, Init};
+use crate::theory::jacobian::JacobianSpectrum;
+use crate::theory::mean_field::{CRITICAL_RANGE, TRAINABLE_XI_C, check};
+use crate::theory::measure::{MeasureSpec, NetworkSpec};
+use crate::theory::{
+    Convergence, Critical, FixedPointTheory, LayerPrediction, MeanField, Measurement, Phase, QFixedPoint,
+    critical_sigma_w2, init_variances, jacobian_spectrum, measure,
+};
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use serde::Serialize;
+
+/// Where σ_w² and σ_b² came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// `--sigma-w2`, `--sigma-b2`.
+    Given,
+    /// `--critical`: the σ_w² with χ₁ = 1.
+    Critical,
+    /// What `--init` amounts to in square layers of `--width`.
+    Init,
+}
+
+/// The prediction `theory` prints (`--json`: the `theory` field).
+#[derive(Clone, Debug, Serialize)]
+pub struct Prediction {
+    /// The activation's name.
+    pub activation: String,
+    /// The initialisation's name.
+    pub init: String,
+    /// σ_w².
+    pub sigma_w2: f64,
+    /// σ_b².
+    pub sigma_b2: f64,
+    /// Where they came from.
+    pub source: Source,
+    /// ‖x‖²/fan_in of the inputs.
+    pub q0: f64,
+    /// Hidden layers.
+    pub depth: usize,
+    /// q*, χ₁, ξ_q, c*, χ_c, ξ_c, the trainable depth.
+    pub fixed_point: FixedPointTheory,
+    /// χ₁^depth: E‖∂L/∂z_0‖² / E‖∂L/∂z_depth‖² at the fixed point.
+    pub ratio_at_fixed_point: f64,
+    /// The same ratio following q^l from q¹ (the product of the per-layer factors).
+    pub ratio_following_q: f64,
+    /// Layer by layer (output layer last).
+    pub layers: Vec<LayerPrediction>,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    theory: &'a Prediction,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    measurement: Option<&'a Measurement>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    jacobian: Option<&'a JacobianSpectrum>,
+}
+
+/// Runs `gradscope theory`.
+pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
+    let activation = Activation::from_name(&a.activation, a.negative_slope)?;
+    let init = Init::from_name(&a.init)?;
+    check("q0", a.q0, true)?;
+    if a.depth == 0 {
+        return Err(Error::invalid("depth", 0, "must be at least 1 hidden layer").into());
+    }
+    let takes_sigmas = matches!(init, Init::Gaussian | Init::Orthogonal);
+    let (sigma_w2, sigma_b2, source) = match (takes_sigmas, a.sigma_w2, a.critical) {
+        (true, Some(w), false) => (w, a.sigma_b2, Source::Given),
+        (true, None, true) => {
+            let name = activation.name();
+            match critical_sigma_w2(activation, a.sigma_b2, a.q0)? {
+                Critical::At(w) => (w, a.sigma_b2, Source::Critical),
+                Critical::Jump(w) => {
+                    let hint = format!(
+                        "no σ_w² makes χ₁ = 1 for {name} at this σ_b²: χ₁ jumps across 1 at σ_w² ≈ {w:.4}, where the \
+                         fixed point q* that q^l reaches from q¹ vanishes and q^l grows without bound; give \
+                         --sigma-w2 instead"
+                    );
+                    return Err(Error::invalid("sigma_b2", a.sigma_b2, hint).into());
+                }
+                Critical::None => {
+                    let hint = format!(
+                        "no σ_w² in [{}, {}] makes χ₁ = 1 for {name} at this σ_b²: χ₁ − 1 never turns from \
+                         negative to positive there; give --sigma-w2 instead",
+                        CRITICAL_RANGE.0, CRITICAL_RANGE.1
+                    );
+                    return Err(Error::invalid("sigma_b2", a.sigma_b2, hint).into());
+                }
+            }
+        }
+        (true, None, false) => {
+            return Err(
+                Error::invalid("sigma_w2", "(none)", "give --sigma-w2 X, or --critical to solve for χ₁ = 1").into()
+            );
+        }
+        (false, None, false) => {
+            let v = init_variances(init, activation, a.width, a.width, 1.0, 0.0);
+            (v.sigma_w2, v.sigma_b2, Source::Init)
+        }
+        (false, _, _) => {
+            return Err(Error::invalid(
+                "init",
+                init.name(),
+                "sets σ_w² and σ_b² itself: drop --sigma-w2 and --critical, or use --init gaussian",
+            )
+            .into());
+        }
+        (true, Some(_), true) => unreachable!("clap rejects --sigma-w2 with --critical"),
+    };
+    let mf = MeanField::new(activation, sigma_w2, sigma_b2)?;
+    let q0 = if a.q0_fixed { fixed_point_input(&mf, a.q0)? } else { a.q0 };
+    let fixed_point = mf.fixed_point(q0);
+    let layers = mf.trajectory(q0, a.depth);
+    let prediction = Prediction {
+        activation: activation.name().into(),
+        init: init.name().into(),
+        sigma_w2,
+        sigma_b2,
+        source,
+        q0,
+        depth: a.depth,
+        ratio_at_fixed_point: fixed_point.chi1.powi(a.depth as i32),
+        ratio_following_q: layers[0].grad_z2,
+        fixed_point,
+        layers,
+    };
+
+    let network = NetworkSpec {
+        activation,
+        init,
+        sigma_w2,
+        sigma_b2,
+        width: a.width,
+        depth: a.depth,
+        q0,
+        seed: a.seed,
+        threads: if a.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { a.threads },
+    };
+    let measurement =
+        a.measure.then(|| measure(&MeasureSpec { network, seeds: a.seeds, pairs: a.pairs, c0: a.c0 })).transpose()?;
+    let jacobian = a.jacobian.then(|| jacobian_spectrum(&network, a.samples, a.bins)).transpose()?;
+
+    if a.json {
+        let out = Output { theory: &prediction, measurement: measurement.as_ref(), jacobian: jacobian.as_ref() };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(Status::Ok);
+    }
+    print_prediction(&prediction, a.layers);
+    if let Some(m) = &measurement {
+        print_measurement(m);
+    }
+    if let Some(j) = &jacobian {
+        print_jacobian(j);
+    }
+    Ok(Status::Ok)
+}
+
+/// q⁰ = (q* − σ_b²)/σ_w² for the q* reached from inputs with q⁰ = `q0_start`.
+fn fixed_point_input(mf: &MeanField, q0_start: f64) -> crate::Result<f64> {
+    match mf.q_fixed_point(mf.first_layer_q(q0_start)) {
+        QFixedPoint::Finite(q) if q > mf.sigma_b2 => Ok((q - mf.sigma_b2) / mf.sigma_w2),
+        fp => Err(Error::invalid(
+            "q0_fixed",
+            "true",
+            format!("needs a fixed point q* > σ_b², and q^l goes to {fp:?} here; give --q0 instead"),
+        )),
+    }
+}
+
+fn layers_text(x: Option<f64>) -> String {
+    match x {
+        Some(x) => format!("{x:.1} layers"),
+        None => "∞".into(),
+    }
+}
+
+/// The fixed-point numbers, the depth answer and, when q¹ is far from q* (or `--layers`), the
+/// layer-by-layer prediction.
+pub fn print_prediction(p: &Prediction, always_layers: bool) {
+    let t = &p.fixed_point;
+    let source = match p.source {
+        Source::Given => String::new(),
+        Source::Critical => " (critical: χ₁ = 1)".into(),
+        Source::Init => format!(" ({} amounts to this)", p.init),
+    };
+    println!(
+        "{}, σ_w² = {}{source}, σ_b² = {}, inputs with q⁰ = ‖x‖²/fan_in = {}, {} hidden layers",
+        p.activation,
+        sci(p.sigma_w2),
+        sci(p.sigma_b2),
+        sci(p.q0),
+        p.depth
+    );
+    println!("mean-field theory (Poole et al. 2016; Schoenholz et al. 2017):");
+    let q_line = match t.q_fixed_point {
+        QFixedPoint::Finite(q) => format!("q*  = {}   fixed point of q^l = σ_w² ∫Dz φ(√q^(l−1) z)² + σ_b²", sci(q)),
+        QFixedPoint::Zero => {
+            "q*  = 0   q^l shrinks to 0 (no bias, ordered); the values below are its q → 0 limit".into()
+        }
+        QFixedPoint::Unbounded => "q*  = ∞   q^l grows without bound; the values below are its q → ∞ limit".into(),
+    };
+    println!("  {q_line}");
+    let phase = match t.phase {
+        Phase::Ordered => "ordered: gradients vanish",
+        Phase::Critical => "critical: gradients keep their size",
+        Phase::Chaotic => "chaotic: gradients explode",
+    };
+    println!("  χ₁  = {}   σ_w² ∫Dz φ′(√q* z)², the per-layer factor of E‖∂L/∂z_l‖²; {phase}", sci(t.chi1));
+    match t.xi_q {
+        Some(x) => {
+            println!("  ξ_q = {}   q^l approaches q* as e^(−l/ξ_q) (χ_q = {})", layers_text(Some(x)), sci(t.chi_q))
+        }
+        None => println!("  ξ_q: none (q^l has no finite stable fixed point; χ_q = {})", sci(t.chi_q)),
+    }
+    let c_line = match (t.correlation_convergence, t.phase) {
+        (Convergence::Polynomial, _) => format!(
+            "c* = 1 and the correlation map's slope there is 1: no exponential convergence{}, ξ_c = ∞",
+            if p.activation == "relu" { " (1 − c^l ≈ 9π²/(2l²), Hayou et al. 2019)" } else { "" }
+        ),
+        (Convergence::Exponential, _) if t.c_star < 1.0 => format!(
+            "c* = {} (stable fixed point of the correlation map), χ_c(c*) = {}, ξ_c = −1/ln χ_c = {}",
+            sci(t.c_star),
+            sci(t.chi_c),
+            layers_text(t.xi_c)
+        ),
+        _ => format!("c* = 1, χ_c = χ₁, ξ_c = −1/ln χ₁ = {}", layers_text(t.xi_c)),
+    };
+    println!("  {c_line}");
+    println!(
+        "  E‖∂L/∂z_0‖² / E‖∂L/∂z_{}‖²: χ₁^{} = {} at the fixed point; {} following q^l from q¹ = {}",
+        p.depth,
+        p.depth,
+        sci(p.ratio_at_fixed_point),
+        sci(p.ratio_following_q),
+        sci(p.layers[0].q)
+    );
+    if let Some(x) = t.gradient_depth_scale {
+        println!("  E‖∂L/∂z_l‖² changes by a factor e every 1/|ln χ₁| = {}", layers_text(Some(x)));
+    }
+    match t.trainable_depth {
+        Some(d) => println!(
+            "  trainable depth ≈ {}ξ_c = {} (Schoenholz et al. 2017): a {}-layer network is {}",
+            TRAINABLE_XI_C,
+            layers_text(Some(d)),
+            p.depth,
+            if (p.depth as f64) <= d { "within it" } else { "beyond it" }
+        ),
+        None => println!("  trainable depth: no limit from the correlation length (ξ_c = ∞)"),
+    }
+    let far = match t.q_fixed_point {
+        QFixedPoint::Finite(q) => (p.layers[0].q - q).abs() > 0.01 * q,
+        _ => true,
+    };
+    if always_layers || far {
+        let mut table = Table::new();
+        table.load_style(UTF8_FULL_CONDENSED);
+        table.set_header(["layer", "q^l", "factor σ_w² ∫φ′(√q^l z)²", "E‖∂L/∂z_l‖² / output's"]);
+        for l in &p.layers {
+            table.add_row([
+                layer_name(l.layer, p.depth),
+                sci(l.q),
+                l.factor.map_or_else(|| "—".into(), sci),
+                sci(l.grad_z2),
+            ]);
+        }
+        println!(
+            "layer by layer, following q^l from the input (q¹ is {}):",
+            if far { "far from q*" } else { "near q*" }
+        );
+        println!("{table}");
+    }
+}
+
+fn layer_name(l: usize, depth: usize) -> String {
+    if l == depth { format!("{l} (output)") } else { l.to_string() }
+}
+
+/// Measured beside predicted, per layer and fitted.
+pub fn print_measurement(m: &Measurement) {
+    let net = &m.spec.network;
+    println!(
+        "\nmeasured: {} {} networks of {} hidden layers × {} units, {} input pairs each (correlation {}), \
+         ∂L/∂ŷ ~ N(0, 1)",
+        m.spec.seeds,
+        net.init.name(),
+        net.depth,
+        net.width,
+        m.spec.pairs,
+        sci(m.spec.c0)
+    );
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table.set_header([
+        "layer",
+        "q^l predicted",
+        "q^l measured",
+        "‖∂L/∂z_l‖² predicted",
+        "‖∂L/∂z_l‖² measured",
+        "c^l predicted",
+        "c^l measured",
+    ]);
+    for l in &m.layers {
+        table.add_row([
+            layer_name(l.layer, net.depth),
+            sci(l.q_predicted),
+            sci(l.q_measured),
+            sci(l.grad_z2_predicted),
+            sci(l.grad_z2_measured),
+            format!("{:.4}", l.c_predicted),
+            format!("{:.4}", l.c_measured),
+        ]);
+    }
+    println!("{table}");
+    println!("(‖∂L/∂z_l‖² relative to the output layer's)");
+    println!(
+        "per-layer factor of ‖∂L/∂z_l‖², fitted over layers {}..{}: measured {}, theory χ₁ = {} ({:+.2}%); \
+         the prediction fitted alike: {}",
+        m.fit_from,
+        net.depth,
+        format_args!("{:.4}", m.measured_factor),
+        format_args!("{:.4}", m.theory.chi1),
+        100.0 * m.relative_error,
+        format_args!("{:.4}", m.predicted_factor)
+    );
+    let depth_scale = |f: f64| if (f - 1.0).abs() < 1e-12 { None } else { Some(1.0 / f.ln().abs()) };
+    println!(
+        "layers over which ‖∂L/∂z_l‖² changes by e: measured {}, theory {}",
+        layers_text(depth_scale(m.measured_factor)),
+        layers_text(m.theory.gradient_depth_scale)
+    );
+    if m.theory.phase == Phase::Ordered {
+        let measured = depth_scale(m.measured_factor).map(|x| TRAINABLE_XI_C * x);
+        println!(
+            "trainable depth ≈ 6ξ_c, with ξ_c = −1/ln χ₁ in the ordered phase: measured {}, theory {}",
+            layers_text(measured),
+            layers_text(m.theory.trainable_depth)
+        );
+    }
+}
+
+/// The singular values' summary and a terminal histogram.
+pub fn print_jacobian(j: &JacobianSpectrum) {
+    let net = &j.network;
+    println!(
+        "\ninput–output Jacobian ∂h_{}/∂x of {} {} networks ({} × {} units, σ_w² = {}, σ_b² = {}), one input each:",
+        net.depth - 1,
+        j.samples,
+        net.init.name(),
+        net.depth,
+        net.width,
+        sci(net.sigma_w2),
+        sci(net.sigma_b2)
+    );
+    println!(
+        "  mean s² = {} (predicted Π σ_w² ∫φ′(√q^l z)² = {}), largest s = {}, smallest s = {}, condition number \
+         (median) = {}, fraction of s in [1/2, 2] = {:.1}%",
+        sci(j.mean_sq),
+        sci(j.predicted_mean_sq),
+        sci(j.max),
+        sci(j.min),
+        sci(j.condition_number),
+        100.0 * j.fraction_near_1
+    );
+    let peak = j.histogram.counts.iter().copied().max().unwrap_or(1).max(1);
+    for (i, &c) in j.histogram.counts.iter().enumerate() {
+        let bar = "█".repeat((40 * c).div_ceil(peak));
+        println!("  [{:>9}, {:>9}) {bar} {c}", sci(j.histogram.edges[i]), sci(j.histogram.edges[i + 1]));
+    }
+}
