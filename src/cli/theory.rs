@@ -117,7 +117,7 @@ pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
         (true, Some(_), true) => unreachable!("clap rejects --sigma-w2 with --critical"),
     };
     let mf = MeanField::new(activation, sigma_w2, sigma_b2)?;
-    let q0 = if a.q0_fixed { fixed_point_input(&mf, a.q0)? } else { a.q0 };
+    let q0 = if a.q0_fixed { mf.fixed_point_input(a.q0)? } else { a.q0 };
     let fixed_point = mf.fixed_point(q0);
     let layers = mf.trajectory(q0, a.depth);
     let prediction = Prediction {
@@ -162,18 +162,6 @@ pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
         print_jacobian(j);
     }
     Ok(Status::Ok)
-}
-
-/// q⁰ = (q* − σ_b²)/σ_w² for the q* reached from inputs with q⁰ = `q0_start`.
-fn fixed_point_input(mf: &MeanField, q0_start: f64) -> crate::Result<f64> {
-    match mf.q_fixed_point(mf.first_layer_q(q0_start)) {
-        QFixedPoint::Finite(q) if q > mf.sigma_b2 => Ok((q - mf.sigma_b2) / mf.sigma_w2),
-        fp => Err(Error::invalid(
-            "q0_fixed",
-            "true",
-            format!("needs a fixed point q* > σ_b², and q^l goes to {fp:?} here; give --q0 instead"),
-        )),
-    }
 }
 
 fn layers_text(x: Option<f64>) -> String {

@@ -300,6 +300,19 @@ impl MeanField {
         self.sigma_w2 * q * pair / self.q_map(q)
     }
 
+    /// The q⁰ = (q* − σ_b²)/σ_w² that puts the first layer at the fixed point (q¹ = q*), for the
+    /// q* reached from inputs with q⁰ = `q0_start`.
+    pub fn fixed_point_input(&self, q0_start: f64) -> Result<f64> {
+        match self.q_fixed_point(self.first_layer_q(q0_start)) {
+            QFixedPoint::Finite(q) if q > self.sigma_b2 => Ok((q - self.sigma_b2) / self.sigma_w2),
+            fp => Err(Error::invalid(
+                "q0_fixed",
+                "true",
+                format!("needs a fixed point q* > σ_b², but q^l goes to {fp:?} here; give --q0 instead"),
+            )),
+        }
+    }
+
     /// Where q^l goes from `q_start`: iterate the map, then, if it has not settled in 200
     /// layers, bracket the root of q_map(q) − q by doubling (halving) and refine with Brent.
     pub fn q_fixed_point(&self, q_start: f64) -> QFixedPoint {
@@ -802,6 +815,9 @@ mod tests {
         let q_star = t.q_star.unwrap();
         let traj = m.trajectory(1.0, 20);
         let gaps: Vec<f64> = traj.iter().map(|l| (l.q - q_star).abs()).collect();
+        let at_fixed_point = m.trajectory(m.fixed_point_input(1.0).unwrap(), 3);
+        assert!(at_fixed_point.iter().all(|l| (l.q - q_star).abs() < 1e-12));
+        assert!(mf(Activation::Relu, 1.5, 0.0).fixed_point_input(1.0).unwrap_err().to_string().contains("Zero"));
         let rate = gaps[20] / gaps[19];
         assert!((rate / t.chi_q - 1.0).abs() < 1e-3, "rate {rate} vs χ_q {}", t.chi_q);
         assert!((t.xi_q.unwrap() + 1.0 / t.chi_q.ln()).abs() < 1e-12);
