@@ -91,6 +91,11 @@ fn orthogonal_tanh_at_criticality_is_dynamically_isometric() {
     let orth = spectrum(Activation::Tanh, Init::Orthogonal, sigma_w2, sigma_b2, q0);
     let gauss = spectrum(Activation::Tanh, Init::Gaussian, sigma_w2, sigma_b2, q0);
     let relu = spectrum(Activation::Relu, Init::Orthogonal, 2.0, 0.0, 1.0);
+    // isometry needs a small q*: at σ_b² = 0.05 (q* = 0.57) orthogonal tanh spreads too
+    let (w_large, b_large) = (tanh_critical(0.05), 0.05);
+    let q0_large = MeanField::new(Activation::Tanh, w_large, b_large).unwrap().fixed_point_input(1.0).unwrap();
+    let large_q = spectrum(Activation::Tanh, Init::Orthogonal, w_large, b_large, q0_large);
+    assert!(large_q.fraction_near_1 < 0.5, "{large_q:?}");
     assert!(orth.fraction_near_1 > 0.95 && orth.condition_number < 20.0, "{orth:?}");
     assert!(gauss.fraction_near_1 < 0.2 && gauss.condition_number > 1e6, "{gauss:?}");
     assert!(relu.fraction_near_1 < 0.2 && relu.condition_number > 1e6, "{relu:?}");

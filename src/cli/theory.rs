@@ -348,14 +348,19 @@ pub fn print_jacobian(j: &JacobianSpectrum) {
         sci(net.sigma_w2),
         sci(net.sigma_b2)
     );
+    // J is a product of `depth` f64 matrices: below s_max·1e-14 a singular value is rounding
+    let condition = if j.condition_number > 1e14 {
+        "≥ 1e14 (singular to f64 precision)".to_string()
+    } else {
+        sci(j.condition_number)
+    };
     println!(
         "  mean s² = {} (predicted Π σ_w² ∫φ′(√q^l z)² = {}), largest s = {}, smallest s = {}, condition number \
-         (median) = {}, fraction of s in [1/2, 2] = {:.1}%",
+         (median) = {condition}, fraction of s in [1/2, 2] = {:.1}%",
         sci(j.mean_sq),
         sci(j.predicted_mean_sq),
         sci(j.max),
         sci(j.min),
-        sci(j.condition_number),
         100.0 * j.fraction_near_1
     );
     let peak = j.histogram.counts.iter().copied().max().unwrap_or(1).max(1);

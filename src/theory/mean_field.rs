@@ -719,6 +719,8 @@ mod tests {
     /// phases are ordered and chaotic.
     #[test]
     fn critical_search_lands_on_chi1_equal_one() {
+        let Critical::At(s) = critical_sigma_w2(Activation::Tanh, 0.05, 1.0).unwrap() else { panic!() };
+        assert!((s - 1.761).abs() < 5e-4, "the README's critical σ_w² at σ_b² = 0.05: {s}");
         for b in [0.05, 0.3] {
             let Critical::At(s) = critical_sigma_w2(Activation::Tanh, b, 1.0).unwrap() else { panic!() };
             let t = mf(Activation::Tanh, s, b).fixed_point(1.0);
@@ -737,10 +739,12 @@ mod tests {
         // σ_w² ≈ 100); gelu: the small q* vanishes before χ₁ reaches 1, and χ₁ jumps
         let Critical::At(s) = critical_sigma_w2(Activation::Sigmoid, 0.0, 1.0).unwrap() else { panic!() };
         let t = mf(Activation::Sigmoid, s, 0.0).fixed_point(1.0);
-        assert!(s > 50.0 && t.q_star.unwrap() > 10.0 && (t.chi1 - 1.0).abs() < 1e-9, "{s} {t:?}");
+        assert!((s - 103.0).abs() < 0.5 && (t.q_star.unwrap() - 46.0).abs() < 1.0, "{s} {t:?}");
+        assert!((t.chi1 - 1.0).abs() < 1e-9);
         let Critical::Jump(s) = critical_sigma_w2(Activation::Gelu, 0.05, 1.0).unwrap() else { panic!() };
+        assert!((s - 2.105).abs() < 1e-3, "{s}");
         let (below, above) = (mf(Activation::Gelu, 0.999 * s, 0.05), mf(Activation::Gelu, 1.001 * s, 0.05));
-        assert!(below.fixed_point(1.0).chi1 < 0.9 && above.fixed_point(1.0).chi1 > 1.0);
+        assert!(below.fixed_point(1.0).chi1 < 0.7 && (above.fixed_point(1.0).chi1 - 1.05).abs() < 0.01);
         assert_eq!(above.fixed_point(1.0).q_fixed_point, QFixedPoint::Unbounded);
         // far outside the scanned range: none
         assert_eq!(critical_sigma_w2(Activation::Sigmoid, 1e7, 1.0).unwrap(), Critical::None);
@@ -898,6 +902,18 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The demo's sigmoid network with PyTorch's init (width 64): σ_w² = 1/3, σ_b² = 1/192,
+    /// χ₁ = 0.020, so ‖∂L/∂z‖ shrinks by √χ₁ ≈ 0.141 per layer (the README's "about 0.14"), and
+    /// 6ξ_c = 1.5 layers.
+    #[test]
+    fn pytorch_sigmoid_loses_a_factor_seven_per_layer() {
+        let v = init_variances(Init::Pytorch, Activation::Sigmoid, 64, 64, 1.0, 0.0);
+        assert!((v.sigma_w2 - 1.0 / 3.0).abs() < 1e-15 && (v.sigma_b2 - 1.0 / 192.0).abs() < 1e-15);
+        let t = mf(Activation::Sigmoid, v.sigma_w2, v.sigma_b2).fixed_point(1.0);
+        assert!((t.chi1.sqrt() - 0.141).abs() < 5e-4, "√χ₁ = {}", t.chi1.sqrt());
+        assert!((t.trainable_depth.unwrap() - 1.5).abs() < 0.05, "{:?}", t.trainable_depth);
     }
 
     #[test]
