@@ -72,50 +72,10 @@ pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
     if a.depth == 0 {
         return Err(Error::invalid("depth", 0, "must be at least 1 hidden layer").into());
     }
-    let takes_sigmas = matches!(init, Init::Gaussian | Init::Orthogonal);
-    let (sigma_w2, sigma_b2, source) = match (takes_sigmas, a.sigma_w2, a.critical) {
-        (true, Some(w), false) => (w, a.sigma_b2, Source::Given),
-        (true, None, true) => {
-            let name = activation.name();
-            match critical_sigma_w2(activation, a.sigma_b2, a.q0)? {
-                Critical::At(w) => (w, a.sigma_b2, Source::Critical),
-                Critical::Jump(w) => {
-                    let hint = format!(
-                        "no σ_w² makes χ₁ = 1 for {name} at this σ_b²: χ₁ jumps across 1 at σ_w² ≈ {w:.4}, where the \
-                         fixed point q* that q^l reaches from q¹ vanishes and q^l grows without bound; give \
-                         --sigma-w2 instead"
-                    );
-                    return Err(Error::invalid("sigma_b2", a.sigma_b2, hint).into());
-                }
-                Critical::None => {
-                    let hint = format!(
-                        "no σ_w² in [{}, {}] makes χ₁ = 1 for {name} at this σ_b²: χ₁ − 1 never turns from \
-                         negative to positive there; give --sigma-w2 instead",
-                        CRITICAL_RANGE.0, CRITICAL_RANGE.1
-                    );
-                    return Err(Error::invalid("sigma_b2", a.sigma_b2, hint).into());
-                }
-            }
-        }
-        (true, None, false) => {
-            return Err(
-                Error::invalid("sigma_w2", "(none)", "give --sigma-w2 X, or --critical to solve for χ₁ = 1").into()
-            );
-        }
-        (false, None, false) => {
-            let v = init_variances(init, activation, a.width, a.width, 1.0, 0.0);
-            (v.sigma_w2, v.sigma_b2, Source::Init)
-        }
-        (false, _, _) => {
-            return Err(Error::invalid(
-                "init",
-                init.name(),
-                "sets σ_w² and σ_b² itself: drop --sigma-w2 and --critical, or use --init gaussian",
-            )
-            .into());
-        }
-        (true, Some(_), true) => unreachable!("clap rejects --sigma-w2 with --critical"),
-    };
+    if a.width == 0 {
+        return Err(Error::invalid("width", 0, "must be at least 1").into());
+    }
+    let (sigma_w2, sigma_b2, source) = sigmas(a, activation, init)?;
     let mf = MeanField::new(activation, sigma_w2, sigma_b2)?;
     let q0 = if a.q0_fixed { mf.fixed_point_input(a.q0)? } else { a.q0 };
     let fixed_point = mf.fixed_point(q0);
@@ -162,6 +122,51 @@ pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
         print_jacobian(j);
     }
     Ok(Status::Ok)
+}
+
+/// σ_w², σ_b² and where they came from: the flags, the critical σ_w², or what `--init` amounts to.
+fn sigmas(a: &TheoryArgs, activation: Activation, init: Init) -> crate::Result<(f64, f64, Source)> {
+    let takes_sigmas = matches!(init, Init::Gaussian | Init::Orthogonal);
+    Ok(match (takes_sigmas, a.sigma_w2, a.critical) {
+        (true, Some(w), false) => (w, a.sigma_b2, Source::Given),
+        (true, None, true) => {
+            let name = activation.name();
+            match critical_sigma_w2(activation, a.sigma_b2, a.q0)? {
+                Critical::At(w) => (w, a.sigma_b2, Source::Critical),
+                Critical::Jump(w) => {
+                    let hint = format!(
+                        "no σ_w² makes χ₁ = 1 for {name} at this σ_b²: χ₁ jumps across 1 at σ_w² ≈ {w:.4}, where the \
+                         fixed point q* that q^l reaches from q¹ vanishes and q^l grows without bound; give \
+                         --sigma-w2 instead"
+                    );
+                    return Err(Error::invalid("sigma_b2", a.sigma_b2, hint));
+                }
+                Critical::None => {
+                    let hint = format!(
+                        "no σ_w² in [{}, {}] makes χ₁ = 1 for {name} at this σ_b²: χ₁ − 1 never turns from \
+                         negative to positive there; give --sigma-w2 instead",
+                        CRITICAL_RANGE.0, CRITICAL_RANGE.1
+                    );
+                    return Err(Error::invalid("sigma_b2", a.sigma_b2, hint));
+                }
+            }
+        }
+        (true, None, false) => {
+            return Err(Error::invalid("sigma_w2", "(none)", "give --sigma-w2 X, or --critical to solve for χ₁ = 1"));
+        }
+        (false, None, false) => {
+            let v = init_variances(init, activation, a.width, a.width, 1.0, 0.0);
+            (v.sigma_w2, v.sigma_b2, Source::Init)
+        }
+        (false, _, _) => {
+            return Err(Error::invalid(
+                "init",
+                init.name(),
+                "sets σ_w² and σ_b² itself: drop --sigma-w2 and --critical, or use --init gaussian",
+            ));
+        }
+        (true, Some(_), true) => unreachable!("clap rejects --sigma-w2 with --critical"),
+    })
 }
 
 fn layers_text(x: Option<f64>) -> String {

@@ -18,12 +18,12 @@
 //! Ordered phase (χ₁ < 1): c* = 1 and χ_c(1) = χ₁, so ξ_c⁻¹ = −ln χ₁. Chaotic phase (χ₁ > 1):
 //! c* < 1 is the stable fixed point of the correlation map and ξ_c comes from its slope there,
 //! not from χ₁. On the critical line χ₁ = 1 the correlation map's slope at c* = 1 is 1: c^l
-//! approaches 1 polynomially, ξ_c is infinite. The same holds whenever the length map has no
-//! finite positive fixed point and φ is positively homogeneous (relu, leaky_relu, identity with
-//! σ_b² = 0, or σ_w² at or above the critical value): q^l shrinks or grows geometrically, the
-//! normalised correlation map does not depend on q, and its slope at c = 1 is exactly 1 —
-//! for relu 1 − c^l ≈ 9π²/(2 l²) (Hayou, Doucet & Rousseau 2019, "On the impact of the
-//! activation function on deep neural networks training", sec. 3).
+//! approaches 1 polynomially, ξ_c is infinite. The same holds wherever the length map has no
+//! finite positive fixed point (σ_b² = 0 in the ordered phase: q^l → 0; relu, elu, gelu, … above
+//! their critical σ_w²: q^l → ∞): φ is then linear near 0, or linear on each side far out, the
+//! normalised correlation map stops depending on q, and its slope at c = 1 tends to 1. For relu,
+//! whose map never depends on q when σ_b² = 0, 1 − c^l ≈ 9π²/(2 l²) (Hayou, Doucet & Rousseau
+//! 2019, "On the impact of the activation function on deep neural networks training", sec. 3).
 //!
 //! Why the slope of the correlation map at c = 1 is χ₁ at a fixed point: by Price's theorem
 //! ∂/∂c ∫Dz₁Dz₂ φ(u₁)φ(u₂) = q ∫Dz₁Dz₂ φ′(u₁)φ′(u₂), so ∂c^l/∂c^{l−1} = σ_w² q χ_c-integral / q^l,
@@ -394,7 +394,10 @@ impl MeanField {
         let (c_star, chi_c) = if slope_at_1 < 1.0 - CRITICAL_TOL {
             (1.0, slope_at_1)
         } else if slope_at_1 > 1.0 + CRITICAL_TOL {
-            self.correlation_fixed_point(q_star.expect("a finite q*"), slope_at_1)
+            self.correlation_fixed_point(
+                q_star.expect("gradscope internal error: a slope above 1 needs a finite q*"),
+                slope_at_1,
+            )
         } else {
             (1.0, 1.0)
         };

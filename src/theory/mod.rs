@@ -37,4 +37,4 @@ pub use mean_field::{
     Convergence, Critical, FixedPointTheory, InitVariances, LayerPrediction, MeanField, Phase, QFixedPoint,
     critical_sigma_w2, d2f, init_variances, predicted_decay,
 };
-pub use measure::{MeasureSpec, Measurement, measure};
+pub use measure::{MeasureSpec, Measurement, NetworkSpec, measure};
