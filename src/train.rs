@@ -8,7 +8,7 @@ use crate::config::RunSpec;
 use crate::data::{Dataset, Labels, Split};
 use crate::error::{Error, Result};
 use crate::nn::{Mlp, MlpConfig, Scalar, Targets, Threads};
-use crate::optim::OptimizerState;
+use crate::optim::{OptimizerState, ParamNorms};
 use crate::probe::{GradientProbe, Probe, StepRecord};
 use ndarray::{Array2, ArrayView2, s};
 use rand::SeedableRng;
@@ -204,7 +204,7 @@ fn train_in_pool<F: Scalar>(
     }
     let mut mlp: Mlp<F> = build_mlp(spec, data);
     let mut opt = OptimizerState::new(spec.optimizer, &mlp);
-    let mut probe = GradientProbe::<F>::new();
+    let mut probe = GradientProbe::new();
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ ORDER_STREAM);
     let bs = spec.batch_size.min(train.len());
     let per_epoch = train.len().div_ceil(bs) as u64;
@@ -225,32 +225,36 @@ fn train_in_pool<F: Scalar>(
         }
         let idx = &order[pos * bs..((pos + 1) * bs).min(order.len())];
         batch.gather(train, idx);
-        let loss = mlp.loss_and_grads(batch.x(), batch.targets(train), spec.loss, threads);
+        let probed = step == 0 || (spec.probe_every > 0 && step.is_multiple_of(spec.probe_every));
+        let attached: Option<&mut dyn Probe<F>> = if probed { Some(&mut probe) } else { None };
+        let loss = mlp.loss_and_grads_probed(batch.x(), batch.targets(train), spec.loss, threads, attached);
         if !loss.is_finite() {
             diverged_at = Some(step);
             break;
         }
-        let probed = step == 0 || (spec.probe_every > 0 && step % spec.probe_every == 0);
         if probed {
             probe.after_backward(step, epoch, loss, &mlp);
         }
-        opt.step(&mut mlp, spec.lr);
         if probed {
-            probe.after_update(&mlp);
+            opt.step_measured(&mut mlp, spec.lr);
+            probe.after_update(&mlp, &opt.norms);
             let rec = probe.take().expect("recorded after backward");
             observer.on_record(&rec)?;
             if first.is_none() {
                 first = Some(rec.clone());
             }
             last = Some(rec);
+        } else {
+            opt.step(&mut mlp, spec.lr);
         }
         observer.on_step(step, loss);
     }
     let steps_done = diverged_at.unwrap_or(total);
     // The final probe: the gradient at the final weights on the last batch, no update after it.
     if diverged_at.is_none() || first.is_none() {
-        let loss = mlp.loss_and_grads(batch.x(), batch.targets(train), spec.loss, threads);
+        let loss = mlp.loss_and_grads_probed(batch.x(), batch.targets(train), spec.loss, threads, Some(&mut probe));
         probe.after_backward(steps_done, epoch, loss, &mlp);
+        probe.after_update(&mlp, &ParamNorms::of(&mlp));
         let rec = probe.take().expect("recorded after backward");
         observer.on_record(&rec)?;
         if first.is_none() {

@@ -30,6 +30,32 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure every layer's gradient at one point, without training.
     Probe(ProbeArgs),
+    /// Time training steps on the standard shapes (tiny, slide, deep, wide), as
+    /// bench/torch_mlp.py times PyTorch.
+    Bench(BenchArgs),
+}
+
+/// Flags of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// tiny, slide, deep, wide or all.
+    #[arg(long, default_value = "all")]
+    pub config: String,
+    /// Threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Timed steps per config.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Untimed steps first [default: steps/5, between 2 and 20].
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Probe every N steps, as `train` does (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub probe_every: u64,
+    /// One JSON object per config on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `demo`.

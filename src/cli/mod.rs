@@ -4,6 +4,7 @@
 //! 2 an error (bad input, unreadable file), with nothing half-written.
 
 pub mod args;
+pub mod bench;
 pub mod demo;
 pub mod output;
 pub mod probe;
@@ -30,5 +31,6 @@ pub fn run() -> anyhow::Result<Status> {
         Command::Demo(a) => demo::run(&a),
         Command::Train(a) => train::run(&a, sub),
         Command::Probe(a) => probe::run(&a, sub),
+        Command::Bench(a) => bench::run(&a),
     }
 }
