@@ -9,7 +9,7 @@ use crate::data::{Dataset, Labels, Split};
 use crate::error::{Error, Result};
 use crate::nn::{Mlp, MlpConfig, Scalar, Targets, Threads};
 use crate::optim::OptimizerState;
-use crate::probe::{GradientProbe, Probe, StepRecord};
+use crate::probe::{GradientProbe, Probe, StepRecord, TEST_ROWS_PROBED};
 use ndarray::{Array2, ArrayView2, s};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -52,6 +52,7 @@ pub struct Summary {
     /// Epochs begun (a partial last epoch counts).
     pub epochs: u64,
     /// Loss over the whole training set at the end.
+    #[serde(deserialize_with = "crate::probe::nan_if_null")]
     pub train_loss: f64,
     /// Loss over the test set at the end (null without a test split).
     pub test_loss: Option<f64>,
@@ -60,8 +61,10 @@ pub struct Summary {
     /// Test accuracy at the end (classification only).
     pub test_accuracy: Option<f64>,
     /// vanishing_ratio at step 0: grad_w_norm of the first layer over the last layer's.
+    #[serde(deserialize_with = "crate::probe::nan_if_null")]
     pub vanishing_ratio: f64,
     /// vanishing_ratio at the final probe.
+    #[serde(deserialize_with = "crate::probe::nan_if_null")]
     pub vanishing_ratio_final: f64,
     /// True when the loss became NaN or infinite; training stopped there.
     pub diverged: bool,
@@ -212,6 +215,17 @@ fn train_in_pool<F: Scalar>(
     let mut batch = Batch::<F>::new(bs, train);
     mlp.reserve(bs);
     let mut order: Vec<usize> = (0..train.len()).collect();
+    // The test rows evaluated at probed steps (between the probe and the update, so they read
+    // the weights the probe saw; a forward pass changes no weight).
+    let probe_test = data.test.select(&(0..data.test.len().min(TEST_ROWS_PROBED)).collect::<Vec<_>>());
+    let chunk = spec.batch_size.max(256);
+    let test_at_probe = |mlp: &mut Mlp<F>| {
+        if probe_test.is_empty() {
+            return (None, None);
+        }
+        let (loss, acc) = evaluate(mlp, &probe_test, spec.loss, chunk, threads);
+        (Some(loss), acc)
+    };
     observer.on_start(total);
 
     let (mut first, mut last) = (None, None);
@@ -231,13 +245,16 @@ fn train_in_pool<F: Scalar>(
             break;
         }
         let probed = step == 0 || (spec.probe_every > 0 && step % spec.probe_every == 0);
+        let mut test = (None, None);
         if probed {
             probe.after_backward(step, epoch, loss, &mlp);
+            test = test_at_probe(&mut mlp);
         }
         opt.step(&mut mlp, spec.lr);
         if probed {
             probe.after_update(&mlp);
-            let rec = probe.take().expect("recorded after backward");
+            let mut rec = probe.take().expect("recorded after backward");
+            (rec.test_loss, rec.test_accuracy) = test;
             observer.on_record(&rec)?;
             if first.is_none() {
                 first = Some(rec.clone());
@@ -251,7 +268,8 @@ fn train_in_pool<F: Scalar>(
     if diverged_at.is_none() || first.is_none() {
         let loss = mlp.loss_and_grads(batch.x(), batch.targets(train), spec.loss, threads);
         probe.after_backward(steps_done, epoch, loss, &mlp);
-        let rec = probe.take().expect("recorded after backward");
+        let mut rec = probe.take().expect("recorded after backward");
+        (rec.test_loss, rec.test_accuracy) = test_at_probe(&mut mlp);
         observer.on_record(&rec)?;
         if first.is_none() {
             first = Some(rec.clone());
@@ -259,7 +277,6 @@ fn train_in_pool<F: Scalar>(
         last = Some(rec);
     }
     let (first, last) = (first.expect("probed"), last.expect("probed"));
-    let chunk = spec.batch_size.max(256);
     let (train_loss, train_accuracy) = evaluate(&mut mlp, train, spec.loss, chunk, threads);
     let (test_loss, test_accuracy) = evaluate(&mut mlp, &data.test, spec.loss, chunk, threads);
     let summary = Summary {
