@@ -7,6 +7,7 @@ pub mod args;
 pub mod demo;
 pub mod output;
 pub mod probe;
+pub mod report;
 pub mod train;
 
 use args::{Cli, Command};
@@ -30,5 +31,6 @@ pub fn run() -> anyhow::Result<Status> {
         Command::Demo(a) => demo::run(&a),
         Command::Train(a) => train::run(&a, sub),
         Command::Probe(a) => probe::run(&a, sub),
+        Command::Report(a) => report::run(&a),
     }
 }

@@ -12,14 +12,7 @@ use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-/// File names inside a run folder.
-pub const CONFIG_FILE: &str = "config.toml";
-/// See [`CONFIG_FILE`].
-pub const METRICS_FILE: &str = "metrics.jsonl";
-/// See [`CONFIG_FILE`].
-pub const SUMMARY_FILE: &str = "summary.json";
-/// See [`CONFIG_FILE`].
-pub const WEIGHTS_FILE: &str = "weights.safetensors";
+pub use crate::io::{CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE};
 
 /// Streams probe records to `metrics.jsonl` (one whole line per write) and drives the progress bar.
 pub struct RunObserver {
