@@ -473,3 +473,25 @@ fn report_writes_html_and_figures_and_names_bad_folders() {
     assert!(std::fs::read_dir(&d).unwrap().next().is_none(), "wrote into a folder that is not a run");
     gradscope().args(["report", "/no/such/run"]).assert().code(2).stderr(predicate::str::contains("/no/such/run"));
 }
+
+/// The verdict is coloured only for a terminal (CLICOLOR_FORCE stands in for one here) and never
+/// with NO_COLOR set; a pipe gets plain text.
+#[test]
+fn verdict_colour_only_on_a_terminal_without_no_color() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = gradscope();
+        cmd.args(["train", "--depth", "8", "--width", "8", "--steps", "2", "--no-report", "--out"]).arg(tmp.path());
+        cmd.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+    };
+    let piped = run(&[]);
+    assert!(piped.contains(": vanishing\n") && !piped.contains('\x1b'), "{piped}");
+    let forced = run(&[("CLICOLOR_FORCE", "1")]);
+    assert!(forced.contains("\x1b[1m\x1b[31mvanishing\x1b[0m"), "{forced:?}");
+    let no_color = run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(!no_color.contains('\x1b'), "{no_color:?}");
+}

@@ -69,7 +69,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
                 config.momentum
             );
             println!("{}", output::layer_table(&[&outcome.first, &outcome.last], spec.activation.name()));
-            println!("{}", output::verdict(outcome.first.vanishing_ratio, outcome.first.layers.len()));
+            anstream::println!("{}", output::styled_verdict(outcome.first.vanishing_ratio, outcome.first.layers.len()));
         }
         rows.push((name, s.clone(), outcome.first.train_loss));
     }
