@@ -219,6 +219,8 @@ pub struct Figure {
     pub color_bar: Option<ColorBar>,
     /// Width and height in CSS pixels.
     pub size: (u32, u32),
+    /// Width of the legend or colour-bar column at the right, in CSS pixels (within `size`).
+    pub side: u32,
 }
 
 impl Figure {
@@ -402,6 +404,7 @@ pub fn gradient_flow(r: &Report) -> Figure {
         panels,
         columns: 1,
         size: (760 + side, 520),
+        side,
         legend,
         color_bar: None,
     }
@@ -482,6 +485,7 @@ pub fn heatmap(r: &Report) -> Figure {
             .into(),
         notes,
         size: grid_size(panels.len(), columns, panel, 136),
+        side: 136,
         panels,
         columns,
         legend: Vec::new(),
@@ -589,6 +593,7 @@ fn step_figure(
         panels: vec![panel],
         columns: 1,
         size: (760 + side, 440),
+        side,
         legend,
         color_bar: None,
     }
@@ -777,7 +782,7 @@ pub fn activations(r: &Report) -> Figure {
     legend.push(key("dashed: mean", Mark::Dashed));
     legend.push(key("band: 5th to 95th percentile", Mark::Band));
     let columns = r.runs.len().clamp(1, 3);
-    let panel = if r.runs.len() == 1 { (760, 420) } else { (360, 280) };
+    let panel = if r.runs.len() == 1 { (760, 420) } else { (380, 290) };
     Figure {
         name: "activations",
         title: "Activations of the first, middle and last hidden layer during training".into(),
@@ -786,6 +791,7 @@ pub fn activations(r: &Report) -> Figure {
             .into(),
         notes,
         size: grid_size(panels.len(), columns, panel, legend_width(&legend)),
+        side: legend_width(&legend),
         panels,
         columns,
         legend,
@@ -852,6 +858,7 @@ pub fn dact(r: &Report) -> Figure {
             .into(),
         notes: Vec::new(),
         size: grid_size(panels.len(), columns, (420, 215), 136),
+        side: 136,
         panels,
         columns,
         legend: Vec::new(),

@@ -238,6 +238,12 @@ mod tests {
         assert_eq!(html.matches("<svg").count(), figs.len(), "every figure drawn inline");
         for f in &figs {
             assert!(!f.caption.is_empty() && !f.title.is_empty(), "{} lacks a caption", f.name);
+            assert!(!f.legend.is_empty() || f.color_bar.is_some(), "{} lacks a legend", f.name);
+            for p in &f.panels {
+                if let figures::Panel::Lines { x, y, .. } | figures::Panel::Heat { x, y, .. } = p {
+                    assert!(!x.label.is_empty() && !y.label.is_empty(), "{} lacks axis labels", f.name);
+                }
+            }
         }
     }
 

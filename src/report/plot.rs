@@ -120,7 +120,7 @@ fn tick_count(a: &Axis, pixels: f64) -> usize {
     if a.log || a.integer {
         ((pixels / 34.0) as usize).clamp(3, 12).min((a.max - a.min).round() as usize + 1).max(2)
     } else {
-        ((pixels / 80.0) as usize).clamp(3, 10)
+        ((pixels / 60.0) as usize).clamp(4, 10)
     }
 }
 
@@ -132,13 +132,7 @@ fn draw<DB: DrawingBackend>(fig: &Figure, root: &DrawingArea<DB, Shift>, s: f64)
     // a top margin: the bitmap font's glyphs start above the anchor of top-aligned text
     let body = root.margin((8.0 * s) as i32, 0, 0, 0).titled(&fig.title, font(23.0 * s)).map_err(e)?;
     let (w, _) = body.dim_in_pixel();
-    let side = if fig.color_bar.is_some() {
-        (136.0 * s) as u32
-    } else if !fig.legend.is_empty() {
-        ((fig.size.0 as f64 * s) as u32).saturating_sub((760.0 * s) as u32).max((140.0 * s) as u32)
-    } else {
-        0
-    };
+    let side = (fig.side as f64 * s) as u32;
     let (main, side_area) = body.split_horizontally(w.saturating_sub(side));
     let columns = fig.columns.max(1);
     let rows = fig.panels.len().div_ceil(columns).max(1);
