@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const FIGURES: [&str; 6] = ["gradient-flow", "heatmap", "loss", "update-ratio", "activations", "dact"];
 
 fn find_chromium() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("GRADSCOPE_CHROMIUM") {
+    if let Some(p) = std::env::var_os("GRADSCOPE_CHROMIUM").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
     let path = std::env::var_os("PATH")?;

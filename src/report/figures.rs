@@ -424,6 +424,9 @@ fn step_edges(steps: &[f64]) -> Vec<f64> {
     }
 }
 
+/// Most probed steps a heat map shows (columns).
+pub const HEAT_COLUMNS: usize = 120;
+
 /// Layer × step of log₁₀ grad_w_norm, one panel per run on one colour scale.
 pub fn heatmap(r: &Report) -> Figure {
     let mut notes = Vec::new();
@@ -444,11 +447,22 @@ pub fn heatmap(r: &Report) -> Figure {
         .iter()
         .map(|run| {
             let title = if r.runs.len() > 1 { run.label.clone() } else { String::new() };
-            let steps: Vec<f64> = run.records.iter().map(|rec| rec.step as f64).collect();
+            // at most HEAT_COLUMNS columns, so that a run probed every step still draws quickly
+            let shown: Vec<&StepRecord> =
+                spread(run.records.len(), HEAT_COLUMNS).into_iter().map(|i| &run.records[i]).collect();
+            if shown.len() < run.records.len() {
+                notes.push(format!(
+                    "{}{} of its {} probed steps are shown, evenly spread.",
+                    if r.runs.len() > 1 { format!("{}: ", run.label) } else { String::new() },
+                    shown.len(),
+                    run.records.len()
+                ));
+            }
+            let steps: Vec<f64> = shown.iter().map(|rec| rec.step as f64).collect();
             let edges = step_edges(&steps);
             let mut cells = Vec::new();
             let mut missing = 0;
-            for (i, rec) in run.records.iter().enumerate() {
+            for (i, rec) in shown.iter().enumerate() {
                 for l in &rec.layers {
                     let v = l.grad_w_norm;
                     let value = (v.is_finite() && v > 0.0).then(|| v.log10());
@@ -896,6 +910,16 @@ mod tests {
         let b = axis_over("layer", false, true, [0.0, 20.0]);
         assert_eq!((b.min, b.max), (-0.5, 20.5));
         assert_eq!(step_edges(&[0.0, 100.0, 300.0]), [-50.0, 50.0, 200.0, 400.0]);
+    }
+
+    #[test]
+    fn heat_maps_of_long_runs_show_at_most_heat_columns_steps() {
+        let steps: Vec<u64> = (0..300).collect();
+        let r = Report::new(vec![crate::report::sample::run("out/long", "tanh", 2, 0.5, &steps)], String::new());
+        let fig = heatmap(&r);
+        let Panel::Heat { cells, .. } = &fig.panels[0] else { panic!("a heat map") };
+        assert_eq!(cells.len(), HEAT_COLUMNS * 3);
+        assert_eq!(fig.notes, [format!("{HEAT_COLUMNS} of its 300 probed steps are shown, evenly spread.")]);
     }
 
     #[test]
