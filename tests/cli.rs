@@ -191,7 +191,7 @@ fn a_diverging_run_exits_1_and_says_so() {
     assert!(s["diverged_at_step"].is_u64());
     // the report says what happened instead of drawing NaN
     let html = std::fs::read_to_string(tmp.path().join("report.html")).unwrap();
-    let at = format!("the loss became NaN or infinite at step {}", s["diverged_at_step"]);
+    let at = format!("The loss became NaN or infinite at step {}", s["diverged_at_step"]);
     assert!(html.contains(&at), "report lacks '{at}'");
     assert!(!html.contains(">NaN<"), "report draws NaN");
 }

@@ -154,8 +154,13 @@ pub fn page(r: &Report, figures: &[Figure], svgs: &[Option<String>]) -> String {
     runs_table(r, &mut out);
     for run in &r.runs {
         if let Some(w) = run.warning() {
-            let who = if r.runs.len() > 1 { format!("{}: ", run.label) } else { String::new() };
-            let _ = writeln!(out, "<p class=\"warning\">{}{}</p>", escape(&who), escape(&w));
+            let text = if r.runs.len() > 1 {
+                format!("{}: {w}", run.label)
+            } else {
+                let mut c = w.chars();
+                c.next().map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+            };
+            let _ = writeln!(out, "<p class=\"warning\">{}</p>", escape(&text));
         }
     }
     out.push_str("</section>\n<section id=\"figures\">\n");

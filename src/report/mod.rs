@@ -275,7 +275,7 @@ mod tests {
         (s.diverged, s.diverged_at_step, s.train_loss) = (true, Some(25), f64::NAN);
         let r = Report::new(vec![run], "gradscope report out/nan".into());
         let html = String::from_utf8(Html.render(&r).unwrap()).unwrap();
-        assert!(html.contains("the loss became NaN or infinite at step 25"), "{html}");
+        assert!(html.contains("The loss became NaN or infinite at step 25"), "{html}");
         assert!(html.contains("diverged at step 25"));
         let flow = figures(&r).into_iter().find(|f| f.name == "gradient-flow").unwrap();
         assert!(flow.notes.iter().any(|n| n.contains("step 20: 1 of 4 values are 0")), "{:?}", flow.notes);
@@ -302,7 +302,7 @@ mod tests {
         }
         let html = String::from_utf8(Html.render(&r).unwrap()).unwrap();
         assert!(html.contains("Only one probed step (step 0)"));
-        assert!(html.contains("only one probed step (step 0): there is no curve over training to draw."));
+        assert!(html.contains("Only one probed step (step 0): there is no curve over training to draw."));
         assert_eq!(html.matches("<svg").count(), 3);
         assert_eq!(html.matches("class=\"missing\"").count(), figs.len() - 3);
     }
