@@ -35,6 +35,7 @@ pub mod io;
 pub mod nn;
 pub mod optim;
 pub mod probe;
+pub mod report;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -33,6 +33,9 @@ pub enum Command {
     /// Time training steps on the standard shapes (tiny, slide, deep, wide), as
     /// bench/torch_mlp.py times PyTorch.
     Bench(BenchArgs),
+    /// Write report.html (one self-contained file) and every figure as .svg and .png, for one
+    /// run folder or several compared.
+    Report(ReportArgs),
 }
 
 /// Flags of `bench`.
@@ -58,6 +61,17 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// Flags of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run folders (written by train or demo); a folder of run folders stands for all of them.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Folder for report.html and figures/ [default: the run folder, or the runs' common folder].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
 /// Flags of `demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -73,6 +87,9 @@ pub struct DemoArgs {
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
+    /// Do not write report.html.
+    #[arg(long)]
+    pub no_report: bool,
 }
 
 /// Flags of `train`.
@@ -90,6 +107,9 @@ pub struct TrainArgs {
     /// Print the summary as JSON on stdout (and nothing else there).
     #[arg(long)]
     pub json: bool,
+    /// Do not write report.html.
+    #[arg(long)]
+    pub no_report: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod demo;
 pub mod output;
 pub mod probe;
+pub mod report;
 pub mod train;
 
 use args::{Cli, Command};
@@ -32,5 +33,6 @@ pub fn run() -> anyhow::Result<Status> {
         Command::Train(a) => train::run(&a, sub),
         Command::Probe(a) => probe::run(&a, sub),
         Command::Bench(a) => bench::run(&a),
+        Command::Report(a) => report::run(&a),
     }
 }
