@@ -8,7 +8,7 @@ use std::ops::{AddAssign, MulAssign, SubAssign};
 
 /// Products with fewer multiply-adds than this run on one thread whatever [`Threads`] says:
 /// splitting them costs more than it saves.
-pub const PARALLEL_MIN_FLOPS: usize = 1 << 20;
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 
 /// How many threads a matrix product may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
