@@ -55,6 +55,22 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A folder given to `report` is not a readable run folder.
+    #[error("cannot report on {}: {msg}", .path.display())]
+    RunFolder {
+        /// The folder.
+        path: PathBuf,
+        /// What is missing or malformed, and how to fix it.
+        msg: String,
+    },
+    /// A figure could not be drawn (a bug: drawing into memory does not fail otherwise).
+    #[error("gradscope internal error: cannot draw figure {figure}: {msg}")]
+    Render {
+        /// The figure's name.
+        figure: String,
+        /// What plotters said.
+        msg: String,
+    },
     /// Two shapes that must agree do not.
     #[error("shape mismatch in {op}: expected {expected}, got {got}")]
     Shape {

@@ -26,6 +26,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
@@ -34,6 +35,7 @@ pub mod io;
 pub mod nn;
 pub mod optim;
 pub mod probe;
+pub mod report;
 pub mod theory;
 pub mod train;
 

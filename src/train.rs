@@ -8,14 +8,17 @@ use crate::config::RunSpec;
 use crate::data::{Dataset, Labels, Split};
 use crate::error::{Error, Result};
 use crate::nn::{Mlp, MlpConfig, Scalar, Targets, Threads};
-use crate::optim::OptimizerState;
-use crate::probe::{GradientProbe, Probe, StepRecord};
+use crate::optim::{OptimizerState, ParamNorms};
+use crate::probe::{GradientProbe, Probe, StepRecord, TEST_ROWS_PROBED};
 use ndarray::{Array2, ArrayView2, s};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
+
+/// Most test-subset evaluations at probed steps in one run (besides the final one).
+const TEST_EVALUATIONS: u64 = 50;
 
 /// Streams of the seed: the initialisation and the batch order draw from separate generators.
 const ORDER_STREAM: u64 = 0x0bad_5eed;
@@ -52,6 +55,7 @@ pub struct Summary {
     /// Epochs begun (a partial last epoch counts).
     pub epochs: u64,
     /// Loss over the whole training set at the end.
+    #[serde(deserialize_with = "crate::probe::nan_if_null")]
     pub train_loss: f64,
     /// Loss over the test set at the end (null without a test split).
     pub test_loss: Option<f64>,
@@ -60,8 +64,10 @@ pub struct Summary {
     /// Test accuracy at the end (classification only).
     pub test_accuracy: Option<f64>,
     /// vanishing_ratio at step 0: grad_w_norm of the first layer over the last layer's.
+    #[serde(deserialize_with = "crate::probe::nan_if_null")]
     pub vanishing_ratio: f64,
     /// vanishing_ratio at the final probe.
+    #[serde(deserialize_with = "crate::probe::nan_if_null")]
     pub vanishing_ratio_final: f64,
     /// True when the loss became NaN or infinite; training stopped there.
     pub diverged: bool,
@@ -204,7 +210,7 @@ fn train_in_pool<F: Scalar>(
     }
     let mut mlp: Mlp<F> = build_mlp(spec, data);
     let mut opt = OptimizerState::new(spec.optimizer, &mlp);
-    let mut probe = GradientProbe::<F>::new();
+    let mut probe = GradientProbe::new();
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ ORDER_STREAM);
     let bs = spec.batch_size.min(train.len());
     let per_epoch = train.len().div_ceil(bs) as u64;
@@ -212,6 +218,22 @@ fn train_in_pool<F: Scalar>(
     let mut batch = Batch::<F>::new(bs, train);
     mlp.reserve(bs);
     let mut order: Vec<usize> = (0..train.len()).collect();
+    // The test rows evaluated at probed steps (between the probe and the update, so they read
+    // the weights the probe saw; a forward pass changes no weight).
+    let probe_test = data.test.select(&(0..data.test.len().min(TEST_ROWS_PROBED)).collect::<Vec<_>>());
+    let chunk = spec.batch_size.max(256);
+    let test_at_probe = |mlp: &mut Mlp<F>| {
+        if probe_test.is_empty() {
+            return (None, None);
+        }
+        let (loss, acc) = evaluate(mlp, &probe_test, spec.loss, chunk, threads);
+        (Some(loss), acc)
+    };
+    // The test subset is evaluated at most TEST_EVALUATIONS times a run (plus at the end), so
+    // that probing every step stays cheap: one evaluation costs several training steps.
+    let probes_total = total.checked_div(spec.probe_every).map_or(1, |p| p + 1);
+    let test_period = probes_total.div_ceil(TEST_EVALUATIONS).max(1);
+    let mut probes_done = 0u64;
     observer.on_start(total);
 
     let (mut first, mut last) = (None, None);
@@ -225,33 +247,46 @@ fn train_in_pool<F: Scalar>(
         }
         let idx = &order[pos * bs..((pos + 1) * bs).min(order.len())];
         batch.gather(train, idx);
-        let loss = mlp.loss_and_grads(batch.x(), batch.targets(train), spec.loss, threads);
+        let probed = step == 0 || (spec.probe_every > 0 && step.is_multiple_of(spec.probe_every));
+        probe.detail = probed && probes_done.is_multiple_of(test_period);
+        let attached: Option<&mut dyn Probe<F>> = if probed { Some(&mut probe) } else { None };
+        let loss = mlp.loss_and_grads_probed(batch.x(), batch.targets(train), spec.loss, threads, attached);
         if !loss.is_finite() {
             diverged_at = Some(step);
             break;
         }
-        let probed = step == 0 || (spec.probe_every > 0 && step % spec.probe_every == 0);
+        let mut test = (None, None);
         if probed {
             probe.after_backward(step, epoch, loss, &mlp);
+            if probes_done.is_multiple_of(test_period) {
+                test = test_at_probe(&mut mlp);
+            }
+            probes_done += 1;
         }
-        opt.step(&mut mlp, spec.lr);
         if probed {
-            probe.after_update(&mlp);
-            let rec = probe.take().expect("recorded after backward");
+            opt.step_measured(&mut mlp, spec.lr);
+            probe.after_update(&mlp, &opt.norms);
+            let mut rec = probe.take().expect("recorded after backward");
+            (rec.test_loss, rec.test_accuracy) = test;
             observer.on_record(&rec)?;
             if first.is_none() {
                 first = Some(rec.clone());
             }
             last = Some(rec);
+        } else {
+            opt.step(&mut mlp, spec.lr);
         }
         observer.on_step(step, loss);
     }
     let steps_done = diverged_at.unwrap_or(total);
     // The final probe: the gradient at the final weights on the last batch, no update after it.
     if diverged_at.is_none() || first.is_none() {
-        let loss = mlp.loss_and_grads(batch.x(), batch.targets(train), spec.loss, threads);
+        probe.detail = true;
+        let loss = mlp.loss_and_grads_probed(batch.x(), batch.targets(train), spec.loss, threads, Some(&mut probe));
         probe.after_backward(steps_done, epoch, loss, &mlp);
-        let rec = probe.take().expect("recorded after backward");
+        probe.after_update(&mlp, &ParamNorms::of(&mlp));
+        let mut rec = probe.take().expect("recorded after backward");
+        (rec.test_loss, rec.test_accuracy) = test_at_probe(&mut mlp);
         observer.on_record(&rec)?;
         if first.is_none() {
             first = Some(rec.clone());
@@ -259,7 +294,6 @@ fn train_in_pool<F: Scalar>(
         last = Some(rec);
     }
     let (first, last) = (first.expect("probed"), last.expect("probed"));
-    let chunk = spec.batch_size.max(256);
     let (train_loss, train_accuracy) = evaluate(&mut mlp, train, spec.loss, chunk, threads);
     let (test_loss, test_accuracy) = evaluate(&mut mlp, &data.test, spec.loss, chunk, threads);
     let summary = Summary {

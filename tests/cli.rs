@@ -189,6 +189,11 @@ fn a_diverging_run_exits_1_and_says_so() {
     let s = json(&tmp.path().join("summary.json"));
     assert_eq!(s["diverged"], true);
     assert!(s["diverged_at_step"].is_u64());
+    // the report says what happened instead of drawing NaN
+    let html = std::fs::read_to_string(tmp.path().join("report.html")).unwrap();
+    let at = format!("The loss became NaN or infinite at step {}", s["diverged_at_step"]);
+    assert!(html.contains(&at), "report lacks '{at}'");
+    assert!(!html.contains(">NaN<"), "report draws NaN");
 }
 
 /// Each bad input: one clear message naming the problem, exit 2, no output folder.
@@ -388,7 +393,105 @@ fn demo_prints_the_table_and_writes_every_run() {
         assert!(text.contains(run));
         assert!(tmp.path().join(run).join("summary.json").is_file(), "{run} not written");
     }
+    // one report compares all six runs, its path printed last
+    assert!(text.trim_end().ends_with(&format!("report: {}", tmp.path().join("report.html").display())), "{text}");
+    let html = std::fs::read_to_string(tmp.path().join("report.html")).unwrap();
+    for label in
+        ["sigmoid, pytorch init, depth 2", "tanh, xavier_normal init, depth 20", "relu, kaiming_normal init, depth 20"]
+    {
+        assert!(html.contains(label), "report lacks {label}");
+    }
+    assert!(html.contains("gradscope demo --steps 30 --out"), "the command that made it");
     let sig = json(&tmp.path().join("sigmoid-depth20/summary.json"))["vanishing_ratio"].as_f64().unwrap();
     let relu = json(&tmp.path().join("relu-kaiming-depth20/summary.json"))["vanishing_ratio"].as_f64().unwrap();
     assert!(sig < 1e-2 && relu > 1e3 * sig, "sigmoid {sig}, relu {relu}");
+}
+
+/// `train` ends with report.html (unless --no-report); `report` makes it again later, for one run
+/// or several, and names a folder that is not a run.
+#[test]
+fn report_writes_html_and_figures_and_names_bad_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("runs/a"), tmp.path().join("runs/b"));
+    let out = gradscope()
+        .args(["train", "--depth", "3", "--width", "8", "--steps", "20", "--probe-every", "5", "--out"])
+        .arg(&a)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.contains(&format!("report: {}", a.join("report.html").display())), "{text}");
+    for f in
+        ["report.html", "command.txt", "figures/gradient-flow.svg", "figures/gradient-flow.png", "figures/heatmap.svg"]
+    {
+        assert!(a.join(f).is_file(), "{f} missing");
+    }
+    let command = std::fs::read_to_string(a.join("command.txt")).unwrap();
+    assert!(command.starts_with("gradscope train --depth 3 --width 8"), "{command}");
+    gradscope()
+        .args([
+            "train",
+            "--activation",
+            "relu",
+            "--depth",
+            "3",
+            "--width",
+            "8",
+            "--steps",
+            "20",
+            "--probe-every",
+            "5",
+            "--no-report",
+            "--out",
+        ])
+        .arg(&b)
+        .assert()
+        .success();
+    assert!(!b.join("report.html").exists() && !b.join("figures").exists(), "--no-report wrote a report");
+
+    // several runs: the report goes to their common folder and labels them by what differs
+    gradscope().arg("report").arg(&a).arg(&b).assert().success();
+    let html = std::fs::read_to_string(tmp.path().join("runs/report.html")).unwrap();
+    assert!(html.contains("sigmoid</td>") && html.contains("relu</td>"), "labels by activation");
+    assert!(html.contains("gradscope report "), "the command that made it");
+    // a folder of runs stands for its runs
+    let c = tmp.path().join("c");
+    gradscope().arg("report").arg(tmp.path().join("runs")).arg("--out").arg(&c).assert().success();
+    assert_eq!(std::fs::read_to_string(c.join("report.html")).unwrap().matches("<details>").count(), 2);
+
+    // not a run folder: exit 2, the folder named, nothing written
+    let d = tmp.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    gradscope()
+        .arg("report")
+        .arg(&d)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(d.display().to_string()).and(predicate::str::contains("no metrics.jsonl")));
+    assert!(std::fs::read_dir(&d).unwrap().next().is_none(), "wrote into a folder that is not a run");
+    gradscope().args(["report", "/no/such/run"]).assert().code(2).stderr(predicate::str::contains("/no/such/run"));
+}
+
+/// The verdict is coloured only for a terminal (CLICOLOR_FORCE stands in for one here) and never
+/// with NO_COLOR set; a pipe gets plain text.
+#[test]
+fn verdict_colour_only_on_a_terminal_without_no_color() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = gradscope();
+        cmd.args(["train", "--depth", "8", "--width", "8", "--steps", "2", "--no-report", "--out"]).arg(tmp.path());
+        cmd.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+    };
+    let piped = run(&[]);
+    assert!(piped.contains(": vanishing\n") && !piped.contains('\x1b'), "{piped}");
+    let forced = run(&[("CLICOLOR_FORCE", "1")]);
+    assert!(forced.contains("\x1b[1m\x1b[31mvanishing\x1b[0m"), "{forced:?}");
+    let no_color = run(&[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]);
+    assert!(!no_color.contains('\x1b'), "{no_color:?}");
 }

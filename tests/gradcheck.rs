@@ -30,10 +30,11 @@ fn every_activation_backward() {
         let c = randn(&mut rng, (4, 5), 1.0);
         let loss = |z: &Array2<f64>| z.iter().zip(&c).map(|(&z, &c)| (0.3 * act.f(z)).exp() * c).sum::<f64>();
         let mut h = Array2::zeros((4, 5));
-        act.forward(z.view(), h.view_mut());
+        let mut dphi = Array2::zeros((4, 5));
+        act.forward_with_derivative(z.view(), h.view_mut(), dphi.view_mut());
         let grad_h = Array2::from_shape_fn((4, 5), |(i, j)| 0.3 * (0.3 * h[(i, j)]).exp() * c[(i, j)]);
         let mut grad_z = Array2::zeros((4, 5));
-        act.backward(z.view(), h.view(), grad_h.view(), grad_z.view_mut());
+        act.backward(dphi.view(), grad_h.view(), grad_z.view_mut());
         let mut numeric = Vec::new();
         for idx in 0..z.len() {
             let mut zp = z.clone();

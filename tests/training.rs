@@ -124,3 +124,16 @@ fn mnist_relu_mlp_reaches_95_percent() {
     assert!(acc >= 0.95, "test accuracy {acc}");
     assert_eq!(o.summary.steps, 469);
 }
+
+/// Probed steps carry the test loss at the probed weights: at the end it is the summary's (the
+/// regression test split has 512 rows, fewer than the 2048 probed), and it changes as training goes.
+#[test]
+fn probed_test_loss_ends_at_the_summary_test_loss() {
+    let mut recs = Records(Vec::new());
+    let o = run(&Config { steps: Some(40), probe_every: 10, threads: 1, ..Config::default() }, &mut recs);
+    assert_eq!(recs.0.len(), 5);
+    let losses: Vec<f64> = recs.0.iter().map(|r| r.test_loss.expect("regression has a test split")).collect();
+    assert_eq!(losses[4], o.summary.test_loss.unwrap());
+    assert_ne!(losses[0], losses[4]);
+    assert!(recs.0.iter().all(|r| r.test_accuracy.is_none()), "regression has no accuracy");
+}

@@ -30,9 +30,49 @@ pub enum Command {
     Train(TrainArgs),
     /// Measure every layer's gradient at one point, without training.
     Probe(ProbeArgs),
+    /// Time training steps on the standard shapes (tiny, slide, deep, wide), as
+    /// bench/torch_mlp.py times PyTorch.
+    Bench(BenchArgs),
+    /// Write report.html (one self-contained file) and every figure as .svg and .png, for one
+    /// run folder or several compared.
+    Report(ReportArgs),
     /// Mean-field theory of a random network (q*, χ₁, ξ_q, ξ_c, the predicted gradient decay),
     /// optionally measured beside it on random networks, and the Jacobian's spectrum.
     Theory(TheoryArgs),
+}
+
+/// Flags of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// tiny, slide, deep, wide or all.
+    #[arg(long, default_value = "all")]
+    pub config: String,
+    /// Threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Timed steps per config.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// Untimed steps first [default: steps/5, between 2 and 20].
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Probe every N steps, as `train` does (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub probe_every: u64,
+    /// One JSON object per config on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Run folders (written by train or demo); a folder of run folders stands for all of them.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Folder for report.html and figures/ [default: the run folder, or the runs' common folder].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 /// Flags of `demo`.
@@ -50,6 +90,9 @@ pub struct DemoArgs {
     /// Print nothing but errors.
     #[arg(long)]
     pub quiet: bool,
+    /// Do not write report.html.
+    #[arg(long)]
+    pub no_report: bool,
 }
 
 /// Flags of `train`.
@@ -67,6 +110,9 @@ pub struct TrainArgs {
     /// Print the summary as JSON on stdout (and nothing else there).
     #[arg(long)]
     pub json: bool,
+    /// Do not write report.html.
+    #[arg(long)]
+    pub no_report: bool,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,

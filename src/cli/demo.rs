@@ -51,8 +51,10 @@ pub fn setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
 /// Runs `gradscope demo`.
 pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
     let mut rows = Vec::new();
+    let mut dirs = Vec::new();
     for (name, config) in setups(a.steps, a.threads) {
         let dir = a.out.join(&name);
+        dirs.push(dir.clone());
         let (spec, outcome) = run_config(&config, &dir, !a.quiet)?;
         let s = &outcome.summary;
         if !a.quiet {
@@ -67,7 +69,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
                 config.momentum
             );
             println!("{}", output::layer_table(&[&outcome.first, &outcome.last], spec.activation.name()));
-            println!("{}", output::verdict(outcome.first.vanishing_ratio, outcome.first.layers.len()));
+            anstream::println!("{}", output::styled_verdict(outcome.first.vanishing_ratio, outcome.first.layers.len()));
         }
         rows.push((name, s.clone(), outcome.first.train_loss));
     }
@@ -94,6 +96,12 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
         }
         println!("\nvanishing ratio = ‖∂L/∂W‖ of the first layer / that of the output layer\n{t}");
         println!("runs written under {}", a.out.display());
+    }
+    if !a.no_report {
+        let html = super::report::make(&dirs, &a.out)?;
+        if !a.quiet {
+            println!("report: {}", html.display());
+        }
     }
     let diverged = rows.iter().any(|(_, s, _)| s.diverged);
     Ok(if diverged { Status::CheckFailed } else { Status::Ok })

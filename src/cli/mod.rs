@@ -4,9 +4,11 @@
 //! 2 an error (bad input, unreadable file), with nothing half-written.
 
 pub mod args;
+pub mod bench;
 pub mod demo;
 pub mod output;
 pub mod probe;
+pub mod report;
 pub mod theory;
 pub mod train;
 
@@ -31,6 +33,8 @@ pub fn run() -> anyhow::Result<Status> {
         Command::Demo(a) => demo::run(&a),
         Command::Train(a) => train::run(&a, sub),
         Command::Probe(a) => probe::run(&a, sub),
+        Command::Bench(a) => bench::run(&a),
+        Command::Report(a) => report::run(&a),
         Command::Theory(a) => theory::run(&a),
     }
 }

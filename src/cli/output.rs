@@ -5,21 +5,16 @@ use crate::error::{Error, Result};
 use crate::io::{self, weights};
 use crate::nn::Scalar;
 use crate::probe::StepRecord;
+use crate::report::model::{Verdict, verdict_sentence};
 use crate::train::{Observer, Outcome, Summary};
+use anstyle::{AnsiColor, Style};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-/// File names inside a run folder.
-pub const CONFIG_FILE: &str = "config.toml";
-/// See [`CONFIG_FILE`].
-pub const METRICS_FILE: &str = "metrics.jsonl";
-/// See [`CONFIG_FILE`].
-pub const SUMMARY_FILE: &str = "summary.json";
-/// See [`CONFIG_FILE`].
-pub const WEIGHTS_FILE: &str = "weights.safetensors";
+pub use crate::io::{CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE};
 
 /// Streams probe records to `metrics.jsonl` (one whole line per write) and drives the progress bar.
 pub struct RunObserver {
@@ -93,17 +88,7 @@ pub fn write_outcome<F: Scalar>(dir: &Path, outcome: &Outcome<F>) -> Result<()> 
     io::write_json(&dir.join(SUMMARY_FILE), &outcome.summary)
 }
 
-/// A compact number: 3 significant digits, scientific notation when far from 1.
-pub fn sci(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    let a = v.abs();
-    if (1e-2..1e4).contains(&a) { format!("{v:.4}") } else { format!("{v:.2e}") }
-}
+pub use crate::report::model::sci;
 
 /// The per-layer table: each record's gradient norm and saturation, side by side.
 pub fn layer_table(records: &[&StepRecord], hidden_activation: &str) -> Table {
@@ -126,22 +111,30 @@ pub fn layer_table(records: &[&StepRecord], hidden_activation: &str) -> Table {
 
 /// One sentence on what the first/last gradient ratio means.
 pub fn verdict(ratio: f64, layers: usize) -> String {
-    let what = if !ratio.is_finite() {
-        "not finite: the gradient broke down"
-    } else if ratio < 1e-2 {
-        "vanishing"
-    } else if ratio > 1e2 {
-        "exploding"
-    } else {
-        "healthy"
+    verdict_sentence(ratio, layers)
+}
+
+/// The verdict with its last word in colour (red: vanishing or exploding, green: healthy);
+/// print it with `anstream`, which drops the colour unless stdout is a terminal and `NO_COLOR`
+/// is unset.
+pub fn styled_verdict(ratio: f64, layers: usize) -> String {
+    let plain = verdict(ratio, layers);
+    let v = Verdict::of(ratio);
+    let color = match v {
+        Verdict::Vanishing | Verdict::Exploding => AnsiColor::Red,
+        Verdict::Healthy => AnsiColor::Green,
+        Verdict::Broken => AnsiColor::Magenta,
     };
-    format!("gradient at layer 0 is {} of layer {}'s: {what}", sci(ratio), layers - 1)
+    let style = Style::new().fg_color(Some(color.into())).bold();
+    let word = v.word();
+    let head = plain.strip_suffix(word).unwrap_or(&plain);
+    format!("{head}{style}{word}{style:#}")
 }
 
 /// The lines `train` prints at the end.
 pub fn print_summary(s: &Summary, first: &StepRecord, last: &StepRecord, activation: &str, dir: &Path) {
     println!("{}", layer_table(&[first, last], activation));
-    println!("{}", verdict(first.vanishing_ratio, first.layers.len()));
+    anstream::println!("{}", styled_verdict(first.vanishing_ratio, first.layers.len()));
     let mut line = format!("steps {}  train loss {}", s.steps, sci(s.train_loss));
     if let Some(t) = s.test_loss {
         line += &format!("  test loss {}", sci(t));

@@ -32,6 +32,7 @@ pub fn run_config(config: &Config, dir: &Path, progress: bool) -> anyhow::Result
     let outcome = train::<f32>(&spec, &data, &mut observer)?;
     observer.finish()?;
     output::write_outcome(dir, &outcome)?;
+    super::report::save_command(dir)?;
     Ok((spec, outcome))
 }
 
@@ -44,6 +45,12 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
         println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
     } else if !a.quiet {
         output::print_summary(&outcome.summary, &outcome.first, &outcome.last, spec.activation.name(), &a.out);
+    }
+    if !a.no_report {
+        let html = super::report::make(std::slice::from_ref(&a.out), &a.out)?;
+        if !a.quiet && !a.json {
+            println!("report: {}", html.display());
+        }
     }
     Ok(if outcome.summary.diverged { Status::CheckFailed } else { Status::Ok })
 }

@@ -6,6 +6,17 @@ use crate::error::{Error, Result};
 use std::io::Write;
 use std::path::Path;
 
+/// File names inside a run folder.
+pub const CONFIG_FILE: &str = "config.toml";
+/// See [`CONFIG_FILE`].
+pub const METRICS_FILE: &str = "metrics.jsonl";
+/// See [`CONFIG_FILE`].
+pub const SUMMARY_FILE: &str = "summary.json";
+/// See [`CONFIG_FILE`].
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// The command line that made the run (one line, shell-quoted).
+pub const COMMAND_FILE: &str = "command.txt";
+
 /// Writes `bytes` to `path` atomically: to a temporary file in the same folder, flushed and
 /// fsynced, then renamed over `path`. A reader sees the old file or the new one, never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {

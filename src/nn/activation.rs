@@ -66,13 +66,19 @@ pub enum Activation {
 pub const ACTIVATION_NAMES: [&str; 11] =
     ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softsign", "softplus"];
 
+/// The bound on σ's input: −ln(smallest normal) − 1.
+#[inline]
+pub fn sigmoid_cap<F: Scalar>() -> F {
+    -F::min_positive_value().ln() - F::one()
+}
+
 /// σ(z) = 1/(1 + e^(−z)), with z clamped to ±(−ln(smallest normal) − 1) (±86 in f32, ±707 in
 /// f64) so that e^(−z) never overflows and σ never becomes subnormal: subnormal arithmetic is
 /// 100× slower on x86, and a saturated deep sigmoid network is full of it. Beyond the clamp
 /// σ differs from the exact value by less than the smallest normal number.
 #[inline]
 pub fn sigmoid<F: Scalar>(z: F) -> F {
-    let cap = -F::min_positive_value().ln() - F::one();
+    let cap = sigmoid_cap::<F>();
     let z = z.max(-cap).min(cap);
     F::one() / (F::one() + (-z).exp())
 }
@@ -243,12 +249,36 @@ impl Activation {
     }
 
     /// h = φ(z), elementwise.
-    pub fn forward<F: Scalar>(&self, z: ArrayView2<F>, h: ArrayViewMut2<F>) {
-        Zip::from(h).and(z).for_each(|h, &z| *h = self.f(z));
+    pub fn forward<F: Scalar>(&self, z: ArrayView2<F>, mut h: ArrayViewMut2<F>) {
+        let fast = match (z.as_slice(), h.as_slice_mut()) {
+            (Some(z), Some(h)) => F::activation_fast(*self, z, h),
+            _ => false,
+        };
+        if !fast {
+            Zip::from(h).and(z).for_each(|h, &z| *h = self.f(z));
+        }
     }
 
-    /// φ′(z) given also h = φ(z): sigmoid and tanh reuse the output (σ′ = h(1 − h),
-    /// tanh′ = 1 − h²), as PyTorch's backward does, instead of recomputing the exponential.
+    /// h = φ(z) and `dphi` = φ′(z) in one forward pass, so that backward only multiplies.
+    ///
+    /// sigmoid and tanh take φ′ from the output (σ′ = h(1 − h), tanh′ = 1 − h²), as PyTorch's
+    /// backward does, instead of evaluating the exponential again.
+    pub fn forward_with_derivative<F: Scalar>(
+        &self,
+        z: ArrayView2<F>,
+        mut h: ArrayViewMut2<F>,
+        dphi: ArrayViewMut2<F>,
+    ) {
+        self.forward(z, h.view_mut());
+        let one = F::one();
+        match *self {
+            Activation::Sigmoid => Zip::from(dphi).and(&h).for_each(|d, &h| *d = h * (one - h)),
+            Activation::Tanh => Zip::from(dphi).and(&h).for_each(|d, &h| *d = one - h * h),
+            _ => Zip::from(dphi).and(z).for_each(|d, &z| *d = self.df(z)),
+        }
+    }
+
+    /// φ′(z) given also h = φ(z), the way [`Activation::forward_with_derivative`] computes it.
     #[inline]
     pub fn df_given_output<F: Scalar>(&self, z: F, h: F) -> F {
         match *self {
@@ -258,16 +288,10 @@ impl Activation {
         }
     }
 
-    /// ∂L/∂z = ∂L/∂h ⊙ φ′(z): the chain rule's one factor per layer. `h` is φ(z) from the
-    /// forward pass.
-    pub fn backward<F: Scalar>(
-        &self,
-        z: ArrayView2<F>,
-        h: ArrayView2<F>,
-        grad_h: ArrayView2<F>,
-        grad_z: ArrayViewMut2<F>,
-    ) {
-        Zip::from(grad_z).and(grad_h).and(z).and(h).for_each(|gz, &gh, &z, &h| *gz = gh * self.df_given_output(z, h));
+    /// ∂L/∂z = ∂L/∂h ⊙ φ′(z): the chain rule's one factor per layer, with φ′(z) from
+    /// [`Activation::forward_with_derivative`].
+    pub fn backward<F: Scalar>(&self, dphi: ArrayView2<F>, grad_h: ArrayView2<F>, grad_z: ArrayViewMut2<F>) {
+        Zip::from(grad_z).and(grad_h).and(dphi).for_each(|gz, &gh, &d| *gz = gh * d);
     }
 }
 

@@ -2,6 +2,7 @@
 //! output layer, with the chain rule written out layer by layer in [`Mlp::backward`].
 
 use crate::nn::{Activation, Init, Linear, Loss, Scalar, Targets, Threads, init::gain};
+use crate::probe::Probe;
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
 use rand::Rng;
 
@@ -71,9 +72,25 @@ pub struct Mlp<F> {
     rows: usize,
     z: Vec<Array2<F>>,
     h: Vec<Array2<F>>,
+    dphi: Vec<Array2<F>>,
     grad_z: Vec<Array2<F>>,
     grad_h: Vec<Array2<F>>,
     grad_input: Array2<F>,
+}
+
+/// One layer right after its forward pass, as probes see it.
+#[derive(Clone, Debug)]
+pub struct ForwardView<'a, F> {
+    /// 0-based index of the linear layer; the output layer is last.
+    pub index: usize,
+    /// φ of this layer (`identity` for the output layer).
+    pub activation: Activation,
+    /// Pre-activations z_l, `[batch, fan_out]`.
+    pub z: ArrayView2<'a, F>,
+    /// Outputs h_l = φ(z_l) (ŷ for the output layer).
+    pub h: ArrayView2<'a, F>,
+    /// φ′(z_l); `None` for the (linear) output layer, where it is 1.
+    pub dphi: Option<ArrayView2<'a, F>>,
 }
 
 /// One linear layer and what the last forward and backward passes left in it, as probes see it.
@@ -89,10 +106,19 @@ pub struct LayerView<'a, F> {
     pub z: ArrayView2<'a, F>,
     /// Outputs h_l = φ(z_l) (ŷ for the output layer).
     pub h: ArrayView2<'a, F>,
+    /// φ′(z_l) as the forward pass computed it; `None` for the (linear) output layer, where it is 1.
+    pub dphi: Option<ArrayView2<'a, F>>,
     /// ∂L/∂z_l.
     pub grad_z: ArrayView2<'a, F>,
     /// ∂L/∂h_l (equal to ∂L/∂z_l for the output layer).
     pub grad_h: ArrayView2<'a, F>,
+}
+
+impl<'a, F: Scalar> LayerView<'a, F> {
+    /// The forward part of the view.
+    pub fn forward(&self) -> ForwardView<'a, F> {
+        ForwardView { index: self.index, activation: self.activation, z: self.z, h: self.h, dphi: self.dphi }
+    }
 }
 
 impl<F: Scalar> Mlp<F> {
@@ -111,6 +137,7 @@ impl<F: Scalar> Mlp<F> {
             rows: 0,
             z: Vec::new(),
             h: Vec::new(),
+            dphi: Vec::new(),
             grad_z: Vec::new(),
             grad_h: Vec::new(),
             grad_input: Array2::zeros((0, 0)),
@@ -150,12 +177,23 @@ impl<F: Scalar> Mlp<F> {
         self.z = (0..n).map(buf).collect();
         self.grad_z = (0..n).map(buf).collect();
         self.h = (0..n - 1).map(buf).collect();
+        self.dphi = (0..n - 1).map(buf).collect();
         self.grad_h = (0..n - 1).map(buf).collect();
         self.grad_input = Array2::zeros((rows, self.inputs()));
     }
 
     /// Runs the network on a batch `x` (`[batch, inputs]`) and returns ŷ (`[batch, outputs]`).
     pub fn forward(&mut self, x: ArrayView2<F>, threads: Threads) -> ArrayView2<'_, F> {
+        self.forward_probed(x, threads, None)
+    }
+
+    /// [`Mlp::forward`], calling `probe` after each layer.
+    pub fn forward_probed<'p>(
+        &mut self,
+        x: ArrayView2<F>,
+        threads: Threads,
+        mut probe: Option<&mut (dyn Probe<F> + 'p)>,
+    ) -> ArrayView2<'_, F> {
         let n = x.nrows();
         debug_assert_eq!(x.ncols(), self.inputs());
         self.reserve(n);
@@ -165,7 +203,14 @@ impl<F: Scalar> Mlp<F> {
             let input = if l == 0 { x } else { self.h[l - 1].slice(s![..n, ..]) };
             layer.forward(input, self.z[l].slice_mut(s![..n, ..]), threads);
             if l < last {
-                self.activation.forward(self.z[l].slice(s![..n, ..]), self.h[l].slice_mut(s![..n, ..]));
+                self.activation.forward_with_derivative(
+                    self.z[l].slice(s![..n, ..]),
+                    self.h[l].slice_mut(s![..n, ..]),
+                    self.dphi[l].slice_mut(s![..n, ..]),
+                );
+            }
+            if let Some(p) = probe.as_deref_mut() {
+                p.after_layer_forward(&self.layer_view(l).forward());
             }
         }
         self.z[last].slice(s![..n, ..])
@@ -195,6 +240,16 @@ impl<F: Scalar> Mlp<F> {
     ///
     /// `x` must be the input of the preceding forward pass.
     pub fn backward(&mut self, x: ArrayView2<F>, threads: Threads) {
+        self.backward_probed(x, threads, None);
+    }
+
+    /// [`Mlp::backward`], calling `probe` as soon as each layer's gradients are complete.
+    pub fn backward_probed<'p>(
+        &mut self,
+        x: ArrayView2<F>,
+        threads: Threads,
+        mut probe: Option<&mut (dyn Probe<F> + 'p)>,
+    ) {
         let n = self.rows;
         debug_assert_eq!(x.nrows(), n, "backward needs the forward pass's input");
         for l in (0..self.layers.len()).rev() {
@@ -209,11 +264,14 @@ impl<F: Scalar> Mlp<F> {
             self.layers[l].backward(input, self.grad_z[l].slice(s![..n, ..]), grad_x, threads);
             if l > 0 {
                 self.activation.backward(
-                    self.z[l - 1].slice(s![..n, ..]),
-                    self.h[l - 1].slice(s![..n, ..]),
+                    self.dphi[l - 1].slice(s![..n, ..]),
                     self.grad_h[l - 1].slice(s![..n, ..]),
                     self.grad_z[l - 1].slice_mut(s![..n, ..]),
                 );
+            }
+            // layer l's ∂L/∂z, ∂L/∂h (from the layer above) and ∂L/∂W, ∂L/∂b are now final
+            if let Some(p) = probe.as_deref_mut() {
+                p.after_layer_backward(&self.layer_view(l));
             }
         }
     }
@@ -230,10 +288,22 @@ impl<F: Scalar> Mlp<F> {
 
     /// Forward, loss and backward on one batch with fresh gradients; returns the loss.
     pub fn loss_and_grads(&mut self, x: ArrayView2<F>, target: Targets<F>, loss: Loss, threads: Threads) -> f64 {
+        self.loss_and_grads_probed(x, target, loss, threads, None)
+    }
+
+    /// [`Mlp::loss_and_grads`] with a probe called per layer inside both passes.
+    pub fn loss_and_grads_probed<'p>(
+        &mut self,
+        x: ArrayView2<F>,
+        target: Targets<F>,
+        loss: Loss,
+        threads: Threads,
+        mut probe: Option<&mut (dyn Probe<F> + 'p)>,
+    ) -> f64 {
         self.zero_grad();
-        self.forward(x, threads);
+        self.forward_probed(x, threads, probe.as_deref_mut());
         let value = self.loss_grad(target, loss);
-        self.backward(x, threads);
+        self.backward_probed(x, threads, probe);
         value
     }
 
@@ -248,12 +318,17 @@ impl<F: Scalar> Mlp<F> {
         let last = self.layers.len() - 1;
         let z = self.z[l].slice(s![..n, ..]);
         let grad_z = self.grad_z[l].slice(s![..n, ..]);
-        let (activation, h, grad_h) = if l < last {
-            (self.activation, self.h[l].slice(s![..n, ..]), self.grad_h[l].slice(s![..n, ..]))
+        let (activation, h, dphi, grad_h) = if l < last {
+            (
+                self.activation,
+                self.h[l].slice(s![..n, ..]),
+                Some(self.dphi[l].slice(s![..n, ..])),
+                self.grad_h[l].slice(s![..n, ..]),
+            )
         } else {
-            (Activation::Identity, z, grad_z)
+            (Activation::Identity, z, None, grad_z)
         };
-        LayerView { index: l, activation, linear: &self.layers[l], z, h, grad_z, grad_h }
+        LayerView { index: l, activation, linear: &self.layers[l], z, h, dphi, grad_z, grad_h }
     }
 
     /// The same network in another float type (e.g. f32 weights checked in f64).

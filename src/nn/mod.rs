@@ -1,6 +1,7 @@
 //! The engine: layers that own their forward and backward passes, losses, initialisers.
 
 pub mod activation;
+pub mod fastmath;
 pub mod gradcheck;
 pub mod init;
 pub mod linear;
@@ -12,5 +13,5 @@ pub use activation::{ACTIVATION_NAMES, Activation};
 pub use init::{INIT_NAMES, Init};
 pub use linear::Linear;
 pub use loss::{LOSS_NAMES, Loss, Targets};
-pub use mlp::{LayerView, Mlp, MlpConfig};
+pub use mlp::{ForwardView, LayerView, Mlp, MlpConfig};
 pub use scalar::{Scalar, Threads};

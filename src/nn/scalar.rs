@@ -6,8 +6,9 @@ use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{AddAssign, MulAssign, SubAssign};
 
-/// Products with fewer multiply-adds than this run on one thread whatever [`Threads`] says.
-pub const PARALLEL_MIN_FLOPS: usize = 1 << 20;
+/// Products with fewer multiply-adds than this run on one thread whatever [`Threads`] says:
+/// splitting them costs more than it saves.
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 22;
 
 /// How many threads a matrix product may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,11 +25,45 @@ impl Threads {
         if n <= 1 { Self::One } else { Self::Many(n) }
     }
 
-    fn par(self) -> faer::Par {
+    /// Number of threads.
+    pub fn count(self) -> usize {
         match self {
-            Self::One => faer::Par::Seq,
-            Self::Many(n) => faer::Par::rayon(n),
+            Self::One => 1,
+            Self::Many(n) => n,
         }
+    }
+}
+
+/// `c (+)= a·b` on `parts` threads: the larger output dimension is cut in two, recursively,
+/// and the halves run under `rayon::join`, each a sequential faer product.
+///
+/// We split ourselves rather than let faer parallelise because faer's parallel path allocates
+/// on every call (hundreds of allocations a step, measured by `tests/alloc.rs`), while
+/// `rayon::join` keeps its jobs on the stack; the cut depends only on the shapes and the thread
+/// count, so results are reproducible for a given count.
+fn split_gemm<F: Scalar>(
+    mut c: ArrayViewMut2<F>,
+    a: ArrayView2<F>,
+    b: ArrayView2<F>,
+    accumulate: bool,
+    parts: usize,
+    seq: fn(ArrayViewMut2<F>, ArrayView2<F>, ArrayView2<F>, bool),
+) {
+    let (m, n) = c.dim();
+    if parts <= 1 || m * n * a.ncols() < PARALLEL_MIN_FLOPS || (m < 32 && n < 32) {
+        return seq(c, a, b, accumulate);
+    }
+    let (left, right) = (parts / 2, parts - parts / 2);
+    if n >= m {
+        let mid = n * left / parts;
+        let (c1, c2) = c.view_mut().split_at(ndarray::Axis(1), mid);
+        let (b1, b2) = b.split_at(ndarray::Axis(1), mid);
+        rayon::join(|| split_gemm(c1, a, b1, accumulate, left, seq), || split_gemm(c2, a, b2, accumulate, right, seq));
+    } else {
+        let mid = m * left / parts;
+        let (c1, c2) = c.view_mut().split_at(ndarray::Axis(0), mid);
+        let (a1, a2) = a.split_at(ndarray::Axis(0), mid);
+        rayon::join(|| split_gemm(c1, a1, b, accumulate, left, seq), || split_gemm(c2, a2, b, accumulate, right, seq));
     }
 }
 
@@ -65,10 +100,17 @@ pub trait Scalar:
     /// Widens (or keeps) to `f64`.
     fn f64(self) -> f64;
 
+    /// h = φ(z) with a vectorised kernel where one exists for this type and activation
+    /// (f32: sigmoid, tanh, silu); false leaves the work to the scalar loop.
+    fn activation_fast(activation: crate::nn::Activation, z: &[Self], h: &mut [Self]) -> bool;
+
     /// `c = a·b` (`accumulate = false`) or `c += a·b` (`accumulate = true`).
     ///
     /// Any strides are accepted, so transposed views (`w.t()`) cost nothing.
     fn gemm(c: ArrayViewMut2<Self>, a: ArrayView2<Self>, b: ArrayView2<Self>, accumulate: bool, threads: Threads);
+
+    /// [`Scalar::gemm`] on the calling thread.
+    fn gemm_seq(c: ArrayViewMut2<Self>, a: ArrayView2<Self>, b: ArrayView2<Self>, accumulate: bool);
 }
 
 /// Clears the upper halves of the vector registers after the AVX-512 GEMM kernels.
@@ -92,9 +134,14 @@ fn clear_upper_simd_state() {
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $erf:path) => {
+    ($t:ty, $name:literal, $erf:path, $fast:expr) => {
         impl Scalar for $t {
             const NAME: &'static str = $name;
+
+            #[inline]
+            fn activation_fast(activation: crate::nn::Activation, z: &[Self], h: &mut [Self]) -> bool {
+                $fast(activation, z, h)
+            }
 
             #[inline]
             fn erf(self) -> Self {
@@ -112,12 +159,23 @@ macro_rules! impl_scalar {
             }
 
             fn gemm(
-                mut c: ArrayViewMut2<Self>,
+                c: ArrayViewMut2<Self>,
                 a: ArrayView2<Self>,
                 b: ArrayView2<Self>,
                 accumulate: bool,
                 threads: Threads,
             ) {
+                assert!(
+                    a.ncols() == b.nrows() && c.dim() == (a.nrows(), b.ncols()),
+                    "gradscope internal error: gemm shapes {:?}·{:?} -> {:?}",
+                    a.dim(),
+                    b.dim(),
+                    c.dim()
+                );
+                split_gemm(c, a, b, accumulate, threads.count(), Self::gemm_seq);
+            }
+
+            fn gemm_seq(mut c: ArrayViewMut2<Self>, a: ArrayView2<Self>, b: ArrayView2<Self>, accumulate: bool) {
                 let (m, k) = a.dim();
                 let (k2, n) = b.dim();
                 assert!(
@@ -148,17 +206,15 @@ macro_rules! impl_scalar {
                     )
                 };
                 let beta = if accumulate { faer::Accum::Add } else { faer::Accum::Replace };
-                // Splitting a small product over threads costs more than it saves.
-                let par = if m * n * k < PARALLEL_MIN_FLOPS { faer::Par::Seq } else { threads.par() };
-                faer::linalg::matmul::matmul(fc, beta, fa, fb, 1.0, par);
+                faer::linalg::matmul::matmul(fc, beta, fa, fb, 1.0, faer::Par::Seq);
                 clear_upper_simd_state();
             }
         }
     };
 }
 
-impl_scalar!(f32, "f32", libm::erff);
-impl_scalar!(f64, "f64", libm::erf);
+impl_scalar!(f32, "f32", libm::erff, crate::nn::fastmath::forward);
+impl_scalar!(f64, "f64", libm::erf, |_, _: &[f64], _: &mut [f64]| false);
 
 #[cfg(test)]
 mod tests {

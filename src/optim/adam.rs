@@ -9,6 +9,7 @@
 //! θ ← θ − (lr / (1 − β₁ᵗ)) · m / (√v / √(1 − β₂ᵗ) + ε)
 //! ```
 
+use super::apply_update;
 use crate::nn::Scalar;
 
 /// Adam's hyper-parameters.
@@ -45,8 +46,15 @@ impl<F: Scalar> AdamState<F> {
 }
 
 impl Adam {
-    /// One update of `param` from `grad`.
-    pub fn step<F: Scalar>(&self, lr: f64, param: &mut [F], grad: &[F], state: &mut AdamState<F>) {
+    /// One update of `param` from `grad`; with `measure`, returns `[‖Δθ‖², ‖θ‖², ‖g‖²]`.
+    pub fn step<F: Scalar>(
+        &self,
+        lr: f64,
+        param: &mut [F],
+        grad: &[F],
+        state: &mut AdamState<F>,
+        measure: bool,
+    ) -> [f64; 3] {
         state.step += 1;
         let t = state.step as i32;
         let bias_correction1 = 1.0 - self.beta1.powi(t);
@@ -58,22 +66,20 @@ impl Adam {
         let (b2, eps, wd) = (F::of(self.beta2), F::of(self.eps), F::of(self.weight_decay));
         let (one_minus_b1, one_minus_b2) = (F::of(1.0 - self.beta1), F::of(1.0 - self.beta2));
         let decay = F::of(1.0 - lr * self.weight_decay);
-        for i in 0..param.len() {
-            let mut g = grad[i];
-            if self.weight_decay != 0.0 {
-                if self.decoupled {
-                    param[i] *= decay;
+        let (has_decay, decoupled) = (self.weight_decay != 0.0, self.decoupled);
+        apply_update(param, grad, &mut state.exp_avg, &mut state.exp_avg_sq, measure, |mut p, mut g, m, v| {
+            if has_decay {
+                if decoupled {
+                    p *= decay;
                 } else {
-                    g += wd * param[i];
+                    g += wd * p;
                 }
             }
-            let m = &mut state.exp_avg[i];
             // torch: exp_avg.lerp_(grad, 1 - beta1)  ==  m + (1−β₁)(g − m)
             *m += one_minus_b1 * (g - *m);
-            let v = &mut state.exp_avg_sq[i];
             *v = *v * b2 + one_minus_b2 * g * g;
             let denom = v.sqrt() / bc2_sqrt + eps;
-            param[i] -= step_size * (*m / denom);
-        }
+            p - step_size * (*m / denom)
+        })
     }
 }

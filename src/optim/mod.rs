@@ -11,7 +11,6 @@ pub use sgd::{Sgd, SgdState};
 
 use crate::error::{Result, parse_name};
 use crate::nn::{Mlp, Scalar};
-use ndarray::ArrayViewMut1;
 
 /// Which update rule, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +79,31 @@ pub struct OptimizerState<F> {
     pub rule: Optimizer,
     /// One state per tensor, in the order weight₀, bias₀, weight₁, …
     pub states: Vec<ParamState<F>>,
+    /// Norms measured by the last [`OptimizerState::step_measured`].
+    pub norms: ParamNorms,
+}
+
+/// Per linear layer: ‖W‖, ‖∂L/∂W‖ (before the update) and ‖ΔW‖ of the update, if one was made.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ParamNorms {
+    /// ‖W_l‖_F before the update.
+    pub weight: Vec<f64>,
+    /// ‖∂L/∂W_l‖_F.
+    pub grad: Vec<f64>,
+    /// ‖ΔW_l‖_F of the update; `None` when no update was made.
+    pub update: Option<Vec<f64>>,
+}
+
+impl ParamNorms {
+    /// Measures ‖W‖ and ‖∂L/∂W‖ directly (no update made).
+    pub fn of<F: Scalar>(mlp: &Mlp<F>) -> Self {
+        let norm = |a: &ndarray::Array2<F>| a.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt();
+        Self {
+            weight: mlp.layers.iter().map(|l| norm(&l.weight)).collect(),
+            grad: mlp.layers.iter().map(|l| norm(&l.grad_weight)).collect(),
+            update: None,
+        }
+    }
 }
 
 impl<F: Scalar> OptimizerState<F> {
@@ -94,28 +118,122 @@ impl<F: Scalar> OptimizerState<F> {
                 Optimizer::Adam(_) => ParamState::Adam(AdamState::new(n)),
             })
             .collect();
-        Self { rule, states }
+        let zeros = vec![0.0; mlp.layers.len()];
+        let norms = ParamNorms { weight: zeros.clone(), grad: zeros.clone(), update: Some(zeros) };
+        Self { rule, states, norms }
     }
 
     /// Applies one update with learning rate `lr` to every parameter of `mlp` from its gradients.
     pub fn step(&mut self, mlp: &mut Mlp<F>, lr: f64) {
+        self.apply(mlp, lr, false);
+    }
+
+    /// [`OptimizerState::step`], also measuring ‖W_l‖, ‖∂L/∂W_l‖ and ‖ΔW_l‖ into `norms` (from the
+    /// values actually written, so that probes need no copy of the old weights).
+    pub fn step_measured(&mut self, mlp: &mut Mlp<F>, lr: f64) {
+        self.apply(mlp, lr, true);
+    }
+
+    fn apply(&mut self, mlp: &mut Mlp<F>, lr: f64, measure: bool) {
         let mut states = self.states.iter_mut();
-        for layer in &mut mlp.layers {
+        for (l, layer) in mlp.layers.iter_mut().enumerate() {
             let w = layer.weight.as_slice_mut().expect("weights are contiguous");
             let gw = layer.grad_weight.as_slice().expect("grads are contiguous");
-            update(self.rule, lr, w.into(), gw, states.next().expect("one state per tensor"));
+            let [du, w2, g2] = update(self.rule, lr, w, gw, states.next().expect("one state per tensor"), measure);
+            if measure {
+                self.norms.weight[l] = w2.sqrt();
+                self.norms.grad[l] = g2.sqrt();
+                self.norms.update.get_or_insert_with(Vec::new)[l] = du.sqrt();
+            }
             let b = layer.bias.as_slice_mut().expect("biases are contiguous");
             let gb = layer.grad_bias.as_slice().expect("grads are contiguous");
-            update(self.rule, lr, b.into(), gb, states.next().expect("one state per tensor"));
+            update(self.rule, lr, b, gb, states.next().expect("one state per tensor"), false);
         }
     }
 }
 
-fn update<F: Scalar>(rule: Optimizer, lr: f64, param: ArrayViewMut1<F>, grad: &[F], state: &mut ParamState<F>) {
-    let param = param.into_slice().expect("contiguous");
+/// Lanes of the measured loops: wide enough for AVX-512 f32.
+const LANES: usize = 16;
+
+/// `θ ← f(θ, g, s₁, s₂)` for every entry, with up to two per-entry state slices (pass empty
+/// slices when the rule keeps none); when `measure` is set, returns
+/// `[‖θ_new − θ_old‖², ‖θ_old‖², ‖g‖²]` (else zeros): the probes' norms come from this loop,
+/// which reads θ and g anyway, instead of a second trip through memory.
+///
+/// The loop walks fixed-size chunks of zipped slices (no indexing), so that it vectorises; the
+/// squares are summed in 16 lanes of F, flushed to f64 every 64 chunks. A single f64
+/// accumulator would serialise the loop (measured: the update took 4× longer, 10 % of a
+/// 50-layer step).
+#[inline(always)]
+pub(crate) fn apply_update<F: Scalar>(
+    param: &mut [F],
+    grad: &[F],
+    s1: &mut [F],
+    s2: &mut [F],
+    measure: bool,
+    f: impl Fn(F, F, &mut F, &mut F) -> F,
+) -> [f64; 3] {
+    let n = param.len();
+    let (mut d1, mut d2) = ([F::zero(); LANES], [F::zero(); LANES]);
+    let with_state = |s: &mut [F]| !s.is_empty();
+    let (has1, has2) = (with_state(s1), with_state(s2));
+    let mut total = [0.0f64; 3];
+    let mut lanes = [[F::zero(); LANES]; 3];
+    let flush = |total: &mut [f64; 3], lanes: &mut [[F; LANES]; 3]| {
+        for (t, l) in total.iter_mut().zip(lanes.iter_mut()) {
+            *t += l.iter().map(|v| v.f64()).sum::<f64>();
+            *l = [F::zero(); LANES];
+        }
+    };
+    let mut i = 0;
+    while i + LANES <= n {
+        let (p, g) = (&mut param[i..i + LANES], &grad[i..i + LANES]);
+        let a: &mut [F] = if has1 { &mut s1[i..i + LANES] } else { &mut d1 };
+        let b: &mut [F] = if has2 { &mut s2[i..i + LANES] } else { &mut d2 };
+        for j in 0..LANES {
+            let old = p[j];
+            p[j] = f(old, g[j], &mut a[j], &mut b[j]);
+            if measure {
+                let d = p[j] - old;
+                lanes[0][j] += d * d;
+                lanes[1][j] += old * old;
+                lanes[2][j] += g[j] * g[j];
+            }
+        }
+        i += LANES;
+        if measure && (i / LANES).is_multiple_of(64) {
+            flush(&mut total, &mut lanes);
+        }
+    }
+    for k in i..n {
+        let (mut x, mut y) = (F::zero(), F::zero());
+        let a = if has1 { &mut s1[k] } else { &mut x };
+        let b = if has2 { &mut s2[k] } else { &mut y };
+        let old = param[k];
+        param[k] = f(old, grad[k], a, b);
+        let d = (param[k] - old).f64();
+        total[0] += d * d;
+        total[1] += old.f64() * old.f64();
+        total[2] += grad[k].f64() * grad[k].f64();
+    }
+    if !measure {
+        return [0.0; 3];
+    }
+    flush(&mut total, &mut lanes);
+    total
+}
+
+fn update<F: Scalar>(
+    rule: Optimizer,
+    lr: f64,
+    param: &mut [F],
+    grad: &[F],
+    state: &mut ParamState<F>,
+    measure: bool,
+) -> [f64; 3] {
     match (rule, state) {
-        (Optimizer::Sgd(r), ParamState::Sgd(s)) => r.step(F::of(lr), param, grad, s),
-        (Optimizer::Adam(r), ParamState::Adam(s)) => r.step(lr, param, grad, s),
+        (Optimizer::Sgd(r), ParamState::Sgd(s)) => r.step(F::of(lr), param, grad, s, measure),
+        (Optimizer::Adam(r), ParamState::Adam(s)) => r.step(lr, param, grad, s, measure),
         _ => unreachable!("gradscope internal error: optimizer state does not match its rule"),
     }
 }
@@ -133,9 +251,9 @@ mod tests {
         let rule = Sgd { momentum: 0.9, nesterov: true, weight_decay: 0.5 };
         let mut p = [2.0f64];
         let mut s = SgdState::new(1);
-        rule.step(0.1, &mut p, &[1.0], &mut s);
+        rule.step(0.1, &mut p, &[1.0], &mut s, false);
         assert!((p[0] - 1.62).abs() < 1e-12);
-        rule.step(0.1, &mut p, &[3.0], &mut s);
+        rule.step(0.1, &mut p, &[3.0], &mut s, false);
         assert!((p[0] - 0.7341).abs() < 1e-12, "{}", p[0]);
     }
 
@@ -145,7 +263,7 @@ mod tests {
         let rule = Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false };
         let mut p = [1.0f64, 1.0];
         let mut s = AdamState::new(2);
-        rule.step(0.01, &mut p, &[1e-3, -50.0], &mut s);
+        rule.step(0.01, &mut p, &[1e-3, -50.0], &mut s, false);
         assert!((p[0] - 0.99).abs() < 1e-7 && (p[1] - 1.01).abs() < 1e-9, "{p:?}");
         // second step by the formula: m = 0.9·m + 0.1·g, v = 0.999·v + 0.001·g²
         let (g1, g2) = (1e-3f64, 2e-3f64);
@@ -154,12 +272,13 @@ mod tests {
         let p0 = 1.0 - 0.01 * g1 / (g1 + 1e-8); // the first step, exactly
         assert_eq!(p[0], p0);
         let want = p0 - 0.01 / (1.0 - 0.81) * m / (v.sqrt() / (1.0 - 0.999f64.powi(2)).sqrt() + 1e-8);
-        rule.step(0.01, &mut p, &[g2, -50.0], &mut s);
+        let [du, w2, gg] = rule.step(0.01, &mut p, &[g2, -50.0], &mut s, true);
+        assert!(du > 0.0 && w2 > 1.9 && gg > 2499.0);
         assert!((p[0] - want).abs() < 1e-12, "{} vs {want}", p[0]);
         // AdamW decays the weight first: p·(1 − lr·λ), then the Adam step
         let w = Adam { weight_decay: 0.1, decoupled: true, ..rule };
         let mut p = [2.0f64];
-        w.step(0.01, &mut p, &[1.0], &mut AdamState::new(1));
+        w.step(0.01, &mut p, &[1.0], &mut AdamState::new(1), false);
         assert!((p[0] - (2.0 * (1.0 - 0.001) - 0.01 / (1.0 + 1e-8))).abs() < 1e-12);
     }
 }

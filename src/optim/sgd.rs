@@ -8,6 +8,7 @@
 //! ```
 //! Sutskever et al. 2013 for the momentum forms.
 
+use super::apply_update;
 use crate::nn::Scalar;
 
 /// SGD's hyper-parameters.
@@ -36,25 +37,34 @@ impl<F: Scalar> SgdState<F> {
 }
 
 impl Sgd {
-    /// One update of `param` from `grad`.
-    pub fn step<F: Scalar>(&self, lr: F, param: &mut [F], grad: &[F], state: &mut SgdState<F>) {
+    /// One update of `param` from `grad`; with `measure`, returns `[‖Δθ‖², ‖θ‖², ‖g‖²]`.
+    pub fn step<F: Scalar>(
+        &self,
+        lr: F,
+        param: &mut [F],
+        grad: &[F],
+        state: &mut SgdState<F>,
+        measure: bool,
+    ) -> [f64; 3] {
         let wd = F::of(self.weight_decay);
         let mu = F::of(self.momentum);
         let first = state.momentum_buffer.is_empty();
         if self.momentum != 0.0 && first {
             state.momentum_buffer.resize(param.len(), F::zero());
         }
-        for i in 0..param.len() {
-            let mut g = grad[i];
-            if self.weight_decay != 0.0 {
-                g += wd * param[i];
+        let (decay, momentum, nesterov) = (self.weight_decay != 0.0, self.momentum != 0.0, self.nesterov);
+        let buf: &mut [F] = if momentum { &mut state.momentum_buffer } else { &mut [] };
+        // one loop per combination, so that each inner loop is branch-free and vectorises
+        match (decay, momentum, first) {
+            (false, false, _) => apply_update(param, grad, &mut [], &mut [], measure, |p, g, _, _| p - lr * g),
+            (true, false, _) => {
+                apply_update(param, grad, &mut [], &mut [], measure, |p, g, _, _| p - lr * (g + wd * p))
             }
-            if self.momentum != 0.0 {
-                let b = &mut state.momentum_buffer[i];
+            (_, true, _) => apply_update(param, grad, buf, &mut [], measure, |p, g, b, _| {
+                let g = if decay { g + wd * p } else { g };
                 *b = if first { g } else { mu * *b + g };
-                g = if self.nesterov { g + mu * *b } else { *b };
-            }
-            param[i] -= lr * g;
+                p - lr * if nesterov { g + mu * *b } else { *b }
+            }),
         }
     }
 }

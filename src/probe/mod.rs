@@ -1,40 +1,67 @@
-//! Probes: per-layer statistics of activations and gradients, read from the network after a
-//! backward pass. Probes observe only; they never change a number the training computes.
+//! Probes: per-layer statistics of activations and gradients. Probes observe only; they never
+//! change a number the training computes.
 //!
-//! The training loop ([`crate::train`]) is the only caller of these hooks.
+//! The training loop ([`crate::train`]) decides, step by step, whether a probe is attached:
+//! unprobed steps pay nothing. An attached probe is called per layer from inside the passes
+//! ([`Mlp::loss_and_grads_probed`]), right after the layer's forward (its z, h and φ′ are fresh
+//! in cache) and right after its backward (its gradients are), so that measuring every layer at
+//! every step costs a few per cent of the step instead of a second trip through memory.
 
 pub mod stats;
 
-use crate::nn::{LayerView, Mlp, Scalar};
-use ndarray::Array2;
+use crate::nn::{ForwardView, LayerView, Mlp, Scalar};
+use crate::optim::ParamNorms;
+use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
-use stats::Moments;
 
 /// Per-layer statistics at one step, one entry per linear layer (output layer last).
 ///
 /// For layer l with pre-activation `z_l = h_{l−1}·W_lᵀ + b_l` and output `h_l = φ(z_l)`;
 /// for the output layer φ is the identity and `h_L = z_L = ŷ`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct LayerStats {
     /// 0-based index of the linear layer (`layers.{layer}.weight`).
     pub layer: usize,
     /// ‖∂L/∂W_l‖_F.
+    #[serde(deserialize_with = "nan_if_null")]
     pub grad_w_norm: f64,
     /// ‖∂L/∂b_l‖₂.
+    #[serde(deserialize_with = "nan_if_null")]
     pub grad_b_norm: f64,
     /// ‖∂L/∂z_l‖_F over the batch.
+    #[serde(deserialize_with = "nan_if_null")]
     pub grad_z_norm: f64,
     /// ‖∂L/∂h_l‖_F over the batch.
+    #[serde(deserialize_with = "nan_if_null")]
     pub grad_h_norm: f64,
     /// Mean of h_l over the batch and units.
+    #[serde(deserialize_with = "nan_if_null")]
     pub act_mean: f64,
     /// Standard deviation of h_l over the batch and units (divides by the count).
+    #[serde(deserialize_with = "nan_if_null")]
     pub act_std: f64,
+    /// 5th percentile of h_l over the batch and units (linear interpolation between the two
+    /// nearest ranks, as `numpy.percentile`'s default).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub act_p05: f64,
+    /// Median of h_l over the batch and units (as `act_p05`).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub act_p50: f64,
+    /// 95th percentile of h_l over the batch and units (as `act_p05`).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub act_p95: f64,
     /// Mean of φ′(z_l) over the batch and units.
+    #[serde(deserialize_with = "nan_if_null")]
     pub dact_mean: f64,
+    /// Histogram of φ′(z_l) / max φ′ over the batch and units: [`DACT_BINS`] fractions, bin k
+    /// holding [k/20, (k+1)/20); values below 0 count in the first bin, values of 1 or more in
+    /// the last, NaN in none. Bin 0 is what `saturation` counts (for φ′ ≥ 0).
+    pub dact_hist: Vec<f64>,
     /// Fraction of (example, unit) pairs with φ′(z_l) < max φ′ / 20; for relu, the dead ones.
+    #[serde(deserialize_with = "nan_if_null")]
     pub saturation: f64,
     /// ‖W_l‖_F.
+    #[serde(deserialize_with = "nan_if_null")]
     pub weight_norm: f64,
     /// ‖ΔW_l‖_F / ‖W_l‖_F of the update made with this step's gradient; null when no update
     /// followed (the final probe, or a probe outside training).
@@ -49,48 +76,216 @@ pub struct StepRecord {
     /// 0-based epoch the step's batch belongs to.
     pub epoch: u64,
     /// Loss of this step's batch, before its update.
+    #[serde(deserialize_with = "nan_if_null")]
     pub train_loss: f64,
     /// grad_w_norm of the first layer / grad_w_norm of the last (output) layer.
+    #[serde(deserialize_with = "nan_if_null")]
     pub vanishing_ratio: f64,
+    /// Loss over the first [`TEST_ROWS_PROBED`] rows of the test split (all of them when fewer) at
+    /// the weights this step's gradient was computed at; null without a test split or outside
+    /// training.
+    #[serde(default)]
+    pub test_loss: Option<f64>,
+    /// Accuracy over the same rows (classification only).
+    #[serde(default)]
+    pub test_accuracy: Option<f64>,
     /// Per-layer statistics, input layer first.
     pub layers: Vec<LayerStats>,
 }
 
-/// Observes the network at probed steps. Hooks default to doing nothing.
-pub trait Probe<F: Scalar> {
-    /// After the backward pass of a probed step: the network holds this batch's activations
-    /// and gradients, and the weights before the update.
-    fn after_backward(&mut self, _step: u64, _epoch: u64, _loss: f64, _mlp: &Mlp<F>) {}
-    /// After the update of a probed step.
-    fn after_update(&mut self, _mlp: &Mlp<F>) {}
+/// Bins of [`LayerStats::dact_hist`], each 1/20 of max φ′ wide.
+pub const DACT_BINS: usize = 20;
+
+/// Test rows evaluated at each probed step (the whole test split is evaluated at the end).
+pub const TEST_ROWS_PROBED: usize = 2048;
+
+/// JSON has no NaN or infinity (serde_json writes them as null): read null back as NaN, so a
+/// record of a run whose gradients overflowed still loads.
+pub fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
-/// Statistics of one layer view (everything but `update_ratio`).
+/// The `p`-th quantile (0 ≤ p ≤ 1) of `values`, interpolating linearly between the two nearest
+/// ranks (`numpy.percentile`'s default); NaN for no values. Reorders `values`.
+pub fn quantile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let pos = p.clamp(0.0, 1.0) * (values.len() - 1) as f64;
+    let k = pos.floor() as usize;
+    let (_, &mut lo, rest) = values.select_nth_unstable_by(k, f64::total_cmp);
+    let frac = pos - k as f64;
+    if frac == 0.0 {
+        return lo;
+    }
+    let hi = rest.iter().copied().min_by(f64::total_cmp).unwrap_or(lo);
+    lo + frac * (hi - lo)
+}
+
+/// Observes the network at probed steps. Hooks default to doing nothing.
+pub trait Probe<F: Scalar> {
+    /// Layer `v.index` has just computed z, h and φ′ for this batch.
+    fn after_layer_forward(&mut self, _v: &ForwardView<'_, F>) {}
+    /// Layer `v.index` has just received its gradients (∂L/∂z, ∂L/∂h, ∂L/∂W, ∂L/∂b).
+    fn after_layer_backward(&mut self, _v: &LayerView<'_, F>) {}
+    /// The whole backward pass of a probed step is done; the weights are still those before
+    /// the update.
+    fn after_backward(&mut self, _step: u64, _epoch: u64, _loss: f64, _mlp: &Mlp<F>) {}
+    /// After the update of a probed step, with the norms the optimizer measured in it (or, when
+    /// no update follows, the norms measured directly: [`ParamNorms::of`]).
+    fn after_update(&mut self, _mlp: &Mlp<F>, _norms: &ParamNorms) {}
+}
+
+/// Σ g(x) over a contiguous slice: 16 lanes of F, each flushed to f64 every 1024 entries
+/// (64 additions a lane), so that the loop vectorises and stays accurate in f32.
+#[inline(always)]
+fn lane_sum<F: Scalar>(a: ArrayView2<F>, g: impl Fn(F) -> F) -> f64 {
+    let Some(xs) = a.as_slice() else { return a.iter().map(|&x| g(x).f64()).sum() };
+    let mut total = 0.0f64;
+    for block in xs.chunks(1024) {
+        let mut lanes = [F::zero(); 16];
+        let chunks = block.chunks_exact(16);
+        let tail: f64 = chunks.remainder().iter().map(|&x| g(x).f64()).sum();
+        for c in chunks {
+            for (l, &x) in lanes.iter_mut().zip(c) {
+                *l += g(x);
+            }
+        }
+        total += lanes.iter().map(|l| l.f64()).sum::<f64>() + tail;
+    }
+    total
+}
+
+/// Σ x².
+fn sum_sq<F: Scalar>(a: ArrayView2<F>) -> f64 {
+    lane_sum(a, |x| x * x)
+}
+
+/// Σ x.
+fn sum<F: Scalar>(a: ArrayView2<F>) -> f64 {
+    lane_sum(a, |x| x)
+}
+
+/// Σ (x − mean)² (the second pass of a two-pass variance: no cancellation).
+fn sum_dev_sq<F: Scalar>(a: ArrayView2<F>, mean: f64) -> f64 {
+    let m = F::of(mean);
+    lane_sum(a, |x| (x - m) * (x - m))
+}
+
+/// Σ x and the number of entries below `t`, in one pass.
+fn sum_and_count_below<F: Scalar>(a: ArrayView2<F>, t: F) -> (f64, usize) {
+    let Some(xs) = a.as_slice() else {
+        return (a.iter().map(|&x| x.f64()).sum(), a.iter().filter(|&&x| x < t).count());
+    };
+    let (mut total, mut below) = (0.0f64, 0usize);
+    for block in xs.chunks(1024) {
+        let (mut lanes, mut counts) = ([F::zero(); 16], [0u32; 16]);
+        let chunks = block.chunks_exact(16);
+        for &x in chunks.remainder() {
+            total += x.f64();
+            below += usize::from(x < t);
+        }
+        for c in chunks {
+            for ((l, k), &x) in lanes.iter_mut().zip(counts.iter_mut()).zip(c) {
+                *l += x;
+                *k += u32::from(x < t);
+            }
+        }
+        total += lanes.iter().map(|l| l.f64()).sum::<f64>();
+        below += counts.iter().map(|&k| k as usize).sum::<usize>();
+    }
+    (total, below)
+}
+
+/// Entries sampled (evenly strided) for the percentiles and the φ′ histogram of a larger layer.
+pub const DETAIL_SAMPLE: usize = 4096;
+
+/// Every `ceil(n / DETAIL_SAMPLE)`-th entry of `a`, widened to f64, into `out`.
+fn sample<F: Scalar>(a: ArrayView2<F>, out: &mut Vec<f64>) {
+    out.clear();
+    let stride = a.len().div_ceil(DETAIL_SAMPLE).max(1);
+    match a.as_slice() {
+        Some(xs) => out.extend(xs.iter().step_by(stride).map(|x| x.f64())),
+        None => out.extend(a.iter().step_by(stride).map(|x| x.f64())),
+    }
+}
+
+/// Fills the forward statistics of `s` (activations and φ′) from a fresh forward view.
+///
+/// With `detail` (a scratch buffer), also the percentiles of h and the histogram of φ′, over
+/// an evenly strided sample of at most [`DETAIL_SAMPLE`] entries (all of them in smaller
+/// layers); without, those fields are NaN and empty. Sorting is what costs here, so training
+/// takes the detail only at some probed steps (with the test loss, `train.rs`).
+pub fn forward_stats<F: Scalar>(v: &ForwardView<'_, F>, s: &mut LayerStats, detail: Option<&mut Vec<f64>>) {
+    let count = v.h.len().max(1) as f64;
+    s.layer = v.index;
+    s.act_mean = sum(v.h) / count;
+    s.act_std = (sum_dev_sq(v.h, s.act_mean) / count).sqrt();
+    let max = v.activation.max_derivative();
+    match v.dphi {
+        Some(d) => {
+            let threshold = F::of(max / 20.0);
+            let (total, below) = sum_and_count_below(d, threshold);
+            s.dact_mean = total / count;
+            s.saturation = below as f64 / count;
+        }
+        None => {
+            // the linear output layer: φ′ = 1 everywhere
+            s.dact_mean = 1.0;
+            s.saturation = 0.0;
+        }
+    }
+    let Some(buf) = detail else {
+        (s.act_p05, s.act_p50, s.act_p95) = (f64::NAN, f64::NAN, f64::NAN);
+        s.dact_hist.clear();
+        return;
+    };
+    sample(v.h, buf);
+    s.act_p05 = quantile(buf, 0.05);
+    s.act_p50 = quantile(buf, 0.50);
+    s.act_p95 = quantile(buf, 0.95);
+    let mut hist = [0usize; DACT_BINS];
+    let n = match v.dphi {
+        Some(d) => {
+            sample(d, buf);
+            for &d in buf.iter().filter(|d| !d.is_nan()) {
+                // a float-to-int cast saturates: below 0 gives bin 0, and the clamp puts 1 in the last
+                hist[((d / max * DACT_BINS as f64).floor() as usize).min(DACT_BINS - 1)] += 1;
+            }
+            buf.len()
+        }
+        None => {
+            hist[DACT_BINS - 1] = 1;
+            1
+        }
+    };
+    s.dact_hist = hist.iter().map(|&k| k as f64 / n.max(1) as f64).collect();
+}
+
+/// Fills the statistics of `s` that the backward view alone gives (‖∂L/∂b‖, ‖∂L/∂z‖, ‖∂L/∂h‖).
+pub fn backward_stats<F: Scalar>(v: &LayerView<'_, F>, s: &mut LayerStats) {
+    s.layer = v.index;
+    s.grad_b_norm = v.linear.grad_bias.iter().map(|&x| x.f64() * x.f64()).sum::<f64>().sqrt();
+    s.grad_z_norm = sum_sq(v.grad_z).sqrt();
+    s.grad_h_norm = sum_sq(v.grad_h).sqrt();
+}
+
+/// Fills ‖∂L/∂W‖, ‖W‖ and the update ratio of every layer from `norms`, and the vanishing ratio.
+pub fn apply_norms(rec: &mut StepRecord, norms: &ParamNorms) {
+    for (l, s) in rec.layers.iter_mut().enumerate() {
+        s.grad_w_norm = norms.grad[l];
+        s.weight_norm = norms.weight[l];
+        s.update_ratio = norms.update.as_ref().map(|u| u[l] / norms.weight[l]);
+    }
+    rec.vanishing_ratio = vanishing_ratio(&rec.layers);
+}
+
+/// Every statistic of one layer but the parameter norms, from a network after its passes.
 pub fn layer_stats<F: Scalar>(v: &LayerView<'_, F>) -> LayerStats {
-    let norm = |a: ndarray::ArrayView2<F>| a.iter().map(|&x| x.f64() * x.f64()).sum::<f64>().sqrt();
-    let mut act = Moments::default();
-    v.h.iter().for_each(|&x| act.push(x.f64()));
-    let threshold = v.activation.max_derivative() / 20.0;
-    let (mut dsum, mut saturated) = (0.0, 0usize);
-    for &z in v.z.iter() {
-        let d = v.activation.df(z).f64();
-        dsum += d;
-        saturated += usize::from(d < threshold);
-    }
-    let count = v.z.len().max(1) as f64;
-    LayerStats {
-        layer: v.index,
-        grad_w_norm: norm(v.linear.grad_weight.view()),
-        grad_b_norm: v.linear.grad_bias.iter().map(|&x| x.f64() * x.f64()).sum::<f64>().sqrt(),
-        grad_z_norm: norm(v.grad_z),
-        grad_h_norm: norm(v.grad_h),
-        act_mean: act.mean,
-        act_std: act.std(),
-        dact_mean: dsum / count,
-        saturation: saturated as f64 / count,
-        weight_norm: norm(v.linear.weight.view()),
-        update_ratio: None,
-    }
+    let mut s = LayerStats::default();
+    forward_stats(&v.forward(), &mut s, Some(&mut Vec::new()));
+    backward_stats(v, &mut s);
+    s
 }
 
 /// grad_w_norm of the first layer over that of the last.
@@ -101,55 +296,139 @@ pub fn vanishing_ratio(layers: &[LayerStats]) -> f64 {
     }
 }
 
-/// Measures a whole network after a backward pass.
+/// Measures a whole network after its forward and backward passes (for `probe`, outside
+/// training: no update, so `update_ratio` is null).
 pub fn record<F: Scalar>(step: u64, epoch: u64, loss: f64, mlp: &Mlp<F>) -> StepRecord {
     let layers: Vec<LayerStats> = (0..mlp.num_layers()).map(|l| layer_stats(&mlp.layer_view(l))).collect();
-    StepRecord { step, epoch, train_loss: loss, vanishing_ratio: vanishing_ratio(&layers), layers }
+    let mut rec = StepRecord {
+        step,
+        epoch,
+        train_loss: loss,
+        vanishing_ratio: f64::NAN,
+        test_loss: None,
+        test_accuracy: None,
+        layers,
+    };
+    apply_norms(&mut rec, &ParamNorms::of(mlp));
+    rec
 }
 
-/// The standard probe: every statistic of [`LayerStats`], including the update ratio, for which
-/// it keeps a copy of the weights from before the update.
+/// The standard probe: the activation and gradient statistics of [`LayerStats`] measured per
+/// layer inside the passes, the parameter norms and update ratio from the optimizer's loop.
+/// The record is complete after [`Probe::after_update`].
 #[derive(Debug, Default)]
-pub struct GradientProbe<F> {
-    pending: Option<StepRecord>,
-    before: Vec<Array2<F>>,
+pub struct GradientProbe {
+    /// Also measure the percentiles and φ′ histogram at the next probed step.
+    pub detail: bool,
+    record: Option<StepRecord>,
+    layers: Vec<LayerStats>,
+    scratch: Vec<f64>,
 }
 
-impl<F: Scalar> GradientProbe<F> {
+impl GradientProbe {
     /// A probe with nothing recorded.
     pub fn new() -> Self {
-        Self { pending: None, before: Vec::new() }
+        Self::default()
     }
 
     /// The record of the last probed step, taken out.
     pub fn take(&mut self) -> Option<StepRecord> {
-        self.pending.take()
+        self.record.take()
+    }
+
+    fn slot(&mut self, l: usize) -> &mut LayerStats {
+        if self.layers.len() <= l {
+            self.layers.resize(l + 1, LayerStats::default());
+        }
+        &mut self.layers[l]
     }
 }
 
-impl<F: Scalar> Probe<F> for GradientProbe<F> {
+impl<F: Scalar> Probe<F> for GradientProbe {
+    fn after_layer_forward(&mut self, v: &ForwardView<'_, F>) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let detail = self.detail.then_some(&mut scratch);
+        forward_stats(v, self.slot(v.index), detail);
+        self.scratch = scratch;
+    }
+
+    fn after_layer_backward(&mut self, v: &LayerView<'_, F>) {
+        backward_stats(v, self.slot(v.index));
+    }
+
     fn after_backward(&mut self, step: u64, epoch: u64, loss: f64, mlp: &Mlp<F>) {
-        self.pending = Some(record(step, epoch, loss, mlp));
-        if self.before.len() != mlp.layers.len() {
-            self.before = mlp.layers.iter().map(|l| l.weight.clone()).collect();
-        } else {
-            for (b, l) in self.before.iter_mut().zip(&mlp.layers) {
-                b.assign(&l.weight);
+        let layers = self.layers[..mlp.num_layers()].to_vec();
+        self.record = Some(StepRecord {
+            step,
+            epoch,
+            train_loss: loss,
+            vanishing_ratio: f64::NAN,
+            test_loss: None,
+            test_accuracy: None,
+            layers,
+        });
+    }
+
+    fn after_update(&mut self, _mlp: &Mlp<F>, norms: &ParamNorms) {
+        if let Some(rec) = self.record.as_mut() {
+            apply_norms(rec, norms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Activation, Init, MlpConfig, Targets, Threads};
+    use ndarray::Array2;
+    use rand::SeedableRng;
+
+    #[test]
+    fn quantiles_match_numpy_percentile() {
+        // numpy.percentile(np.arange(1, 11), [5, 50, 95]) == [1.45, 5.5, 9.55]
+        let mut v: Vec<f64> = (1..=10).rev().map(f64::from).collect();
+        for (p, want) in [(0.05, 1.45), (0.5, 5.5), (0.95, 9.55), (0.0, 1.0), (1.0, 10.0)] {
+            assert!((quantile(&mut v, p) - want).abs() < 1e-12, "p {p}");
+        }
+        assert_eq!(quantile(&mut [3.0, 1.0, 2.0], 0.5), 2.0);
+        assert!(quantile(&mut [], 0.5).is_nan());
+    }
+
+    /// The histogram is a distribution over the batch, and its first bin is `saturation`.
+    #[test]
+    fn dact_hist_sums_to_one_and_its_first_bin_is_saturation() {
+        for act in [Activation::Sigmoid, Activation::Relu, Activation::Tanh] {
+            let mut cfg = MlpConfig::uniform(4, 8, 3, 1, act, Init::Gaussian);
+            cfg.sigma_w2 = 16.0; // large weights: some units saturate
+            let mut mlp = cfg.init::<f64, _>(&mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+            let x = Array2::from_shape_fn((32, 4), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+            let y = Array2::from_shape_fn((32, 1), |(i, _)| i as f64 / 32.0);
+            mlp.loss_and_grads(x.view(), Targets::Values(y.view()), crate::nn::Loss::Mse, Threads::One);
+            let rec = record(0, 0, 1.0, &mlp);
+            for l in &rec.layers {
+                assert_eq!(l.dact_hist.len(), DACT_BINS);
+                assert!((l.dact_hist.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{act:?} {l:?}");
+                assert_eq!(l.dact_hist[0], l.saturation, "{act:?} layer {}", l.layer);
+                assert!(l.act_p05 <= l.act_p50 && l.act_p50 <= l.act_p95);
             }
+            assert!(rec.layers[..3].iter().any(|l| l.saturation > 0.0), "{act:?}: nothing saturated");
+            // the output layer is the identity: φ′ = 1, all in the last bin
+            assert_eq!(rec.layers[3].dact_hist[DACT_BINS - 1], 1.0);
         }
     }
 
-    fn after_update(&mut self, mlp: &Mlp<F>) {
-        let Some(rec) = self.pending.as_mut() else { return };
-        for ((stats, before), layer) in rec.layers.iter_mut().zip(&self.before).zip(&mlp.layers) {
-            let mut diff2 = 0.0;
-            let mut norm2 = 0.0;
-            for (&b, &a) in before.iter().zip(layer.weight.iter()) {
-                let d = a.f64() - b.f64();
-                diff2 += d * d;
-                norm2 += b.f64() * b.f64();
-            }
-            stats.update_ratio = Some(diff2.sqrt() / norm2.sqrt());
-        }
+    /// serde_json writes NaN and infinities as null; such records load back, as NaN.
+    #[test]
+    fn records_with_nan_round_trip_through_json() {
+        let cfg = MlpConfig::uniform(2, 3, 1, 1, Activation::Tanh, Init::Pytorch);
+        let mlp = cfg.init::<f64, _>(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
+        let mut rec = record(3, 0, f64::NAN, &mlp);
+        rec.layers[0].grad_w_norm = f64::INFINITY;
+        let line = serde_json::to_string(&rec).unwrap();
+        assert!(line.contains("\"train_loss\":null"), "{line}");
+        let back: StepRecord = serde_json::from_str(&line).unwrap();
+        assert!(back.train_loss.is_nan() && back.layers[0].grad_w_norm.is_nan());
+        assert_eq!(back.layers[1].weight_norm, rec.layers[1].weight_norm);
+        assert_eq!((back.test_loss, back.test_accuracy), (None, None));
     }
 }

@@ -1,0 +1,66 @@
+//! `gradscope bench`: milliseconds per training step on the standard shapes.
+
+use super::Status;
+use super::args::BenchArgs;
+use super::output::sci;
+use crate::bench::{self, CONFIGS};
+use crate::error::Error;
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+
+/// Runs `gradscope bench`.
+pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
+    let configs: Vec<_> = match a.config.as_str() {
+        "all" => CONFIGS.to_vec(),
+        name => vec![
+            *CONFIGS
+                .iter()
+                .find(|c| c.name == name)
+                .ok_or_else(|| Error::unknown_name("bench config", name, &["tiny", "slide", "deep", "wide", "all"]))?,
+        ],
+    };
+    if a.steps == 0 {
+        return Err(Error::invalid("steps", 0, "must be at least 1").into());
+    }
+    let threads = if a.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { a.threads };
+    let mut table = Table::new();
+    table.load_style(UTF8_FULL_CONDENSED);
+    table.set_header(vec![
+        "config",
+        "in",
+        "width",
+        "depth",
+        "out",
+        "batch",
+        "activation",
+        "median ms",
+        "min ms",
+        "max ms",
+        "GFLOP/s",
+    ]);
+    for cfg in &configs {
+        let warmup = a.warmup.unwrap_or(if a.steps < 10 { 1 } else { (a.steps / 5).clamp(2, 20) });
+        let r = bench::run(cfg, threads, a.steps, warmup, a.probe_every);
+        if a.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            table.add_row(vec![
+                cfg.name.to_string(),
+                cfg.inputs.to_string(),
+                cfg.width.to_string(),
+                cfg.depth.to_string(),
+                cfg.outputs.to_string(),
+                cfg.batch.to_string(),
+                cfg.activation.name().to_string(),
+                format!("{:.3}", r.median_ms),
+                format!("{:.3}", r.min_ms),
+                format!("{:.3}", r.max_ms),
+                sci(r.gflops),
+            ]);
+        }
+    }
+    if !a.json {
+        println!("{table}");
+        println!("{threads} threads, {} timed steps per config, probe every {} (0: never)", a.steps, a.probe_every);
+    }
+    Ok(Status::Ok)
+}

@@ -1,0 +1,334 @@
+//! The report model: run folders read back from their files (`config.toml`, `metrics.jsonl`,
+//! `summary.json`, `command.txt`), never from a network.
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::io::{COMMAND_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
+use crate::probe::StepRecord;
+use crate::train::Summary;
+use std::path::{Path, PathBuf};
+
+/// Everything a report shows: the runs, and how the report was made.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    /// The command line that made the report.
+    pub command: String,
+    /// gradscope's version.
+    pub version: String,
+    /// The runs, in the order given.
+    pub runs: Vec<Run>,
+}
+
+/// One run folder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    /// The folder, as given.
+    pub dir: String,
+    /// What tells this run from the others (see [`labels`]).
+    pub label: String,
+    /// The resolved config.
+    pub config: Config,
+    /// The summary; None when the run did not finish.
+    pub summary: Option<Summary>,
+    /// The probed steps, in order.
+    pub records: Vec<StepRecord>,
+    /// The command line that made the run, when it was saved.
+    pub command: Option<String>,
+}
+
+/// What the first/last gradient ratio says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Below 10⁻²: the first layer gets less than 1 % of the output layer's gradient.
+    Vanishing,
+    /// Between 10⁻² and 10².
+    Healthy,
+    /// Above 10².
+    Exploding,
+    /// NaN or infinite.
+    Broken,
+}
+
+impl Verdict {
+    /// Classifies grad_w_norm(first layer) / grad_w_norm(output layer).
+    pub fn of(ratio: f64) -> Self {
+        if !ratio.is_finite() {
+            Self::Broken
+        } else if ratio < 1e-2 {
+            Self::Vanishing
+        } else if ratio > 1e2 {
+            Self::Exploding
+        } else {
+            Self::Healthy
+        }
+    }
+
+    /// The word printed after the ratio.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Vanishing => "vanishing",
+            Self::Healthy => "healthy",
+            Self::Exploding => "exploding",
+            Self::Broken => "not finite: the gradient broke down",
+        }
+    }
+}
+
+/// "gradient at layer 0 is 3.17e-17 of layer 20's: vanishing"
+pub fn verdict_sentence(ratio: f64, layers: usize) -> String {
+    format!(
+        "gradient at layer 0 is {} of layer {}'s: {}",
+        sci(ratio),
+        layers.saturating_sub(1),
+        Verdict::of(ratio).word()
+    )
+}
+
+/// A compact number: 4 decimals near 1, else 3 significant digits in scientific notation.
+pub fn sci(v: f64) -> String {
+    if !v.is_finite() {
+        return format!("{v}");
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    if (1e-2..1e4).contains(&v.abs()) { format!("{v:.4}") } else { format!("{v:.2e}") }
+}
+
+impl Run {
+    /// The run's hidden activation, as its config names it.
+    pub fn activation(&self) -> &str {
+        &self.config.activation
+    }
+
+    /// The step at which the loss became non-finite, if it did.
+    pub fn diverged_at(&self) -> Option<u64> {
+        self.summary.as_ref().filter(|s| s.diverged).map(|s| s.diverged_at_step.unwrap_or(0))
+    }
+
+    /// Linear layers of the network (hidden layers + the output layer).
+    pub fn layers(&self) -> usize {
+        self.records.first().map_or(self.config.depth + 1, |r| r.layers.len())
+    }
+
+    /// One sentence on what happened, when something did: divergence or too few steps.
+    pub fn warning(&self) -> Option<String> {
+        if let Some(step) = self.diverged_at() {
+            let shown = match self.records.last() {
+                Some(r) if r.train_loss.is_finite() => {
+                    format!("the figures show its probed steps up to step {}", r.step)
+                }
+                _ => "no probed step has a finite loss to show".to_string(),
+            };
+            return Some(format!(
+                "the loss became NaN or infinite at step {step}; training stopped there, and {shown}."
+            ));
+        }
+        if self.summary.is_none() {
+            return Some(format!(
+                "no summary.json: the run did not finish; {} probed steps are shown.",
+                self.records.len()
+            ));
+        }
+        if self.records.len() == 1 {
+            return Some(format!(
+                "only one probed step (step {}): there is no curve over training to draw.",
+                self.records[0].step
+            ));
+        }
+        None
+    }
+}
+
+impl Report {
+    /// Reads run folders. A folder without `metrics.jsonl` whose subfolders are runs stands for
+    /// those runs (so `gradscope report gradscope-out/demo` compares the demo's runs).
+    pub fn load(dirs: &[PathBuf], command: String) -> Result<Report> {
+        let mut runs = Vec::new();
+        for dir in dirs {
+            if !dir.join(METRICS_FILE).is_file() && dir.is_dir() {
+                let subs = run_subfolders(dir)?;
+                if !subs.is_empty() {
+                    for sub in subs {
+                        runs.push(load_run(&sub)?);
+                    }
+                    continue;
+                }
+            }
+            runs.push(load_run(dir)?);
+        }
+        Ok(Report::new(runs, command))
+    }
+
+    /// A report of these runs, labelled by what differs between their configs.
+    pub fn new(mut runs: Vec<Run>, command: String) -> Report {
+        let names = labels(&runs);
+        for (run, label) in runs.iter_mut().zip(names) {
+            run.label = label;
+        }
+        Report { command, version: env!("CARGO_PKG_VERSION").into(), runs }
+    }
+
+    /// The most layers of any run.
+    pub fn max_layers(&self) -> usize {
+        self.runs.iter().map(Run::layers).max().unwrap_or(0)
+    }
+}
+
+/// Subfolders of `dir` that hold a `metrics.jsonl`, in natural order (depth2 before depth10).
+fn run_subfolders(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|err| Error::Io { action: "cannot read", path: dir.into(), err })?;
+    let mut subs: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join(METRICS_FILE).is_file()).collect();
+    subs.sort_by_key(|p| natural_key(&p.file_name().unwrap_or_default().to_string_lossy()));
+    Ok(subs)
+}
+
+/// Splits a name into text and numbers so that "depth2" sorts before "depth10".
+fn natural_key(name: &str) -> Vec<(String, u64)> {
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut n = c.to_digit(10).unwrap_or(0) as u64;
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n.saturating_mul(10).saturating_add(d as u64);
+                chars.next();
+            }
+            key.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    key.push((text, u64::MAX));
+    key
+}
+
+fn run_error(dir: &Path, msg: impl Into<String>) -> Error {
+    Error::RunFolder { path: dir.into(), msg: msg.into() }
+}
+
+/// Reads one run folder.
+pub fn load_run(dir: &Path) -> Result<Run> {
+    if !dir.is_dir() {
+        return Err(run_error(dir, "no such folder; pass a folder written by `gradscope train --out DIR` or `demo`"));
+    }
+    let read = |name: &str| -> Result<Option<String>> {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Error::Io { action: "cannot read", path, err }),
+        }
+    };
+    let missing = |name: &str| {
+        run_error(dir, format!("no {name}: not a run folder; pass a folder written by `gradscope train --out DIR`"))
+    };
+    let metrics = read(METRICS_FILE)?.ok_or_else(|| missing(METRICS_FILE))?;
+    let config_text = read(CONFIG_FILE)?.ok_or_else(|| missing(CONFIG_FILE))?;
+    let config = Config::from_toml(&config_text, &dir.join(CONFIG_FILE).display().to_string())?;
+    let mut records = Vec::new();
+    for (i, line) in metrics.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let rec: StepRecord = serde_json::from_str(line).map_err(|e| {
+            run_error(
+                dir,
+                format!("{METRICS_FILE} line {}: {e}; it was written by another gradscope version or cut short", i + 1),
+            )
+        })?;
+        records.push(rec);
+    }
+    if records.is_empty() {
+        return Err(run_error(dir, format!("{METRICS_FILE} has no probed step: the run stopped before its first")));
+    }
+    let summary = read(SUMMARY_FILE)?
+        .map(|text| serde_json::from_str::<Summary>(&text).map_err(|e| run_error(dir, format!("{SUMMARY_FILE}: {e}"))))
+        .transpose()?;
+    let command = read(COMMAND_FILE)?.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
+    Ok(Run { dir: dir.display().to_string(), label: String::new(), config, summary, records, command })
+}
+
+/// Labels that tell runs apart: the config values that differ between them, the activation and
+/// the init first ("sigmoid, pytorch init, depth 20"); the folder name where nothing differs.
+pub fn labels(runs: &[Run]) -> Vec<String> {
+    let tables: Vec<toml::Table> =
+        runs.iter().map(|r| toml::Table::try_from(&r.config).expect("configs serialise")).collect();
+    let mut keys: Vec<&str> = vec!["activation", "init"];
+    keys.extend(crate::config::CONFIG_KEYS.iter().filter(|k| !matches!(**k, "activation" | "init" | "threads")));
+    let differing: Vec<&str> = keys
+        .into_iter()
+        .filter(|k| tables.iter().any(|t| t.get(*k) != tables.first().and_then(|f| f.get(*k))))
+        .collect();
+    let folder = |r: &Run| Path::new(&r.dir).file_name().map_or(r.dir.clone(), |n| n.to_string_lossy().into_owned());
+    let mut out: Vec<String> = runs
+        .iter()
+        .zip(&tables)
+        .map(|(run, t)| {
+            let parts: Vec<String> = differing
+                .iter()
+                .map(|k| {
+                    let v = match t.get(*k) {
+                        Some(toml::Value::String(s)) => s.clone(),
+                        Some(v) => v.to_string(),
+                        None => "default".into(),
+                    };
+                    match *k {
+                        "activation" | "data" | "loss" | "optimizer" => v,
+                        "init" => format!("{v} init"),
+                        k => format!("{} {v}", k.replace('_', " ")),
+                    }
+                })
+                .collect();
+            if parts.is_empty() { folder(run) } else { parts.join(", ") }
+        })
+        .collect();
+    // runs that differ only in what labels leave out (threads) keep their folder names apart
+    for i in 0..out.len() {
+        if out.iter().filter(|l| **l == out[i]).count() > 1 && runs.len() > 1 {
+            let dup = out[i].clone();
+            for (j, run) in runs.iter().enumerate() {
+                if out[j] == dup {
+                    out[j] = format!("{dup} ({})", folder(run));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn run_with(config: Config, dir: &str) -> Run {
+        Run { dir: dir.into(), label: String::new(), config, summary: None, records: Vec::new(), command: None }
+    }
+
+    #[test]
+    fn labels_name_what_differs() {
+        let base = Config { depth: 20, ..Config::default() };
+        let runs = vec![
+            run_with(Config { activation: "sigmoid".into(), ..base.clone() }, "out/a"),
+            run_with(Config { activation: "relu".into(), init: "kaiming_normal".into(), ..base.clone() }, "out/b"),
+        ];
+        assert_eq!(labels(&runs), ["sigmoid, pytorch init", "relu, kaiming_normal init"]);
+        let runs = vec![
+            run_with(Config { depth: 2, ..base.clone() }, "x/d2"),
+            run_with(Config { depth: 20, lr: Some(0.1), ..base.clone() }, "x/d20"),
+        ];
+        assert_eq!(labels(&runs), ["depth 2, lr default", "depth 20, lr 0.1"]);
+        let same = vec![run_with(base.clone(), "x/one"), run_with(base, "y/two")];
+        assert_eq!(labels(&same), ["one", "two"]);
+    }
+
+    #[test]
+    fn verdicts_and_natural_order() {
+        assert_eq!(verdict_sentence(3.17e-17, 21), "gradient at layer 0 is 3.17e-17 of layer 20's: vanishing");
+        assert_eq!(Verdict::of(0.5), Verdict::Healthy);
+        assert_eq!(Verdict::of(1e3), Verdict::Exploding);
+        assert_eq!(Verdict::of(f64::NAN), Verdict::Broken);
+        let mut v = vec!["sigmoid-depth10", "sigmoid-depth2", "relu-depth20", "sigmoid-depth5"];
+        v.sort_by_key(|s| natural_key(s));
+        assert_eq!(v, ["relu-depth20", "sigmoid-depth2", "sigmoid-depth5", "sigmoid-depth10"]);
+    }
+}

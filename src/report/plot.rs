@@ -1,0 +1,369 @@
+//! Draws [`Figure`]s with plotters: SVG text for the report and the `.svg` files, PNG bytes (at
+//! twice the size, for slides) from the same drawing code.
+//!
+//! Text is laid out, and drawn into PNGs, with DejaVu Sans embedded in the binary (see
+//! `assets/fonts/LICENSE-DejaVu.txt`), so figures look the same on a machine with no fonts.
+//! In SVG the text stays text, in the browser's sans-serif.
+
+use super::figures::{Axis, ColorBar, Figure, Mark, Panel, Rgb};
+use crate::error::{Error, Result};
+use plotters::coord::Shift;
+use plotters::element::DashedPathElement;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::sync::Once;
+
+/// DejaVu Sans 2.37 (Debian's fonts-dejavu-core): Bitstream Vera licence, DejaVu changes in
+/// the public domain.
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+const FAMILY: &str = "sans-serif";
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_err() {
+            panic!("gradscope internal error: the embedded font does not parse");
+        }
+    });
+}
+
+/// The figure as an SVG document.
+pub fn svg(fig: &Figure) -> Result<String> {
+    register_font();
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, fig.size).into_drawing_area();
+        draw(fig, &root, 1.0).map_err(|e| render_error(fig, e))?;
+        root.present().map_err(|e| render_error(fig, e.to_string()))?;
+    }
+    Ok(out)
+}
+
+/// The figure as a PNG image, `scale` times the SVG's pixel size.
+pub fn png(fig: &Figure, scale: u32) -> Result<Vec<u8>> {
+    register_font();
+    let (w, h) = (fig.size.0 * scale, fig.size.1 * scale);
+    let mut rgb = vec![255u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+        draw(fig, &root, scale as f64).map_err(|e| render_error(fig, e))?;
+        root.present().map_err(|e| render_error(fig, e.to_string()))?;
+    }
+    let mut bytes = Vec::new();
+    let mut enc = png::Encoder::new(&mut bytes, w, h);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut writer = enc.write_header().map_err(|e| render_error(fig, e.to_string()))?;
+    writer.write_image_data(&rgb).map_err(|e| render_error(fig, e.to_string()))?;
+    writer.finish().map_err(|e| render_error(fig, e.to_string()))?;
+    Ok(bytes)
+}
+
+fn render_error(fig: &Figure, msg: String) -> Error {
+    Error::Render { figure: fig.name.to_string(), msg }
+}
+
+fn rgb(c: Rgb) -> RGBColor {
+    RGBColor(c.0, c.1, c.2)
+}
+
+fn font(px: f64) -> TextStyle<'static> {
+    (FAMILY, px).into_font().color(&RGBColor(30, 30, 30))
+}
+
+/// Superscript digits for tick labels: 10⁻¹⁸.
+fn superscript(n: i64) -> String {
+    n.to_string()
+        .chars()
+        .map(|c| match c {
+            '-' => '⁻',
+            '0' => '⁰',
+            '1' => '¹',
+            '2' => '²',
+            '3' => '³',
+            '4' => '⁴',
+            '5' => '⁵',
+            '6' => '⁶',
+            '7' => '⁷',
+            '8' => '⁸',
+            _ => '⁹',
+        })
+        .collect()
+}
+
+/// A tick label: powers of ten on log axes, whole numbers on integer axes, compact otherwise.
+pub fn tick(v: f64, log: bool, integer: bool) -> String {
+    let whole = (v - v.round()).abs() < 1e-9;
+    if log {
+        if whole {
+            return format!("10{}", superscript(v.round() as i64));
+        }
+        return super::model::sci(10f64.powf(v));
+    }
+    if integer {
+        return if whole { format!("{}", v.round() as i64) } else { String::new() };
+    }
+    if v == 0.0 || whole && v.abs() < 1e6 {
+        return format!("{}", v.round() as i64);
+    }
+    let a = v.abs();
+    if (0.01..1e4).contains(&a) {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+/// Ticks to ask plotters for on an axis `pixels` long (it picks at most this many round values).
+fn tick_count(a: &Axis, pixels: f64) -> usize {
+    if a.log || a.integer {
+        ((pixels / 34.0) as usize).clamp(3, 12).min((a.max - a.min).round() as usize + 1).max(2)
+    } else {
+        ((pixels / 60.0) as usize).clamp(4, 10)
+    }
+}
+
+type DrawResult = std::result::Result<(), String>;
+
+fn draw<DB: DrawingBackend>(fig: &Figure, root: &DrawingArea<DB, Shift>, s: f64) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    // a top margin: the bitmap font's glyphs start above the anchor of top-aligned text
+    let body = root.margin((8.0 * s) as i32, 0, 0, 0).titled(&fig.title, font(23.0 * s)).map_err(e)?;
+    let (w, _) = body.dim_in_pixel();
+    let side = (fig.side as f64 * s) as u32;
+    let (main, side_area) = body.split_horizontally(w.saturating_sub(side));
+    let columns = fig.columns.max(1);
+    let rows = fig.panels.len().div_ceil(columns).max(1);
+    let cells = main.split_evenly((rows, columns));
+    let bar = fig.color_bar.as_ref();
+    for (panel, area) in fig.panels.iter().zip(cells.iter()) {
+        match panel {
+            Panel::Lines { title, x, y, bands, series } => {
+                let mut chart = chart(area, title, x, y, s)?;
+                for b in bands {
+                    let mut pts: Vec<(f64, f64)> = b.points.iter().map(|p| (p.0, p.2)).collect();
+                    pts.extend(b.points.iter().rev().map(|p| (p.0, p.1)));
+                    if pts.len() >= 3 {
+                        chart
+                            .draw_series(std::iter::once(Polygon::new(pts, rgb(b.color).mix(0.18).filled())))
+                            .map_err(e)?;
+                    }
+                }
+                for ser in series {
+                    let style = ShapeStyle::from(&rgb(ser.color)).stroke_width((2.0 * s).round() as u32);
+                    if ser.dashed {
+                        chart
+                            .draw_series(DashedLineSeries::new(
+                                ser.points.iter().copied(),
+                                (7.0 * s) as i32,
+                                (5.0 * s) as i32,
+                                style,
+                            ))
+                            .map_err(e)?;
+                    } else {
+                        chart.draw_series(LineSeries::new(ser.points.iter().copied(), style)).map_err(e)?;
+                    }
+                    if ser.markers {
+                        let r = (3.5 * s) as i32;
+                        chart
+                            .draw_series(ser.points.iter().map(|&p| Circle::new(p, r, rgb(ser.color).filled())))
+                            .map_err(e)?;
+                    }
+                }
+            }
+            Panel::Heat { title, x, y, cells } => {
+                let mut chart = chart(area, title, x, y, s)?;
+                let grey = RGBColor(200, 200, 200);
+                chart
+                    .draw_series(cells.iter().map(|c| {
+                        let color = match (c.value, bar) {
+                            (Some(v), Some(b)) => rgb(b.color(v)),
+                            _ => grey,
+                        };
+                        Rectangle::new([(c.x.0, c.y.0), (c.x.1, c.y.1)], color.filled())
+                    }))
+                    .map_err(e)?;
+            }
+            Panel::Note { title, text } => note(area, title, text, s).map_err(e)?,
+        }
+    }
+    if let Some(b) = bar {
+        color_bar(&side_area, b, s)?;
+    } else if !fig.legend.is_empty() {
+        legend(&side_area, fig, s).map_err(e)?;
+    }
+    Ok(())
+}
+
+type Chart<'a, DB> =
+    ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+
+fn chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x: &Axis,
+    y: &Axis,
+    s: f64,
+) -> std::result::Result<Chart<'a, DB>, String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let mut b = ChartBuilder::on(area);
+    b.margin((10.0 * s) as i32)
+        .margin_right((18.0 * s) as i32)
+        .x_label_area_size((54.0 * s) as i32)
+        .y_label_area_size((90.0 * s) as i32);
+    if !title.is_empty() {
+        b.caption(title, font(17.0 * s));
+    }
+    let mut chart = b.build_cartesian_2d(x.min..x.max, y.min..y.max).map_err(e)?;
+    let (w, h) = chart.plotting_area().dim_in_pixel();
+    let (nx, ny) = (tick_count(x, w as f64 / s), tick_count(y, h as f64 / s));
+    let (xl, yl) = (x.clone(), y.clone());
+    let xf = move |v: &f64| tick(*v, xl.log, xl.integer);
+    let yf = move |v: &f64| tick(*v, yl.log, yl.integer);
+    chart
+        .configure_mesh()
+        .x_desc(x.label.as_str())
+        .y_desc(y.label.as_str())
+        .x_labels(nx)
+        .y_labels(ny)
+        .x_label_formatter(&xf)
+        .y_label_formatter(&yf)
+        .label_style(font(15.0 * s))
+        .axis_desc_style(font(17.0 * s))
+        .bold_line_style(RGBColor(0, 0, 0).mix(0.08))
+        .light_line_style(TRANSPARENT)
+        .axis_style(RGBColor(90, 90, 90))
+        .draw()
+        .map_err(e)?;
+    Ok(chart)
+}
+
+/// Splits a sentence into lines of at most `width` characters.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in text.split_whitespace() {
+        let last = lines.last_mut().expect("one line");
+        if !last.is_empty() && last.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !last.is_empty() {
+                last.push(' ');
+            }
+            last.push_str(word);
+        }
+    }
+    lines
+}
+
+fn note<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+    text: &str,
+    s: f64,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let (w, h) = area.dim_in_pixel();
+    let center = Pos::new(HPos::Center, VPos::Center);
+    area.draw(&Rectangle::new(
+        [((6.0 * s) as i32, (6.0 * s) as i32), (w as i32 - (6.0 * s) as i32, h as i32 - (6.0 * s) as i32)],
+        RGBColor(0, 0, 0).mix(0.15),
+    ))?;
+    if !title.is_empty() {
+        area.draw(&Text::new(title.to_string(), ((w / 2) as i32, (24.0 * s) as i32), font(17.0 * s).pos(center)))?;
+    }
+    let chars = ((w as f64 / s) / 8.0).max(20.0) as usize;
+    let lines = wrap(text, chars);
+    let line_h = 23.0 * s;
+    let top = h as f64 / 2.0 - line_h * (lines.len() as f64 - 1.0) / 2.0;
+    for (i, line) in lines.iter().enumerate() {
+        let y = (top + line_h * i as f64) as i32;
+        area.draw(&Text::new(line.clone(), ((w / 2) as i32, y), font(17.0 * s).pos(center)))?;
+    }
+    Ok(())
+}
+
+fn legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    fig: &Figure,
+    s: f64,
+) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let line_h = (27.0 * s) as i32;
+    let x0 = (6.0 * s) as i32;
+    let x1 = (40.0 * s) as i32;
+    let left = Pos::new(HPos::Left, VPos::Center);
+    for (i, entry) in fig.legend.iter().enumerate() {
+        let y = (34.0 * s) as i32 + i as i32 * line_h;
+        let color = rgb(entry.color);
+        let style = ShapeStyle::from(&color).stroke_width((2.5 * s).round() as u32);
+        match entry.mark {
+            Mark::Line => area.draw(&PathElement::new(vec![(x0, y), (x1, y)], style))?,
+            Mark::Dashed => {
+                area.draw(&DashedPathElement::new(vec![(x0, y), (x1, y)], (6.0 * s) as i32, (4.0 * s) as i32, style))?
+            }
+            Mark::Band => {
+                let half = (7.0 * s) as i32;
+                area.draw(&Rectangle::new([(x0, y - half), (x1, y + half)], color.mix(0.3).filled()))?;
+                area.draw(&PathElement::new(vec![(x0, y), (x1, y)], style))?;
+            }
+        }
+        area.draw(&Text::new(entry.label.clone(), (x1 + (8.0 * s) as i32, y), font(16.0 * s).pos(left)))?;
+    }
+    Ok(())
+}
+
+fn color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &ColorBar, s: f64) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let (_, h) = area.dim_in_pixel();
+    let area = area.margin((30.0 * s) as i32, ((h as f64 * 0.25) as i32).max((40.0 * s) as i32), 0, 0);
+    let mut chart = ChartBuilder::on(&area)
+        .margin((4.0 * s) as i32)
+        .y_label_area_size((76.0 * s) as i32)
+        .build_cartesian_2d(0.0..1.0, b.min..b.max)
+        .map_err(e)?;
+    let log = b.log;
+    let fmt = move |v: &f64| tick(*v, log, false);
+    let axis = Axis { label: String::new(), log, integer: false, min: b.min, max: b.max };
+    chart
+        .configure_mesh()
+        .disable_x_axis()
+        .disable_x_mesh()
+        .disable_y_mesh()
+        .y_labels(tick_count(&axis, 320.0).min(8))
+        .y_label_formatter(&fmt)
+        .y_desc(b.label.as_str())
+        .label_style(font(14.5 * s))
+        .axis_desc_style(font(16.0 * s))
+        .draw()
+        .map_err(e)?;
+    let steps = 64;
+    chart
+        .draw_series((0..steps).map(|i| {
+            let lo = b.min + (b.max - b.min) * i as f64 / steps as f64;
+            let hi = b.min + (b.max - b.min) * (i + 1) as f64 / steps as f64;
+            Rectangle::new([(0.0, lo), (1.0, hi)], rgb(b.color((lo + hi) / 2.0)).filled())
+        }))
+        .map_err(e)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_read_as_powers_of_ten_and_whole_layers() {
+        assert_eq!(tick(-17.0, true, false), "10⁻¹⁷");
+        assert_eq!(tick(2.0, true, false), "10²");
+        assert_eq!(tick(-2.5, true, false), "3.16e-3");
+        assert_eq!(tick(3.0, false, true), "3");
+        assert_eq!(tick(2.5, false, true), "");
+        assert_eq!(tick(1500.0, false, false), "1500");
+        assert_eq!(tick(0.25, false, false), "0.25");
+    }
+
+    #[test]
+    fn notes_wrap_at_word_boundaries() {
+        assert_eq!(wrap("only one probed step here", 10), ["only one", "probed", "step here"]);
+    }
+}

@@ -1,0 +1,68 @@
+//! A training step allocates nothing after the first (issue #3): counted with a global allocator
+//! that tallies every allocation made while a flag is up.
+
+use gradscope::nn::{Activation, Init, Loss, MlpConfig, Targets, Threads};
+use gradscope::optim::{Optimizer, OptimizerState, Sgd};
+use ndarray::Array2;
+use rand::SeedableRng;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+struct Counting;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations during steps 2..=6 of plain SGD and of momentum SGD, on a small and on a wide
+/// network (whose products run on two threads), after one step that may allocate.
+#[test]
+fn training_steps_allocate_nothing_after_the_first() {
+    for (width, threads, momentum) in [(32, 1, 0.0), (300, 2, 0.0), (64, 1, 0.9)] {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let count = pool.install(|| {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+            let mut mlp = MlpConfig::uniform(40, width, 4, 3, Activation::Tanh, Init::Pytorch).init::<f32, _>(&mut rng);
+            let x = Array2::from_shape_fn((64, 40), |(i, j)| ((i * 40 + j) as f32 * 0.37).sin());
+            let y = Array2::from_shape_fn((64, 3), |(i, j)| ((i + j) as f32 * 0.11).cos());
+            let rule = Optimizer::Sgd(Sgd { momentum, nesterov: false, weight_decay: 0.0 });
+            let mut opt = OptimizerState::new(rule, &mlp);
+            let t = Threads::new(threads);
+            let mut step = |measured: bool| {
+                mlp.loss_and_grads(x.view(), Targets::Values(y.view()), Loss::Mse, t);
+                if measured { opt.step_measured(&mut mlp, 0.01) } else { opt.step(&mut mlp, 0.01) }
+            };
+            step(true);
+            COUNTING.store(true, Ordering::SeqCst);
+            for k in 0..5 {
+                step(k % 2 == 0);
+            }
+            COUNTING.store(false, Ordering::SeqCst);
+            ALLOCATIONS.swap(0, Ordering::SeqCst)
+        });
+        assert_eq!(count, 0, "width {width}, {threads} threads, momentum {momentum}: {count} allocations");
+    }
+}
