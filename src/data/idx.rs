@@ -119,18 +119,21 @@ pub fn parse(path: &Path, mut r: impl Read) -> Result<Idx> {
     Ok(Idx { dims: dims.into_iter().map(|d| d as usize).collect(), data })
 }
 
+/// The bytes of an unsigned-byte IDX file (for fixtures written by tests).
+#[cfg(test)]
+pub(crate) fn encode(dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut v = vec![0, 0, 8, dims.len() as u8];
+    for d in dims {
+        v.extend(d.to_be_bytes());
+    }
+    v.extend(data);
+    v
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-        let mut v = vec![0, 0, 8, dims.len() as u8];
-        for d in dims {
-            v.extend(d.to_be_bytes());
-        }
-        v.extend(data);
-        v
-    }
+    use encode as idx;
 
     #[test]
     fn parses_a_small_array() {

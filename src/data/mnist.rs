@@ -80,16 +80,8 @@ pub fn load(dir: &Path) -> Result<Dataset> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::idx::encode as idx;
     use std::io::Write;
-
-    fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
-        let mut v = vec![0, 0, 8, dims.len() as u8];
-        for d in dims {
-            v.extend(d.to_be_bytes());
-        }
-        v.extend(data);
-        v
-    }
 
     fn gz(bytes: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

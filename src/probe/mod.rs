@@ -288,6 +288,14 @@ pub fn layer_stats<F: Scalar>(v: &LayerView<'_, F>) -> LayerStats {
     s
 }
 
+impl StepRecord {
+    /// A record of these layers' statistics; the vanishing ratio is filled by [`apply_norms`],
+    /// the test figures by the training loop.
+    pub fn new(step: u64, epoch: u64, train_loss: f64, layers: Vec<LayerStats>) -> Self {
+        Self { step, epoch, train_loss, vanishing_ratio: f64::NAN, test_loss: None, test_accuracy: None, layers }
+    }
+}
+
 /// grad_w_norm of the first layer over that of the last.
 pub fn vanishing_ratio(layers: &[LayerStats]) -> f64 {
     match (layers.first(), layers.last()) {
@@ -300,15 +308,7 @@ pub fn vanishing_ratio(layers: &[LayerStats]) -> f64 {
 /// training: no update, so `update_ratio` is null).
 pub fn record<F: Scalar>(step: u64, epoch: u64, loss: f64, mlp: &Mlp<F>) -> StepRecord {
     let layers: Vec<LayerStats> = (0..mlp.num_layers()).map(|l| layer_stats(&mlp.layer_view(l))).collect();
-    let mut rec = StepRecord {
-        step,
-        epoch,
-        train_loss: loss,
-        vanishing_ratio: f64::NAN,
-        test_loss: None,
-        test_accuracy: None,
-        layers,
-    };
+    let mut rec = StepRecord::new(step, epoch, loss, layers);
     apply_norms(&mut rec, &ParamNorms::of(mlp));
     rec
 }
@@ -358,15 +358,7 @@ impl<F: Scalar> Probe<F> for GradientProbe {
 
     fn after_backward(&mut self, step: u64, epoch: u64, loss: f64, mlp: &Mlp<F>) {
         let layers = self.layers[..mlp.num_layers()].to_vec();
-        self.record = Some(StepRecord {
-            step,
-            epoch,
-            train_loss: loss,
-            vanishing_ratio: f64::NAN,
-            test_loss: None,
-            test_accuracy: None,
-            layers,
-        });
+        self.record = Some(StepRecord::new(step, epoch, loss, layers));
     }
 
     fn after_update(&mut self, _mlp: &Mlp<F>, norms: &ParamNorms) {
