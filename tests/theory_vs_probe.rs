@@ -157,3 +157,34 @@ fn theory_bad_input_exits_2_naming_the_value() {
     }
     gradscope().args(["theory", "--sigma-w2", "1", "--critical"]).assert().code(2);
 }
+
+/// The report's dashed line (issue #5, point 4): for a gaussian tanh run the mean-field
+/// prediction follows the measured step-0 gradient norms through the hidden layers, and the
+/// gradient-flow figure draws it; a 2-layer run gets none.
+#[test]
+fn report_overlays_the_predicted_decay() {
+    use gradscope::report::{figures, model};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    assert_cmd::Command::cargo_bin("gradscope")
+        .unwrap()
+        .args(["train", "--depth", "20", "--width", "256", "--init", "gaussian", "--sigma-w2", "1.0"])
+        .args(["--sigma-b2", "0.05", "--activation", "tanh", "--steps", "1", "--quiet", "--no-report", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let run = model::load_run(&out).unwrap();
+    let predicted = figures::predicted_flow(&run).expect("a prediction for a gaussian tanh run");
+    let measured = &run.records[0].layers;
+    // the decay between hidden layers 2 and 18 (16 layers of χ₁ ≈ 0.76: about 9e-2 in norm)
+    let want = predicted.iter().find(|p| p.0 == 2.0).unwrap().1 / predicted.iter().find(|p| p.0 == 18.0).unwrap().1;
+    let got = measured[2].grad_w_norm / measured[18].grad_w_norm;
+    assert!((got / want).ln().abs() < 2f64.ln(), "measured decay {got}, predicted {want}");
+    assert!(want < 0.2, "the prediction decays: {want}");
+    let report = model::Report::load(std::slice::from_ref(&out), "test".into()).unwrap();
+    let fig = figures::gradient_flow(&report);
+    assert!(format!("{:?}", fig.panels).contains("mean-field prediction"));
+    let mut shallow = run.clone();
+    shallow.config.depth = 2;
+    assert!(figures::predicted_flow(&shallow).is_none());
+}

@@ -344,6 +344,35 @@ fn last_step(run: &Run) -> u64 {
 
 const GRAD_LABEL: &str = "‖∂L/∂W‖ of the layer (Frobenius norm, log scale)";
 
+/// The mean-field prediction of ‖∂L/∂W_l‖ at initialisation for a run's hidden layers 1..depth−1,
+/// anchored at the measured step-0 norm of the last hidden layer: `theory::predicted_decay`
+/// gives E‖∂L/∂z_l‖², and away from the input ‖∂L/∂W_l‖ ∝ ‖∂L/∂z_l‖ (its docs). The init's
+/// σ_w², σ_b² come from `theory::init_variances`; inputs are taken with q⁰ = 1 (standardised).
+/// None when the run is too shallow, its step-0 norms are not finite, or the theory refuses
+/// the parameters.
+pub fn predicted_flow(run: &Run) -> Option<Vec<(f64, f64)>> {
+    let c = &run.config;
+    let rec = run.records.first().filter(|r| r.step == 0)?;
+    let depth = c.depth;
+    if depth < 3 || rec.layers.len() != depth + 1 {
+        return None;
+    }
+    let act = crate::nn::Activation::from_name(&c.activation, c.negative_slope).ok()?;
+    let init = crate::nn::Init::from_name(&c.init).ok()?;
+    let v = crate::theory::init_variances(init, act, c.width, c.width, c.sigma_w2, c.sigma_b2);
+    let decay = crate::theory::predicted_decay(act, v.sigma_w2, v.sigma_b2, 1.0, depth).ok()?;
+    let anchor = rec.layers[depth - 1].grad_w_norm;
+    let base = decay.get(depth - 1).copied()?;
+    if !(anchor.is_finite() && anchor > 0.0 && base.is_finite() && base > 0.0) {
+        return None;
+    }
+    let points: Vec<(f64, f64)> = (1..depth)
+        .map(|l| (l as f64, anchor * (decay[l] / base).sqrt()))
+        .filter(|p| p.1.is_finite() && p.1 > 0.0)
+        .collect();
+    (!points.is_empty()).then_some(points)
+}
+
 /// Gradient norm against layer: the picture of vanishing.
 pub fn gradient_flow(r: &Report) -> Figure {
     let mut notes = Vec::new();
@@ -360,7 +389,20 @@ pub fn gradient_flow(r: &Report) -> Figure {
             let t = if picks.len() > 1 { k as f64 / (picks.len() - 1) as f64 } else { 0.0 };
             series.push(Series { label: what, color: sequential(t), dashed: false, markers: true, points });
         }
-        series.iter().map(|s| LegendEntry { label: s.label.clone(), color: s.color, mark: Mark::Line }).collect()
+        let mut legend: Vec<LegendEntry> =
+            series.iter().map(|s| LegendEntry { label: s.label.clone(), color: s.color, mark: Mark::Line }).collect();
+        if let Some(points) = predicted_flow(run) {
+            let (points, _, _) = plotted(points, true);
+            series.push(Series {
+                label: "mean-field prediction, step 0".into(),
+                color: KEY_COLOR,
+                dashed: true,
+                markers: false,
+                points,
+            });
+            legend.push(key("dashed: mean-field prediction", Mark::Dashed));
+        }
+        legend
     } else {
         for (i, run) in r.runs.iter().enumerate() {
             let mut ends = vec![(0, false)];
@@ -398,7 +440,9 @@ pub fn gradient_flow(r: &Report) -> Figure {
         name: "gradient-flow",
         title: "Gradient flow: how much gradient reaches each layer".into(),
         caption: "Read each line from the output layer (right) to the input (left): a line that falls by orders \
-                  of magnitude towards layer 0 is a vanishing gradient, a flat line is a healthy one."
+                  of magnitude towards layer 0 is a vanishing gradient, a flat line is a healthy one. With one run, \
+                  the dashed grey line is the mean-field prediction at step 0 (gradscope theory), anchored at the \
+                  last hidden layer."
             .into(),
         notes,
         panels,
