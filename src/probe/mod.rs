@@ -7,8 +7,6 @@
 //! in cache) and right after its backward (its gradients are), so that measuring every layer at
 //! every step costs a few per cent of the step instead of a second trip through memory.
 
-pub mod stats;
-
 use crate::nn::{ForwardView, LayerView, Mlp, Scalar};
 use crate::optim::ParamNorms;
 use ndarray::ArrayView2;
