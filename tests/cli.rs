@@ -12,6 +12,11 @@ fn gradscope() -> Command {
     Command::cargo_bin("gradscope").unwrap()
 }
 
+/// Runs `cmd`, asserts it succeeded, and returns its stdout.
+fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8(cmd.assert().success().get_output().stdout.clone()).unwrap()
+}
+
 fn json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -372,15 +377,7 @@ fn probe_reads_pytorch_sequential_names() {
 #[test]
 fn demo_prints_the_table_and_writes_every_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = gradscope()
-        .args(["demo", "--steps", "30", "--out"])
-        .arg(tmp.path())
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout_of(gradscope().args(["demo", "--steps", "30", "--out"]).arg(tmp.path()));
     assert!(text.contains("vanishing ratio"), "{text}");
     for run in [
         "sigmoid-depth2",
@@ -413,15 +410,11 @@ fn demo_prints_the_table_and_writes_every_run() {
 fn report_writes_html_and_figures_and_names_bad_folders() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("runs/a"), tmp.path().join("runs/b"));
-    let out = gradscope()
-        .args(["train", "--depth", "3", "--width", "8", "--steps", "20", "--probe-every", "5", "--out"])
-        .arg(&a)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout_of(
+        gradscope()
+            .args(["train", "--depth", "3", "--width", "8", "--steps", "20", "--probe-every", "5", "--out"])
+            .arg(&a),
+    );
     assert!(text.contains(&format!("report: {}", a.join("report.html").display())), "{text}");
     for f in
         ["report.html", "command.txt", "figures/gradient-flow.svg", "figures/gradient-flow.png", "figures/heatmap.svg"]
