@@ -66,15 +66,8 @@ pub fn serialize<F: Scalar>(tensors: Vec<(String, Vec<usize>, Vec<u8>)>, metadat
 
 /// The bytes of `weights.safetensors` for a network.
 pub fn mlp_to_bytes<F: Scalar>(mlp: &Mlp<F>) -> Vec<u8> {
-    let mut tensors = Vec::new();
-    for (l, layer) in mlp.layers.iter().enumerate() {
-        tensors.push((
-            format!("layers.{l}.weight"),
-            layer.weight.shape().to_vec(),
-            to_bytes(layer.weight.iter().copied()),
-        ));
-        tensors.push((format!("layers.{l}.bias"), layer.bias.shape().to_vec(), to_bytes(layer.bias.iter().copied())));
-    }
+    let tensors =
+        mlp.state().into_iter().map(|(name, shape, values)| (name, shape, to_bytes(values.iter().copied()))).collect();
     serialize::<F>(tensors, activation_metadata(mlp.activation))
 }
 

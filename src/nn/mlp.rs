@@ -343,6 +343,32 @@ impl<F: Scalar> Mlp<F> {
         m
     }
 
+    /// Every tensor of the network's state (parameters, and any buffers such as running
+    /// statistics) as `weights.safetensors` stores it: `(name, shape, values)`, in a fixed order.
+    /// Writing the weights and restoring a checkpoint both go through this list (and
+    /// [`Mlp::state_mut`]), so a tensor added to the network is saved and restored by adding it
+    /// here.
+    pub fn state(&self) -> Vec<(String, Vec<usize>, &[F])> {
+        let mut out = Vec::with_capacity(2 * self.layers.len());
+        for (l, layer) in self.layers.iter().enumerate() {
+            let w = layer.weight.as_slice().expect("weights are contiguous");
+            let b = layer.bias.as_slice().expect("biases are contiguous");
+            out.push((format!("layers.{l}.weight"), layer.weight.shape().to_vec(), w));
+            out.push((format!("layers.{l}.bias"), layer.bias.shape().to_vec(), b));
+        }
+        out
+    }
+
+    /// [`Mlp::state`], writable: `(name, values)` in the same order.
+    pub fn state_mut(&mut self) -> Vec<(String, &mut [F])> {
+        let mut out = Vec::with_capacity(2 * self.layers.len());
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            out.push((format!("layers.{l}.weight"), layer.weight.as_slice_mut().expect("weights are contiguous")));
+            out.push((format!("layers.{l}.bias"), layer.bias.as_slice_mut().expect("biases are contiguous")));
+        }
+        out
+    }
+
     /// Parameter names as `weights.safetensors` stores them: `layers.{i}.weight`, `layers.{i}.bias`.
     pub fn param_names(&self) -> Vec<(String, String)> {
         (0..self.layers.len()).map(|i| (format!("layers.{i}.weight"), format!("layers.{i}.bias"))).collect()
