@@ -69,42 +69,32 @@ fn numeric_grad(values: &mut [f64], mut eval: impl FnMut(&[f64]) -> f64) -> (Vec
     }
 }
 
-/// Checks ∂L/∂W, ∂L/∂b of every layer and ∂L/∂x of a whole network against central differences.
+/// Checks the gradient of every trainable tensor (linear layers, norm layers' γ and β,
+/// residual projections; named as in `weights.safetensors`) and ∂L/∂x of a whole network
+/// against central differences, in the network's mode (training-mode batch norm: the loss is a
+/// deterministic function of the whole batch).
 pub fn check_mlp(mlp: &Mlp<f64>, x: ArrayView2<f64>, target: Targets<f64>, loss: Loss) -> Vec<TensorCheck> {
     let mut net = mlp.clone();
     net.want_input_grad = true;
     net.loss_and_grads(x, target, loss, Threads::One);
+    let mut analytic: Vec<(String, Vec<f64>)> = Vec::new();
+    net.for_each_param(|k, l, _, g| analytic.push((k.name(l), g.to_vec())));
     let mut probe = mlp.clone();
+    probe.set_track_running_stats(false);
     let eval = |p: &mut Mlp<f64>, x: ArrayView2<f64>| {
         p.forward(x, Threads::One);
         loss.value(p.output(), target)
     };
     let mut out = Vec::new();
-    for l in 0..net.num_layers() {
-        let (wn, bn) = (format!("layers.{l}.weight"), format!("layers.{l}.bias"));
-        for (name, analytic, is_w) in [
-            (wn, net.layers[l].grad_weight.clone(), true),
-            (bn, net.layers[l].grad_bias.clone().insert_axis(ndarray::Axis(0)), false),
-        ] {
-            let mut values: Vec<f64> =
-                if is_w { probe.layers[l].weight.iter().copied().collect() } else { probe.layers[l].bias.to_vec() };
-            let (numeric, noise) = numeric_grad(&mut values, |v| {
-                if is_w {
-                    probe.layers[l].weight.iter_mut().zip(v).for_each(|(w, &v)| *w = v);
-                } else {
-                    probe.layers[l].bias.iter_mut().zip(v).for_each(|(b, &v)| *b = v);
-                }
-                eval(&mut probe, x)
-            });
-            // restore exactly
-            if is_w {
-                probe.layers[l].weight.assign(&mlp.layers[l].weight);
-            } else {
-                probe.layers[l].bias.assign(&mlp.layers[l].bias);
-            }
-            let analytic: Vec<f64> = analytic.iter().copied().collect();
-            out.push(tensor_check(name, &analytic, &numeric, noise));
-        }
+    for (k, (name, grad)) in analytic.into_iter().enumerate() {
+        let mut values = param_values(&mut probe, k);
+        let original = values.clone();
+        let (numeric, noise) = numeric_grad(&mut values, |v| {
+            set_param(&mut probe, k, v);
+            eval(&mut probe, x)
+        });
+        set_param(&mut probe, k, &original); // restore exactly
+        out.push(tensor_check(name, &grad, &numeric, noise));
     }
     let mut xs: Vec<f64> = x.iter().copied().collect();
     let shape = x.dim();
@@ -115,6 +105,29 @@ pub fn check_mlp(mlp: &Mlp<f64>, x: ArrayView2<f64>, target: Targets<f64>, loss:
     let analytic: Vec<f64> = net.grad_input().iter().copied().collect();
     out.push(tensor_check("input".into(), &analytic, &numeric, noise));
     out
+}
+
+/// The values of the `k`-th trainable tensor (in [`Mlp::for_each_param`] order).
+fn param_values(net: &mut Mlp<f64>, k: usize) -> Vec<f64> {
+    let (mut i, mut out) = (0, Vec::new());
+    net.for_each_param(|_, _, p, _| {
+        if i == k {
+            out = p.to_vec();
+        }
+        i += 1;
+    });
+    out
+}
+
+/// Overwrites the `k`-th trainable tensor.
+fn set_param(net: &mut Mlp<f64>, k: usize, values: &[f64]) {
+    let mut i = 0;
+    net.for_each_param(|_, _, p, _| {
+        if i == k {
+            p.copy_from_slice(values);
+        }
+        i += 1;
+    });
 }
 
 fn tensor_check(name: String, analytic: &[f64], numeric: &[f64], noise: f64) -> TensorCheck {

@@ -1,10 +1,102 @@
 //! The multilayer perceptron: `depth` hidden layers `h_l = φ(h_{l−1}·W_lᵀ + b_l)` and a linear
 //! output layer, with the chain rule written out layer by layer in [`Mlp::backward`].
+//!
+//! Optionally ([`Arch`]) with the architectural remedies of the vanishing gradient: a
+//! normalisation layer in every hidden layer (batch or layer norm, before or after φ) and
+//! residual blocks of one or two hidden layers, `h_end = P(h_start−1) + α·F(h_start−1)`, with P
+//! the identity or, where the widths differ, a linear projection.
 
+use crate::nn::norm::{Norm, NormKind, NormPosition};
 use crate::nn::{Activation, Init, Linear, Loss, Scalar, Targets, Threads, init::gain};
 use crate::probe::Probe;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip, s};
 use rand::Rng;
+
+/// Residual connections: hidden layers grouped into blocks of `block` layers, input first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Residual {
+    /// Hidden layers per block (1 or 2); a shorter last block takes the remainder.
+    pub block: usize,
+    /// α, the residual branch's scale: `h_end = P(h_start−1) + α·F(h_start−1)`.
+    pub scale: f64,
+}
+
+/// The remedies built into a network; the default is the plain MLP.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Arch {
+    /// Residual blocks, if any.
+    pub residual: Option<Residual>,
+    /// The normalisation in every hidden layer, if any.
+    pub norm: Option<NormKind>,
+    /// Where that normalisation sits.
+    pub norm_position: NormPosition,
+}
+
+impl Arch {
+    /// The plain MLP.
+    pub fn plain() -> Self {
+        Self::default()
+    }
+
+    /// True when no remedy is configured.
+    pub fn is_plain(&self) -> bool {
+        self.residual.is_none() && self.norm.is_none()
+    }
+
+    /// The residual block holding hidden layer `l` of `depth`: `(first, last)` hidden layer.
+    pub fn block_of(&self, l: usize, depth: usize) -> Option<(usize, usize)> {
+        let r = self.residual?;
+        if l >= depth {
+            return None;
+        }
+        let start = l / r.block * r.block;
+        Some((start, (start + r.block).min(depth) - 1))
+    }
+
+    /// For `sizes = [inputs, hidden…, outputs]`: per hidden layer, whether a residual block
+    /// starts there whose input width differs from its output width (it gets a projection).
+    /// Empty without residual connections.
+    pub fn shortcut_at(&self, sizes: &[usize]) -> Vec<bool> {
+        if self.residual.is_none() {
+            return Vec::new();
+        }
+        let depth = sizes.len().saturating_sub(2);
+        (0..depth)
+            .map(|l| matches!(self.block_of(l, depth), Some((s, e)) if s == l && sizes[s] != sizes[e + 1]))
+            .collect()
+    }
+}
+
+/// One trainable tensor of an [`Mlp`], as [`Mlp::for_each_param`] visits them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    /// `layers.{l}.weight`.
+    Weight,
+    /// `layers.{l}.bias`.
+    Bias,
+    /// `norms.{l}.weight` (γ).
+    NormWeight,
+    /// `norms.{l}.bias` (β).
+    NormBias,
+    /// `shortcuts.{l}.weight`, the projection of the residual block starting at hidden layer l.
+    ShortcutWeight,
+    /// `shortcuts.{l}.bias`.
+    ShortcutBias,
+}
+
+impl ParamKind {
+    /// The safetensors name of this tensor of layer `l`.
+    pub fn name(&self, l: usize) -> String {
+        match self {
+            Self::Weight => format!("layers.{l}.weight"),
+            Self::Bias => format!("layers.{l}.bias"),
+            Self::NormWeight => format!("norms.{l}.weight"),
+            Self::NormBias => format!("norms.{l}.bias"),
+            Self::ShortcutWeight => format!("shortcuts.{l}.weight"),
+            Self::ShortcutBias => format!("shortcuts.{l}.bias"),
+        }
+    }
+}
 
 /// What builds an [`Mlp`]: the layer sizes, the activation and the initialisation.
 ///
@@ -21,6 +113,8 @@ pub struct MlpConfig {
     pub sigma_w2: f64,
     /// σ_b² for the `gaussian` and `orthogonal` inits.
     pub sigma_b2: f64,
+    /// Residual blocks and normalisation (default: none).
+    pub arch: Arch,
 }
 
 impl MlpConfig {
@@ -36,10 +130,12 @@ impl MlpConfig {
         let mut sizes = vec![inputs];
         sizes.extend(std::iter::repeat_n(width, depth));
         sizes.push(outputs);
-        Self { sizes, activation, init, sigma_w2: 1.0, sigma_b2: 0.0 }
+        Self { sizes, activation, init, sigma_w2: 1.0, sigma_b2: 0.0, arch: Arch::plain() }
     }
 
-    /// Draws the parameters, layer by layer from the input, from `rng`.
+    /// Draws the parameters, layer by layer from the input, from `rng`; then the residual
+    /// projections (gain 1), so that the linear layers are the plain network's for the same
+    /// seed. Norm layers start at γ = 1, β = 0.
     pub fn init<F: Scalar, R: Rng + ?Sized>(&self, rng: &mut R) -> Mlp<F> {
         let n = self.sizes.len() - 1;
         let layers = (0..n)
@@ -49,7 +145,24 @@ impl MlpConfig {
                 Linear::new(w.mapv(F::of), b.mapv(F::of))
             })
             .collect();
-        Mlp::new(layers, self.activation)
+        let shortcuts = self
+            .arch
+            .shortcut_at(&self.sizes)
+            .into_iter()
+            .enumerate()
+            .map(|(l, at)| {
+                at.then(|| {
+                    let (fan_in, fan_out) = (self.sizes[l], self.arch.block_of(l, n - 1).map_or(0, |b| self.sizes[b.1 + 1]));
+                    let (w, b) = self.init.draw(rng, fan_in, fan_out, 1.0, self.sigma_w2, self.sigma_b2);
+                    Linear::new(w.mapv(F::of), b.mapv(F::of))
+                })
+            })
+            .collect();
+        let norms = match self.arch.norm {
+            Some(kind) => (0..n - 1).map(|l| Norm::new(kind, self.sizes[l + 1])).collect(),
+            None => Vec::new(),
+        };
+        Mlp::with_arch(layers, self.activation, self.arch, norms, shortcuts)
     }
 }
 
@@ -69,6 +182,13 @@ pub struct Mlp<F> {
     pub activation: Activation,
     /// Whether [`Mlp::backward`] also computes ∂L/∂x (the input gradient).
     pub want_input_grad: bool,
+    /// Residual blocks and normalisation.
+    pub arch: Arch,
+    /// One norm layer per hidden layer when `arch.norm` is set (else empty).
+    pub norms: Vec<Norm<F>>,
+    /// Per hidden layer l (when `arch.residual` is set, else empty): the projection of the
+    /// residual block that starts at l, where its input and output widths differ.
+    pub shortcuts: Vec<Option<Linear<F>>>,
     rows: usize,
     z: Vec<Array2<F>>,
     h: Vec<Array2<F>>,
@@ -76,6 +196,8 @@ pub struct Mlp<F> {
     grad_z: Vec<Array2<F>>,
     grad_h: Vec<Array2<F>>,
     grad_input: Array2<F>,
+    /// Scratch between a norm layer and φ (forward) and their gradients (backward).
+    scratch: Array2<F>,
 }
 
 /// One layer right after its forward pass, as probes see it.
@@ -112,6 +234,10 @@ pub struct LayerView<'a, F> {
     pub grad_z: ArrayView2<'a, F>,
     /// ∂L/∂h_l (equal to ∂L/∂z_l for the output layer).
     pub grad_h: ArrayView2<'a, F>,
+    /// The hidden layer's norm layer (its γ, β and their gradients), if any.
+    pub norm: Option<&'a Norm<F>>,
+    /// The projection of the residual block starting at this layer, if any.
+    pub shortcut: Option<&'a Linear<F>>,
 }
 
 impl<'a, F: Scalar> LayerView<'a, F> {
@@ -126,14 +252,55 @@ impl<F: Scalar> Mlp<F> {
     ///
     /// **Panics** on an empty list or sizes that do not chain; callers validate user input first.
     pub fn new(layers: Vec<Linear<F>>, activation: Activation) -> Self {
+        Self::with_arch(layers, activation, Arch::plain(), Vec::new(), Vec::new())
+    }
+
+    /// [`Mlp::new`] with remedies: `norms` one per hidden layer when `arch.norm` is set,
+    /// `shortcuts` one entry per hidden layer when `arch.residual` is set (a projection exactly
+    /// where [`Arch::shortcut_at`] says).
+    ///
+    /// **Panics** when the parts do not fit together; callers validate user input first.
+    pub fn with_arch(
+        layers: Vec<Linear<F>>,
+        activation: Activation,
+        arch: Arch,
+        norms: Vec<Norm<F>>,
+        shortcuts: Vec<Option<Linear<F>>>,
+    ) -> Self {
         assert!(!layers.is_empty(), "gradscope internal error: an MLP needs at least one layer");
         for pair in layers.windows(2) {
             assert_eq!(pair[0].fan_out(), pair[1].fan_in(), "gradscope internal error: layer sizes do not chain");
+        }
+        let depth = layers.len() - 1;
+        let sizes: Vec<usize> = std::iter::once(layers[0].fan_in()).chain(layers.iter().map(Linear::fan_out)).collect();
+        match arch.norm {
+            Some(kind) => {
+                assert_eq!(norms.len(), depth, "gradscope internal error: one norm per hidden layer");
+                for (l, n) in norms.iter().enumerate() {
+                    assert!(n.kind == kind && n.features() == sizes[l + 1], "gradscope internal error: norm {l}");
+                }
+            }
+            None => assert!(norms.is_empty(), "gradscope internal error: norms without arch.norm"),
+        }
+        if let Some(r) = arch.residual {
+            assert!(r.block >= 1, "gradscope internal error: empty residual block");
+            assert_eq!(shortcuts.len(), depth, "gradscope internal error: one shortcut slot per hidden layer");
+            for (l, (p, want)) in shortcuts.iter().zip(arch.shortcut_at(&sizes)).enumerate() {
+                assert_eq!(p.is_some(), want, "gradscope internal error: shortcut {l}");
+                if let (Some(p), Some((s, e))) = (p, arch.block_of(l, depth)) {
+                    assert!(p.fan_in() == sizes[s] && p.fan_out() == sizes[e + 1], "gradscope internal error: shortcut {l}");
+                }
+            }
+        } else {
+            assert!(shortcuts.is_empty(), "gradscope internal error: shortcuts without arch.residual");
         }
         let mut mlp = Self {
             layers,
             activation,
             want_input_grad: false,
+            arch,
+            norms,
+            shortcuts,
             rows: 0,
             z: Vec::new(),
             h: Vec::new(),
@@ -141,6 +308,7 @@ impl<F: Scalar> Mlp<F> {
             grad_z: Vec::new(),
             grad_h: Vec::new(),
             grad_input: Array2::zeros((0, 0)),
+            scratch: Array2::zeros((0, 0)),
         };
         mlp.reserve(0);
         mlp
@@ -180,6 +348,34 @@ impl<F: Scalar> Mlp<F> {
         self.dphi = (0..n - 1).map(buf).collect();
         self.grad_h = (0..n - 1).map(buf).collect();
         self.grad_input = Array2::zeros((rows, self.inputs()));
+        if !self.norms.is_empty() {
+            let widest = self.layers[..n - 1].iter().map(Linear::fan_out).max().unwrap_or(0);
+            self.scratch = Array2::zeros((rows, widest));
+            self.norms.iter_mut().for_each(|m| m.reserve(rows));
+        }
+    }
+
+    /// Training mode (batch norm uses batch statistics and updates its running estimates) or
+    /// eval mode (running estimates), as `module.train()` / `module.eval()`; layer norm and the
+    /// plain network are the same in both.
+    pub fn set_training(&mut self, training: bool) {
+        self.norms.iter_mut().for_each(|n| n.training = training);
+    }
+
+    /// Whether the network is in training mode (true without norm layers).
+    pub fn is_training(&self) -> bool {
+        self.norms.first().is_none_or(|n| n.training)
+    }
+
+    /// Whether training-mode forward passes update batch norm's running estimates (on by
+    /// default; a probe outside the training steps turns it off so that it changes nothing).
+    pub fn set_track_running_stats(&mut self, on: bool) {
+        self.norms.iter_mut().for_each(|n| n.track_running_stats = on);
+    }
+
+    /// True when a training-mode forward pass needs more than one row (batch norm).
+    pub fn needs_batch_stats(&self) -> bool {
+        self.arch.norm == Some(NormKind::Batch) && self.is_training()
     }
 
     /// Runs the network on a batch `x` (`[batch, inputs]`) and returns ŷ (`[batch, outputs]`).
@@ -199,15 +395,19 @@ impl<F: Scalar> Mlp<F> {
         self.reserve(n);
         self.rows = n;
         let last = self.layers.len() - 1;
-        for (l, layer) in self.layers.iter().enumerate() {
+        for l in 0..self.layers.len() {
             let input = if l == 0 { x } else { self.h[l - 1].slice(s![..n, ..]) };
-            layer.forward(input, self.z[l].slice_mut(s![..n, ..]), threads);
+            self.layers[l].forward(input, self.z[l].slice_mut(s![..n, ..]), threads);
             if l < last {
-                self.activation.forward_with_derivative(
-                    self.z[l].slice(s![..n, ..]),
-                    self.h[l].slice_mut(s![..n, ..]),
-                    self.dphi[l].slice_mut(s![..n, ..]),
-                );
+                if self.arch.is_plain() {
+                    self.activation.forward_with_derivative(
+                        self.z[l].slice(s![..n, ..]),
+                        self.h[l].slice_mut(s![..n, ..]),
+                        self.dphi[l].slice_mut(s![..n, ..]),
+                    );
+                } else {
+                    self.hidden_forward(l, x, threads);
+                }
             }
             if let Some(p) = probe.as_deref_mut() {
                 p.after_layer_forward(&self.layer_view(l).forward());
@@ -252,7 +452,12 @@ impl<F: Scalar> Mlp<F> {
     ) {
         let n = self.rows;
         debug_assert_eq!(x.nrows(), n, "backward needs the forward pass's input");
+        let plain = self.arch.is_plain();
         for l in (0..self.layers.len()).rev() {
+            if !plain && l + 1 < self.layers.len() {
+                // ∂L/∂h_l is complete (the layer above and any residual path have added to it)
+                self.hidden_backward(l);
+            }
             let input = if l == 0 { x } else { self.h[l - 1].slice(s![..n, ..]) };
             let grad_x = if l > 0 {
                 Some(self.grad_h[l - 1].slice_mut(s![..n, ..]))
@@ -262,12 +467,15 @@ impl<F: Scalar> Mlp<F> {
                 None
             };
             self.layers[l].backward(input, self.grad_z[l].slice(s![..n, ..]), grad_x, threads);
-            if l > 0 {
+            if plain && l > 0 {
                 self.activation.backward(
                     self.dphi[l - 1].slice(s![..n, ..]),
                     self.grad_h[l - 1].slice(s![..n, ..]),
                     self.grad_z[l - 1].slice_mut(s![..n, ..]),
                 );
+            }
+            if !plain {
+                self.skip_backward(l, x, threads);
             }
             // layer l's ∂L/∂z, ∂L/∂h (from the layer above) and ∂L/∂W, ∂L/∂b are now final
             if let Some(p) = probe.as_deref_mut() {
@@ -284,6 +492,150 @@ impl<F: Scalar> Mlp<F> {
     /// Zeroes every parameter gradient.
     pub fn zero_grad(&mut self) {
         self.layers.iter_mut().for_each(Linear::zero_grad);
+        self.norms.iter_mut().for_each(Norm::zero_grad);
+        self.shortcuts.iter_mut().flatten().for_each(Linear::zero_grad);
+    }
+
+    /// Hidden layer `l` after its linear layer, with remedies: z_l → (norm) → φ → (norm) into
+    /// h_l, φ′ into dphi_l; at the last layer of a residual block, then
+    /// `h_l ← P(h_start−1) + α·h_l`.
+    fn hidden_forward(&mut self, l: usize, x: ArrayView2<F>, threads: Threads) {
+        let n = self.rows;
+        let w = self.layers[l].fan_out();
+        let z = self.z[l].slice(s![..n, ..]);
+        let dphi = self.dphi[l].slice_mut(s![..n, ..]);
+        match (self.norms.get_mut(l), self.arch.norm_position) {
+            (None, _) => self.activation.forward_with_derivative(z, self.h[l].slice_mut(s![..n, ..]), dphi),
+            (Some(norm), NormPosition::Pre) => {
+                norm.forward(z, self.scratch.slice_mut(s![..n, ..w]));
+                self.activation.forward_with_derivative(
+                    self.scratch.slice(s![..n, ..w]),
+                    self.h[l].slice_mut(s![..n, ..]),
+                    dphi,
+                );
+            }
+            (Some(norm), NormPosition::Post) => {
+                self.activation.forward_with_derivative(z, self.scratch.slice_mut(s![..n, ..w]), dphi);
+                norm.forward(self.scratch.slice(s![..n, ..w]), self.h[l].slice_mut(s![..n, ..]));
+            }
+        }
+        let depth = self.depth();
+        let (Some((start, end)), Some(r)) = (self.arch.block_of(l, depth), self.arch.residual) else { return };
+        if end != l {
+            return;
+        }
+        let (before, rest) = self.h.split_at_mut(l);
+        let mut out = rest[0].slice_mut(s![..n, ..]);
+        let block_in = if start == 0 { x } else { before[start - 1].slice(s![..n, ..]) };
+        if r.scale != 1.0 {
+            let a = F::of(r.scale);
+            out.mapv_inplace(|v| a * v);
+        }
+        match &self.shortcuts[start] {
+            Some(p) => {
+                for mut row in out.rows_mut() {
+                    row += &p.bias;
+                }
+                F::gemm(out, block_in, p.weight.t(), true, threads);
+            }
+            None => out += &block_in,
+        }
+    }
+
+    /// ∂L/∂z_l of hidden layer `l` from its complete ∂L/∂h_l, through φ and the norm layer
+    /// (adding to γ's and β's gradients); α scales the branch at a residual block's last layer.
+    fn hidden_backward(&mut self, l: usize) {
+        let n = self.rows;
+        let w = self.layers[l].fan_out();
+        let alpha = match (self.arch.block_of(l, self.depth()), self.arch.residual) {
+            (Some((_, end)), Some(r)) if end == l => r.scale,
+            _ => 1.0,
+        };
+        let a = F::of(alpha);
+        let gh = self.grad_h[l].slice(s![..n, ..]);
+        let dphi = self.dphi[l].slice(s![..n, ..]);
+        let mut gz = self.grad_z[l].slice_mut(s![..n, ..]);
+        match (self.norms.get_mut(l), self.arch.norm_position) {
+            (None, _) => {
+                self.activation.backward(dphi, gh, gz.view_mut());
+                if alpha != 1.0 {
+                    gz.mapv_inplace(|v| a * v);
+                }
+            }
+            (Some(norm), NormPosition::Pre) => {
+                let mut gu = self.scratch.slice_mut(s![..n, ..w]);
+                self.activation.backward(dphi, gh, gu.view_mut());
+                norm.backward(gu.view(), a, gz);
+            }
+            (Some(norm), NormPosition::Post) => {
+                norm.backward(gh, a, gz.view_mut());
+                Zip::from(gz).and(dphi).for_each(|g, &d| *g = *g * d);
+            }
+        }
+    }
+
+    /// At the first layer `l` of a residual block, after its linear backward: adds the skip
+    /// path's gradient ∂L/∂h_end (through the projection, whose gradients it accumulates) to
+    /// the block input's gradient.
+    fn skip_backward(&mut self, l: usize, x: ArrayView2<F>, threads: Threads) {
+        let n = self.rows;
+        let Some((start, end)) = self.arch.block_of(l, self.depth()) else { return };
+        if start != l {
+            return;
+        }
+        let (before, rest) = self.grad_h.split_at_mut(l);
+        let g_end = rest[end - l].slice(s![..n, ..]);
+        let target = if l > 0 {
+            Some(before[l - 1].slice_mut(s![..n, ..]))
+        } else if self.want_input_grad {
+            Some(self.grad_input.slice_mut(s![..n, ..]))
+        } else {
+            None
+        };
+        match self.shortcuts[l].as_mut() {
+            Some(p) => {
+                let block_in = if l == 0 { x } else { self.h[l - 1].slice(s![..n, ..]) };
+                F::gemm(p.grad_weight.view_mut(), g_end.t(), block_in, true, threads);
+                for row in g_end.rows() {
+                    p.grad_bias += &row;
+                }
+                if let Some(t) = target {
+                    F::gemm(t, g_end, p.weight.view(), true, threads);
+                }
+            }
+            None => {
+                if let Some(mut t) = target {
+                    t += &g_end;
+                }
+            }
+        }
+    }
+
+    /// Visits every trainable tensor with its gradient, in the order of [`Mlp::state`] less
+    /// the buffers: per linear layer l, `layers.l.weight`, `layers.l.bias`, then `norms.l.*`,
+    /// then `shortcuts.l.*`. Allocates nothing.
+    pub fn for_each_param(&mut self, mut f: impl FnMut(ParamKind, usize, &mut [F], &mut [F])) {
+        let c = "gradscope internal error: parameters are contiguous";
+        for l in 0..self.layers.len() {
+            let layer = &mut self.layers[l];
+            f(ParamKind::Weight, l, layer.weight.as_slice_mut().expect(c), layer.grad_weight.as_slice_mut().expect(c));
+            f(ParamKind::Bias, l, layer.bias.as_slice_mut().expect(c), layer.grad_bias.as_slice_mut().expect(c));
+            if let Some(m) = self.norms.get_mut(l) {
+                f(ParamKind::NormWeight, l, m.weight.as_slice_mut().expect(c), m.grad_weight.as_slice_mut().expect(c));
+                f(ParamKind::NormBias, l, m.bias.as_slice_mut().expect(c), m.grad_bias.as_slice_mut().expect(c));
+            }
+            if let Some(Some(p)) = self.shortcuts.get_mut(l) {
+                f(ParamKind::ShortcutWeight, l, p.weight.as_slice_mut().expect(c), p.grad_weight.as_slice_mut().expect(c));
+                f(ParamKind::ShortcutBias, l, p.bias.as_slice_mut().expect(c), p.grad_bias.as_slice_mut().expect(c));
+            }
+        }
+    }
+
+    /// Every trainable tensor's name and length, in the order of [`Mlp::for_each_param`].
+    pub fn param_list(&mut self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        self.for_each_param(|k, l, p, _| out.push((k.name(l), p.len())));
+        out
     }
 
     /// Forward, loss and backward on one batch with fresh gradients; returns the loss.
@@ -328,7 +680,9 @@ impl<F: Scalar> Mlp<F> {
         } else {
             (Activation::Identity, z, None, grad_z)
         };
-        LayerView { index: l, activation, linear: &self.layers[l], z, h, dphi, grad_z, grad_h }
+        let norm = self.norms.get(l);
+        let shortcut = self.shortcuts.get(l).and_then(Option::as_ref);
+        LayerView { index: l, activation, linear: &self.layers[l], z, h, dphi, grad_z, grad_h, norm, shortcut }
     }
 
     /// The same network in another float type (e.g. f32 weights checked in f64).
@@ -338,7 +692,10 @@ impl<F: Scalar> Mlp<F> {
             .iter()
             .map(|l| Linear::new(l.weight.mapv(|v| G::of(v.f64())), l.bias.mapv(|v| G::of(v.f64()))))
             .collect();
-        let mut m = Mlp::new(layers, self.activation);
+        let cast_linear = |l: &Linear<F>| Linear::new(l.weight.mapv(|v| G::of(v.f64())), l.bias.mapv(|v| G::of(v.f64())));
+        let norms = self.norms.iter().map(Norm::cast).collect();
+        let shortcuts = self.shortcuts.iter().map(|p| p.as_ref().map(cast_linear)).collect();
+        let mut m = Mlp::with_arch(layers, self.activation, self.arch, norms, shortcuts);
         m.want_input_grad = self.want_input_grad;
         m
     }
@@ -350,11 +707,25 @@ impl<F: Scalar> Mlp<F> {
     /// here.
     pub fn state(&self) -> Vec<(String, Vec<usize>, &[F])> {
         let mut out = Vec::with_capacity(2 * self.layers.len());
+        let c = "gradscope internal error: state tensors are contiguous";
         for (l, layer) in self.layers.iter().enumerate() {
-            let w = layer.weight.as_slice().expect("weights are contiguous");
-            let b = layer.bias.as_slice().expect("biases are contiguous");
-            out.push((format!("layers.{l}.weight"), layer.weight.shape().to_vec(), w));
-            out.push((format!("layers.{l}.bias"), layer.bias.shape().to_vec(), b));
+            out.push((format!("layers.{l}.weight"), layer.weight.shape().to_vec(), layer.weight.as_slice().expect(c)));
+            out.push((format!("layers.{l}.bias"), layer.bias.shape().to_vec(), layer.bias.as_slice().expect(c)));
+            if let Some(m) = self.norms.get(l) {
+                let d = vec![m.features()];
+                out.push((format!("norms.{l}.weight"), d.clone(), m.weight.as_slice().expect(c)));
+                out.push((format!("norms.{l}.bias"), d.clone(), m.bias.as_slice().expect(c)));
+                if m.kind == NormKind::Batch {
+                    out.push((format!("norms.{l}.running_mean"), d.clone(), m.running_mean.as_slice().expect(c)));
+                    out.push((format!("norms.{l}.running_var"), d, m.running_var.as_slice().expect(c)));
+                    // a 0-dimensional tensor, as PyTorch stores it
+                    out.push((format!("norms.{l}.num_batches_tracked"), vec![], m.num_batches_tracked.as_slice().expect(c)));
+                }
+            }
+            if let Some(Some(p)) = self.shortcuts.get(l) {
+                out.push((format!("shortcuts.{l}.weight"), p.weight.shape().to_vec(), p.weight.as_slice().expect(c)));
+                out.push((format!("shortcuts.{l}.bias"), p.bias.shape().to_vec(), p.bias.as_slice().expect(c)));
+            }
         }
         out
     }
@@ -362,9 +733,24 @@ impl<F: Scalar> Mlp<F> {
     /// [`Mlp::state`], writable: `(name, values)` in the same order.
     pub fn state_mut(&mut self) -> Vec<(String, &mut [F])> {
         let mut out = Vec::with_capacity(2 * self.layers.len());
+        let c = "gradscope internal error: state tensors are contiguous";
+        let (mut norms, mut shortcuts) = (self.norms.iter_mut(), self.shortcuts.iter_mut());
         for (l, layer) in self.layers.iter_mut().enumerate() {
-            out.push((format!("layers.{l}.weight"), layer.weight.as_slice_mut().expect("weights are contiguous")));
-            out.push((format!("layers.{l}.bias"), layer.bias.as_slice_mut().expect("biases are contiguous")));
+            out.push((format!("layers.{l}.weight"), layer.weight.as_slice_mut().expect(c)));
+            out.push((format!("layers.{l}.bias"), layer.bias.as_slice_mut().expect(c)));
+            if let Some(m) = norms.next() {
+                out.push((format!("norms.{l}.weight"), m.weight.as_slice_mut().expect(c)));
+                out.push((format!("norms.{l}.bias"), m.bias.as_slice_mut().expect(c)));
+                if m.kind == NormKind::Batch {
+                    out.push((format!("norms.{l}.running_mean"), m.running_mean.as_slice_mut().expect(c)));
+                    out.push((format!("norms.{l}.running_var"), m.running_var.as_slice_mut().expect(c)));
+                    out.push((format!("norms.{l}.num_batches_tracked"), m.num_batches_tracked.as_slice_mut().expect(c)));
+                }
+            }
+            if let Some(Some(p)) = shortcuts.next() {
+                out.push((format!("shortcuts.{l}.weight"), p.weight.as_slice_mut().expect(c)));
+                out.push((format!("shortcuts.{l}.bias"), p.bias.as_slice_mut().expect(c)));
+            }
         }
         out
     }

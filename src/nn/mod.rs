@@ -7,11 +7,13 @@ pub mod init;
 pub mod linear;
 pub mod loss;
 pub mod mlp;
+pub mod norm;
 pub mod scalar;
 
 pub use activation::{ACTIVATION_NAMES, Activation};
 pub use init::{INIT_NAMES, Init};
 pub use linear::Linear;
 pub use loss::{LOSS_NAMES, Loss, Targets};
-pub use mlp::{ForwardView, LayerView, Mlp, MlpConfig};
+pub use mlp::{Arch, ForwardView, LayerView, Mlp, MlpConfig, ParamKind, Residual};
+pub use norm::{NORM_NAMES, NORM_POSITION_NAMES, Norm, NormKind, NormPosition};
 pub use scalar::{Scalar, Threads};
