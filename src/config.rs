@@ -6,8 +6,8 @@
 
 use crate::data::DataSpec;
 use crate::error::{Error, Result, closest};
-use crate::nn::{Activation, Init, Loss};
-use crate::optim::{Adam, Optimizer, OptimizerKind, Sgd};
+use crate::nn::{Activation, Arch, Init, Loss, NormKind, NormPosition, Residual};
+use crate::optim::{Adam, Clip, Optimizer, OptimizerKind, Sgd};
 use serde::{Deserialize, Serialize};
 
 /// Every key of a run's config, as written in `config.toml` (flags spell them in kebab case).
@@ -68,6 +68,22 @@ pub struct Config {
     pub probe_every: u64,
     /// Threads (0: all cores).
     pub threads: usize,
+    /// Residual connections: blocks of `residual_block` hidden layers, h ← P(h) + α·F(h).
+    pub residual: bool,
+    /// α, the scale of the residual branch.
+    pub residual_scale: f64,
+    /// Hidden layers per residual block (1 or 2).
+    pub residual_block: usize,
+    /// `none`, `batch` (BatchNorm1d) or `layer` (LayerNorm) in every hidden layer.
+    pub norm: String,
+    /// `pre` (norm before φ) or `post` (after φ).
+    pub norm_position: String,
+    /// Clip the gradients' total L2 norm to this (torch.nn.utils.clip_grad_norm_).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_norm: Option<f64>,
+    /// Clamp every gradient entry to [−v, v] (torch.nn.utils.clip_grad_value_).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_value: Option<f64>,
 }
 
 impl Default for Config {
@@ -98,12 +114,19 @@ impl Default for Config {
             seed: 0,
             probe_every: 100,
             threads: 0,
+            residual: false,
+            residual_scale: 1.0,
+            residual_block: 2,
+            norm: "none".into(),
+            norm_position: "pre".into(),
+            clip_norm: None,
+            clip_value: None,
         }
     }
 }
 
 /// Every config key.
-pub const CONFIG_KEYS: [&str; 25] = [
+pub const CONFIG_KEYS: [&str; 32] = [
     "data",
     "target",
     "test_fraction",
@@ -129,6 +152,13 @@ pub const CONFIG_KEYS: [&str; 25] = [
     "seed",
     "probe_every",
     "threads",
+    "residual",
+    "residual_scale",
+    "residual_block",
+    "norm",
+    "norm_position",
+    "clip_norm",
+    "clip_value",
 ];
 
 /// A checked configuration with typed parts.
@@ -170,6 +200,10 @@ pub struct RunSpec {
     pub probe_every: u64,
     /// Threads, ≥ 1.
     pub threads: usize,
+    /// Residual blocks and normalisation.
+    pub arch: Arch,
+    /// Gradient clipping.
+    pub clip: Clip,
 }
 
 fn positive(key: &str, v: f64) -> Result<()> {
@@ -274,6 +308,32 @@ impl Config {
         if matches!(data, DataSpec::Csv(_)) && self.target.is_none() {
             return Err(Error::invalid("target", "(none)", "csv data needs --target COLUMN"));
         }
+        let arch = self.arch()?;
+        if arch.norm == Some(NormKind::Batch) && self.batch_size < 2 {
+            return Err(Error::invalid(
+                "batch_size",
+                self.batch_size,
+                "batch norm needs at least 2 rows per batch (as PyTorch's BatchNorm1d in training)",
+            ));
+        }
+        let clip = match (self.clip_norm, self.clip_value) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "clip_value",
+                    self.clip_value.unwrap_or_default(),
+                    "give clip_norm or clip_value, not both",
+                ));
+            }
+            (Some(v), None) => {
+                positive("clip_norm", v)?;
+                Clip::Norm(v)
+            }
+            (None, Some(v)) => {
+                positive("clip_value", v)?;
+                Clip::Value(v)
+            }
+            (None, None) => Clip::None,
+        };
         let threads =
             if self.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { self.threads };
         Ok(RunSpec {
@@ -295,7 +355,27 @@ impl Config {
             seed: self.seed,
             probe_every: self.probe_every,
             threads,
+            arch,
+            clip,
         })
+    }
+
+    /// The checked `residual*` and `norm*` keys.
+    pub fn arch(&self) -> Result<Arch> {
+        let norm = NormKind::from_name(&self.norm)?;
+        let norm_position = NormPosition::from_name(&self.norm_position)?;
+        if !self.residual_scale.is_finite() {
+            return Err(Error::invalid("residual_scale", self.residual_scale, "must be finite"));
+        }
+        if !(1..=2).contains(&self.residual_block) {
+            return Err(Error::invalid(
+                "residual_block",
+                self.residual_block,
+                "must be 1 or 2 (hidden layers per block)",
+            ));
+        }
+        let residual = self.residual.then_some(Residual { block: self.residual_block, scale: self.residual_scale });
+        Ok(Arch { residual, norm, norm_position })
     }
 
     /// The config with every default made explicit, as saved beside a run.

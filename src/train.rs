@@ -75,6 +75,9 @@ pub struct Summary {
     pub diverged_at_step: Option<u64>,
     /// Wall-clock seconds of training and evaluation.
     pub wall_time_s: f64,
+    /// Steps whose gradients were clipped (0 without clipping).
+    #[serde(default)]
+    pub clipped_steps: u64,
 }
 
 /// A trained network and its summary.
@@ -94,6 +97,7 @@ pub fn build_mlp<F: Scalar>(spec: &RunSpec, data: &Dataset) -> Mlp<F> {
     let mut cfg = MlpConfig::uniform(data.inputs(), spec.width, spec.depth, data.outputs(), spec.activation, spec.init);
     cfg.sigma_w2 = spec.sigma_w2;
     cfg.sigma_b2 = spec.sigma_b2;
+    cfg.arch = spec.arch;
     cfg.init(&mut ChaCha8Rng::seed_from_u64(spec.seed))
 }
 
@@ -157,6 +161,8 @@ pub fn evaluate<F: Scalar>(
         return (f64::NAN, None);
     }
     let chunk = chunk.max(1);
+    let training = mlp.is_training();
+    mlp.set_training(false); // batch norm: the running estimates, as model.eval()
     let mut batch = Batch::<F>::new(chunk.min(split.len()), split);
     let (mut sum, mut divisor, mut correct) = (0.0, 0.0, 0usize);
     let idx: Vec<usize> = (0..split.len()).collect();
@@ -177,6 +183,7 @@ pub fn evaluate<F: Scalar>(
             }
         }
     }
+    mlp.set_training(training);
     let value = if loss == crate::nn::Loss::Sse { sum } else { sum / divisor };
     let acc = matches!(split.y, Labels::Classes { .. }).then(|| correct as f64 / split.len() as f64);
     (value, acc)
@@ -213,6 +220,13 @@ fn train_in_pool<F: Scalar>(
     let mut probe = GradientProbe::new();
     let mut rng = ChaCha8Rng::seed_from_u64(spec.seed ^ ORDER_STREAM);
     let bs = spec.batch_size.min(train.len());
+    if mlp.needs_batch_stats() && (bs < 2 || train.len() % bs == 1) {
+        let msg = format!(
+            "batch norm needs at least 2 rows in every batch, but {} training rows in batches of {bs} leave one of 1; choose another batch_size",
+            train.len()
+        );
+        return Err(Error::invalid("batch_size", spec.batch_size, msg));
+    }
     let per_epoch = train.len().div_ceil(bs) as u64;
     let total = total_steps(spec, train.len());
     let mut batch = Batch::<F>::new(bs, train);
@@ -238,6 +252,7 @@ fn train_in_pool<F: Scalar>(
 
     let (mut first, mut last) = (None, None);
     let mut diverged_at = None;
+    let mut clipped_steps = 0u64;
     let mut epoch = 0;
     for step in 0..total {
         let pos = (step % per_epoch) as usize;
@@ -255,6 +270,10 @@ fn train_in_pool<F: Scalar>(
             diverged_at = Some(step);
             break;
         }
+        // gradient clipping, the one place: between the backward pass and the update
+        let pre_clip = (probed && !spec.clip.is_none()).then(|| ParamNorms::of(&mlp).grad);
+        let clipped = spec.clip.apply(&mut mlp);
+        clipped_steps += u64::from(clipped.is_some_and(|c| c.clipped));
         let mut test = (None, None);
         if probed {
             probe.after_backward(step, epoch, loss, &mlp);
@@ -268,6 +287,10 @@ fn train_in_pool<F: Scalar>(
             probe.after_update(&mlp, &opt.norms);
             let mut rec = probe.take().expect("recorded after backward");
             (rec.test_loss, rec.test_accuracy) = test;
+            if let Some(g) = pre_clip {
+                crate::probe::set_grad_w_norms(&mut rec, &g); // the gradient before clipping
+            }
+            (rec.grad_norm, rec.clipped) = (clipped.map(|c| c.total_norm), clipped.map(|c| c.clipped));
             observer.on_record(&rec)?;
             if first.is_none() {
                 first = Some(rec.clone());
@@ -282,9 +305,11 @@ fn train_in_pool<F: Scalar>(
     // The final probe: the gradient at the final weights on the last batch, no update after it.
     if diverged_at.is_none() || first.is_none() {
         probe.detail = true;
+        mlp.set_track_running_stats(false); // a probe, not a training step: the estimates stay
         let loss = mlp.loss_and_grads_probed(batch.x(), batch.targets(train), spec.loss, threads, Some(&mut probe));
         probe.after_backward(steps_done, epoch, loss, &mlp);
         probe.after_update(&mlp, &ParamNorms::of(&mlp));
+        mlp.set_track_running_stats(true);
         let mut rec = probe.take().expect("recorded after backward");
         (rec.test_loss, rec.test_accuracy) = test_at_probe(&mut mlp);
         observer.on_record(&rec)?;
@@ -312,6 +337,7 @@ fn train_in_pool<F: Scalar>(
         diverged: diverged_at.is_some(),
         diverged_at_step: diverged_at,
         wall_time_s: start.elapsed().as_secs_f64(),
+        clipped_steps,
     };
     Ok(Outcome { mlp, summary, first, last })
 }

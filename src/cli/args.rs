@@ -3,7 +3,7 @@
 
 use crate::config::{CONFIG_KEYS, Config};
 use crate::error::{Error, Result};
-use crate::nn::{ACTIVATION_NAMES, INIT_NAMES, LOSS_NAMES};
+use crate::nn::{ACTIVATION_NAMES, INIT_NAMES, LOSS_NAMES, NORM_NAMES, NORM_POSITION_NAMES};
 use crate::optim::OPTIMIZER_NAMES;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Parser, Subcommand, builder::PossibleValuesParser};
@@ -281,6 +281,22 @@ pub struct ModelArgs {
     /// σ_b² of the gaussian and orthogonal inits (b ~ N(0, σ_b²)).
     #[arg(long = "sigma-b2", default_value_t = Config::default().sigma_b2, allow_negative_numbers = true)]
     pub sigma_b2: f64,
+    /// Residual connections: blocks of --residual-block hidden layers, h ← P(h) + α·F(h), P a
+    /// projection where widths differ.
+    #[arg(long, default_value_t = Config::default().residual, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub residual: bool,
+    /// α, the scale of the residual branch.
+    #[arg(long, default_value_t = Config::default().residual_scale, allow_negative_numbers = true)]
+    pub residual_scale: f64,
+    /// Hidden layers per residual block (1 or 2).
+    #[arg(long, default_value_t = Config::default().residual_block)]
+    pub residual_block: usize,
+    /// Normalisation in every hidden layer: BatchNorm1d or LayerNorm (affine, ε 1e-5).
+    #[arg(long, default_value_t = Config::default().norm, value_parser = PossibleValuesParser::new(NORM_NAMES))]
+    pub norm: String,
+    /// Where the norm sits: pre (φ(norm(z))) or post (norm(φ(z))).
+    #[arg(long, default_value_t = Config::default().norm_position, value_parser = PossibleValuesParser::new(NORM_POSITION_NAMES))]
+    pub norm_position: String,
 }
 
 /// The loss and the update rule.
@@ -316,6 +332,14 @@ pub struct OptimArgs {
     /// Adam's ε.
     #[arg(long, default_value_t = Config::default().eps, allow_negative_numbers = true)]
     pub eps: f64,
+    /// Clip the total L2 norm of all gradients to this before each update.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_norm: Option<f64>,
+    /// Clamp every gradient entry to [−v, v] before each update.
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clip_value: Option<f64>,
 }
 
 /// How long to train and how often to probe.

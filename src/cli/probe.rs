@@ -81,7 +81,12 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
                 ))
                 .into());
             }
-            (w.to_mlp(activation), w.names.clone(), false)
+            // the architecture: flags (or the config file) first, then the file's metadata
+            let arch_given = ["residual", "residual_scale", "residual_block", "norm", "norm_position"]
+                .iter()
+                .any(|k| args::given(k, file_table.as_ref(), matches));
+            let arch = if arch_given { spec.arch } else { w.arch.unwrap_or(spec.arch) };
+            (w.to_mlp_with(activation, arch, path)?, w.names.clone(), false)
         }
         None => {
             // drawn and rounded exactly as `train` would, so weights.safetensors (f32) is the point probed
@@ -90,6 +95,11 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
             (m, names, true)
         }
     };
+    if mlp.needs_batch_stats() && rows < 2 {
+        return Err(Error::invalid("batch_size", rows, "batch norm (training mode) needs at least 2 rows").into());
+    }
+    // a probe measures; it does not move batch norm's running estimates
+    mlp.set_track_running_stats(false);
     let units: usize = mlp.sizes().iter().sum();
     let bytes = rows as f64 * units as f64 * 8.0 * 5.0;
     if bytes > MAX_PROBE_BYTES {

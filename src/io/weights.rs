@@ -5,9 +5,20 @@
 //! metadata. It reads those names and also the names PyTorch gives an `nn.Sequential` of Linear
 //! and activation modules (`0.weight`, `0.bias`, `2.weight`, …, possibly under a common prefix
 //! such as `net.`): the linear layers are taken in the order of their numeric index.
+//!
+//! Networks with remedies add, with PyTorch's names for the modules' tensors:
+//! `norms.{i}.weight`, `norms.{i}.bias` (`[width]`, γ and β of hidden layer i's BatchNorm1d or
+//! LayerNorm), for batch norm also `norms.{i}.running_mean`, `norms.{i}.running_var` (`[width]`)
+//! and `norms.{i}.num_batches_tracked` (0-dimensional, int64 as in PyTorch), and
+//! `shortcuts.{i}.weight` (`[out, in]`), `shortcuts.{i}.bias` (`[out]`), the projection of the
+//! residual block starting at hidden layer i. That is the `state_dict` of a PyTorch module with
+//! `layers = nn.ModuleList([nn.Linear…])`, `norms = nn.ModuleList([nn.BatchNorm1d…])` and
+//! `shortcuts = nn.ModuleDict({"0": nn.Linear(inputs, width)})` (README, "Remedies"). The
+//! architecture (residual blocks, norm kind and position) is in the metadata; for a PyTorch
+//! file, give it as flags.
 
 use crate::error::{Error, Result};
-use crate::nn::{Activation, Linear, Mlp, Scalar};
+use crate::nn::{Activation, Arch, Linear, Mlp, Norm, NormKind, NormPosition, Residual, Scalar};
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +28,27 @@ use std::path::Path;
 pub const META_ACTIVATION: &str = "gradscope.activation";
 /// Metadata key holding leaky_relu's negative slope.
 pub const META_NEGATIVE_SLOPE: &str = "gradscope.negative_slope";
+/// Metadata key: `none`, or the residual blocks as `BLOCK:SCALE` (e.g. `2:1`).
+pub const META_RESIDUAL: &str = "gradscope.residual";
+/// Metadata key: `none`, `batch` or `layer`.
+pub const META_NORM: &str = "gradscope.norm";
+/// Metadata key: `pre` or `post`.
+pub const META_NORM_POSITION: &str = "gradscope.norm_position";
+
+/// One norm layer's tensors as read (f64); the running estimates are empty for layer norm.
+#[derive(Clone, Debug, Default)]
+pub struct LoadedNorm {
+    /// γ.
+    pub weight: Array1<f64>,
+    /// β.
+    pub bias: Array1<f64>,
+    /// Batch norm's running mean (empty when the file has none).
+    pub running_mean: Array1<f64>,
+    /// Batch norm's running variance (empty when the file has none).
+    pub running_var: Array1<f64>,
+    /// Batch norm's batch count (0 when the file has none).
+    pub num_batches_tracked: f64,
+}
 
 /// Weights read from a file.
 #[derive(Clone, Debug)]
@@ -29,6 +61,12 @@ pub struct LoadedWeights {
     pub activation: Option<Activation>,
     /// The dtype of the file's tensors.
     pub dtype: Dtype,
+    /// Norm layers by hidden-layer index (`norms.{i}.*`).
+    pub norms: BTreeMap<usize, LoadedNorm>,
+    /// Residual projections by the hidden layer their block starts at (`shortcuts.{i}.*`).
+    pub shortcuts: BTreeMap<usize, (Array2<f64>, Array1<f64>)>,
+    /// The architecture recorded in the metadata, if any.
+    pub arch: Option<Arch>,
 }
 
 impl LoadedWeights {
@@ -37,11 +75,121 @@ impl LoadedWeights {
         std::iter::once(self.layers[0].0.ncols()).chain(self.layers.iter().map(|(w, _)| w.nrows())).collect()
     }
 
-    /// Builds the network in float type `F`.
+    /// Builds the plain network in float type `F` (**panics** if the file holds norm layers or
+    /// projections: use [`LoadedWeights::to_mlp_with`]).
     pub fn to_mlp<F: Scalar>(&self, activation: Activation) -> Mlp<F> {
-        let layers = self.layers.iter().map(|(w, b)| Linear::new(w.mapv(F::of), b.mapv(F::of))).collect();
-        Mlp::new(layers, activation)
+        self.to_mlp_with(activation, Arch::plain(), Path::new("weights"))
+            .expect("gradscope internal error: a plain network")
     }
+
+    /// Builds the network of architecture `arch` in float type `F`, checking that the file's
+    /// norm and shortcut tensors are exactly those `arch` needs.
+    pub fn to_mlp_with<F: Scalar>(&self, activation: Activation, arch: Arch, path: &Path) -> Result<Mlp<F>> {
+        let bad = |msg: String| Error::Weights { path: path.into(), msg };
+        let linear = |(w, b): &(Array2<f64>, Array1<f64>)| Linear::new(w.mapv(F::of), b.mapv(F::of));
+        let layers: Vec<Linear<F>> = self.layers.iter().map(linear).collect();
+        let sizes = self.sizes();
+        let depth = sizes.len() - 2;
+        let norms = match arch.norm {
+            None => {
+                if let Some(i) = self.norms.keys().next() {
+                    return Err(bad(format!(
+                        "holds norms.{i}.* but the network has no norm layers; pass --norm batch or layer"
+                    )));
+                }
+                Vec::new()
+            }
+            Some(kind) => (0..depth)
+                .map(|l| {
+                    let t = self.norms.get(&l).ok_or_else(|| {
+                        bad(format!("--norm {} needs norms.{l}.weight and norms.{l}.bias", kind.name()))
+                    })?;
+                    let d = sizes[l + 1];
+                    if t.weight.len() != d || t.bias.len() != d {
+                        return Err(bad(format!(
+                            "norms.{l}.weight and .bias must have {d} entries (the layer's width)"
+                        )));
+                    }
+                    let mut n = Norm::<F>::new(kind, d);
+                    n.weight = t.weight.mapv(F::of);
+                    n.bias = t.bias.mapv(F::of);
+                    match kind {
+                        NormKind::Batch => {
+                            if t.running_mean.len() != d || t.running_var.len() != d {
+                                return Err(bad(format!(
+                                    "batch norm needs norms.{l}.running_mean and running_var of {d} entries"
+                                )));
+                            }
+                            n.running_mean = t.running_mean.mapv(F::of);
+                            n.running_var = t.running_var.mapv(F::of);
+                            n.num_batches_tracked[0] = F::of(t.num_batches_tracked);
+                        }
+                        NormKind::Layer => {
+                            if !t.running_mean.is_empty() {
+                                return Err(bad(format!(
+                                    "norms.{l} has running estimates (batch norm) but --norm is layer"
+                                )));
+                            }
+                        }
+                    }
+                    Ok(n)
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+        if self.norms.keys().any(|&i| i >= depth) {
+            return Err(bad(format!("holds norms for layers beyond the {depth} hidden layers")));
+        }
+        let want = arch.shortcut_at(&sizes);
+        let mut shortcuts = Vec::new();
+        for (l, &need) in want.iter().enumerate() {
+            match (need, self.shortcuts.get(&l)) {
+                (true, Some(p)) => {
+                    let (s, e) = arch.block_of(l, depth).expect("a block starts here");
+                    if p.0.dim() != (sizes[e + 1], sizes[s]) || p.1.len() != sizes[e + 1] {
+                        return Err(bad(format!("shortcuts.{l}.weight must be [{}, {}]", sizes[e + 1], sizes[s])));
+                    }
+                    shortcuts.push(Some(linear(p)));
+                }
+                (true, None) => {
+                    return Err(bad(format!(
+                        "the residual block at layer {l} changes width and needs shortcuts.{l}.weight and .bias"
+                    )));
+                }
+                (false, _) => shortcuts.push(None),
+            }
+        }
+        if let Some(i) = self.shortcuts.keys().find(|&&i| !want.get(i).copied().unwrap_or(false)) {
+            return Err(bad(format!(
+                "holds shortcuts.{i}.* which this architecture has no use for (check --residual, --residual-block)"
+            )));
+        }
+        Ok(Mlp::with_arch(layers, activation, arch, norms, shortcuts))
+    }
+}
+
+/// The architecture as metadata.
+fn arch_metadata(arch: &Arch, m: &mut HashMap<String, String>) {
+    let res = arch.residual.map_or("none".to_string(), |r| format!("{}:{}", r.block, r.scale));
+    m.insert(META_RESIDUAL.into(), res);
+    m.insert(META_NORM.into(), arch.norm.map_or("none", |k| k.name()).into());
+    m.insert(META_NORM_POSITION.into(), arch.norm_position.name().into());
+}
+
+/// The architecture from metadata (None when the file records none).
+fn arch_from_metadata(meta: &HashMap<String, String>) -> std::result::Result<Option<Arch>, String> {
+    let Some(res) = meta.get(META_RESIDUAL) else { return Ok(None) };
+    let residual = if res == "none" {
+        None
+    } else {
+        let (b, s) = res.split_once(':').ok_or_else(|| format!("{META_RESIDUAL} '{res}' is not BLOCK:SCALE"))?;
+        let block = b.parse().map_err(|_| format!("{META_RESIDUAL} '{res}': bad block"))?;
+        let scale = s.parse().map_err(|_| format!("{META_RESIDUAL} '{res}': bad scale"))?;
+        Some(Residual { block, scale })
+    };
+    let norm = NormKind::from_name(meta.get(META_NORM).map_or("none", String::as_str)).map_err(|e| e.to_string())?;
+    let norm_position = NormPosition::from_name(meta.get(META_NORM_POSITION).map_or("pre", String::as_str))
+        .map_err(|e| e.to_string())?;
+    Ok(Some(Arch { residual, norm, norm_position }))
 }
 
 fn to_bytes<F: Scalar>(values: impl Iterator<Item = F>) -> Vec<u8> {
@@ -55,38 +203,84 @@ fn to_bytes<F: Scalar>(values: impl Iterator<Item = F>) -> Vec<u8> {
 /// Serialises named tensors (`[name, shape, values]`) with metadata, in F's dtype.
 pub fn serialize<F: Scalar>(tensors: Vec<(String, Vec<usize>, Vec<u8>)>, metadata: HashMap<String, String>) -> Vec<u8> {
     let dtype = if F::NAME == "f32" { Dtype::F32 } else { Dtype::F64 };
+    serialize_typed(tensors.into_iter().map(|(n, s, d)| (n, s, dtype, d)).collect(), metadata)
+}
+
+/// Serialises named tensors of any dtype (`[name, shape, dtype, bytes]`) with metadata.
+pub fn serialize_typed(
+    tensors: Vec<(String, Vec<usize>, Dtype, Vec<u8>)>,
+    metadata: HashMap<String, String>,
+) -> Vec<u8> {
     let views: Vec<(String, TensorView)> = tensors
         .iter()
-        .map(|(n, shape, data)| {
-            (n.clone(), TensorView::new(dtype, shape.clone(), data).expect("gradscope internal error: tensor size"))
+        .map(|(n, shape, dtype, data)| {
+            (n.clone(), TensorView::new(*dtype, shape.clone(), data).expect("gradscope internal error: tensor size"))
         })
         .collect();
-    safetensors::serialize(views, Some(metadata)).expect("gradscope internal error: safetensors serialisation")
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).expect("gradscope internal error: safetensors serialisation");
+    sorted_header(bytes)
 }
 
-/// The bytes of `weights.safetensors` for a network.
+/// Rewrites the JSON header with its keys sorted (same length, same data offsets), so that the
+/// same tensors and metadata always give the same bytes: the metadata is a `HashMap`, whose
+/// order changes from one process to the next.
+fn sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    let header = &bytes[8..8 + n];
+    let text = std::str::from_utf8(header).expect("gradscope internal error: safetensors header is UTF-8");
+    let trimmed = text.trim_end_matches(' ');
+    let value: serde_json::Value = serde_json::from_str(trimmed).expect("gradscope internal error: header is JSON");
+    let sorted = serde_json::to_string(&value).expect("gradscope internal error: header serialises");
+    if sorted.len() == trimmed.len() {
+        bytes[8..8 + sorted.len()].copy_from_slice(sorted.as_bytes());
+    }
+    bytes
+}
+
+/// The bytes of `weights.safetensors` for a network: every tensor of [`Mlp::state`] in F's dtype,
+/// but `num_batches_tracked` in int64, as PyTorch keeps it.
 pub fn mlp_to_bytes<F: Scalar>(mlp: &Mlp<F>) -> Vec<u8> {
-    let tensors =
-        mlp.state().into_iter().map(|(name, shape, values)| (name, shape, to_bytes(values.iter().copied()))).collect();
-    serialize::<F>(tensors, activation_metadata(mlp.activation))
+    let dtype = if F::NAME == "f32" { Dtype::F32 } else { Dtype::F64 };
+    let tensors = mlp
+        .state()
+        .into_iter()
+        .map(|(name, shape, values)| {
+            if name.ends_with(".num_batches_tracked") {
+                let bytes = values.iter().flat_map(|v| (v.f64().round() as i64).to_le_bytes()).collect();
+                (name, shape, Dtype::I64, bytes)
+            } else {
+                (name, shape, dtype, to_bytes(values.iter().copied()))
+            }
+        })
+        .collect();
+    let mut meta = activation_metadata(mlp.activation);
+    arch_metadata(&mlp.arch, &mut meta);
+    serialize_typed(tensors, meta)
 }
 
-/// The bytes of `grads.safetensors`: every parameter gradient under the given names.
+/// The bytes of `grads.safetensors`: every parameter gradient, the linear layers' under the
+/// given names, the norm layers' and projections' under theirs.
 pub fn grads_to_bytes<F: Scalar, G: Scalar>(mlp: &Mlp<F>, names: &[(String, String)]) -> Vec<u8> {
     let mut tensors = Vec::new();
-    for (layer, (wn, bn)) in mlp.layers.iter().zip(names) {
-        tensors.push((
-            wn.clone(),
-            layer.grad_weight.shape().to_vec(),
-            to_bytes(layer.grad_weight.iter().map(|v| G::of(v.f64()))),
-        ));
-        tensors.push((
-            bn.clone(),
-            layer.grad_bias.shape().to_vec(),
-            to_bytes(layer.grad_bias.iter().map(|v| G::of(v.f64()))),
-        ));
-    }
+    let mut net = mlp.clone();
+    let shapes: Vec<Vec<usize>> = mlp.state().into_iter().filter(|(n, ..)| !is_buffer(n)).map(|(_, s, _)| s).collect();
+    let mut k = 0;
+    net.for_each_param(|kind, l, _, g| {
+        let name = match kind {
+            crate::nn::ParamKind::Weight => names[l].0.clone(),
+            crate::nn::ParamKind::Bias => names[l].1.clone(),
+            other => other.name(l),
+        };
+        tensors.push((name, shapes[k].clone(), to_bytes(g.iter().map(|v| G::of(v.f64())))));
+        k += 1;
+    });
     serialize::<G>(tensors, activation_metadata(mlp.activation))
+}
+
+/// True for the state tensors that are not trained (batch norm's running estimates and count).
+pub fn is_buffer(name: &str) -> bool {
+    name.ends_with(".running_mean") || name.ends_with(".running_var") || name.ends_with(".num_batches_tracked")
 }
 
 fn activation_metadata(a: Activation) -> HashMap<String, String> {
@@ -97,11 +291,30 @@ fn activation_metadata(a: Activation) -> HashMap<String, String> {
     m
 }
 
+/// `(group, index, field)` of a norm-layer or projection tensor name, under any prefix.
+fn remedy_name(name: &str) -> Option<(&'static str, usize, &str)> {
+    let (stem, field) = name.rsplit_once('.')?;
+    let (head, idx) = stem.rsplit_once('.')?;
+    let idx: usize = idx.parse().ok()?;
+    let group = head.rsplit('.').next()?;
+    match (group, field) {
+        ("norms", "weight" | "bias" | "running_mean" | "running_var" | "num_batches_tracked") => {
+            Some(("norms", idx, field))
+        }
+        ("shortcuts", "weight" | "bias") => Some(("shortcuts", idx, field)),
+        _ => None,
+    }
+}
+
 fn read_tensor(path: &Path, name: &str, view: &TensorView) -> Result<ArrayD<f64>> {
     let data = view.data();
     let values: Vec<f64> = match view.dtype() {
         Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
         Dtype::F64 => data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
+        // num_batches_tracked, as PyTorch stores it
+        Dtype::I64 if name.ends_with(".num_batches_tracked") => {
+            data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")) as f64).collect()
+        }
         other => {
             return Err(Error::Weights {
                 path: path.into(),
@@ -134,7 +347,51 @@ pub fn load(path: &Path) -> Result<LoadedWeights> {
     let mut prefix: Option<String> = None;
     let mut names = st.names().into_iter().map(str::to_string).collect::<Vec<_>>();
     names.sort();
+    // norm layers and residual projections first (`…norms.N.field`, `…shortcuts.N.field`)
+    let mut norms: BTreeMap<usize, LoadedNorm> = BTreeMap::new();
+    type Parts = (Option<Array2<f64>>, Option<Array1<f64>>);
+    let mut short: BTreeMap<usize, Parts> = BTreeMap::new();
+    let mut linear_names = Vec::new();
     for name in &names {
+        let Some((group, idx, field)) = remedy_name(name) else {
+            linear_names.push(name.clone());
+            continue;
+        };
+        let t = read_tensor(path, name, &st.tensor(name).map_err(|e| bad(e.to_string()))?)?;
+        let vec1 =
+            |t: ArrayD<f64>| t.into_dimensionality::<ndarray::Ix1>().map_err(|_| bad(format!("'{name}' must be 1-D")));
+        if group == "norms" {
+            let n = norms.entry(idx).or_default();
+            match field {
+                "weight" => n.weight = vec1(t)?,
+                "bias" => n.bias = vec1(t)?,
+                "running_mean" => n.running_mean = vec1(t)?,
+                "running_var" => n.running_var = vec1(t)?,
+                _ => n.num_batches_tracked = t.iter().next().copied().unwrap_or(0.0),
+            }
+        } else if field == "weight" {
+            let w =
+                t.into_dimensionality::<ndarray::Ix2>().map_err(|_| bad(format!("'{name}' must be 2-D [out, in]")))?;
+            short.entry(idx).or_default().0 = Some(w);
+        } else {
+            short.entry(idx).or_default().1 = Some(vec1(t)?);
+        }
+    }
+    for (i, n) in &norms {
+        if n.weight.is_empty() || n.bias.is_empty() {
+            return Err(bad(format!("norms.{i} needs both .weight and .bias")));
+        }
+    }
+    let mut shortcuts = BTreeMap::new();
+    for (i, (w, b)) in short {
+        match (w, b) {
+            (Some(w), Some(b)) => {
+                shortcuts.insert(i, (w, b));
+            }
+            _ => return Err(bad(format!("shortcuts.{i} needs both .weight and .bias"))),
+        }
+    }
+    for name in &linear_names {
         let (stem, is_weight) = if let Some(s) = name.strip_suffix(".weight") {
             (s, true)
         } else if let Some(s) = name.strip_suffix(".bias") {
@@ -200,5 +457,6 @@ pub fn load(path: &Path) -> Result<LoadedWeights> {
         }
         None => None,
     };
-    Ok(LoadedWeights { layers, names: out_names, activation, dtype })
+    let arch = arch_from_metadata(&meta).map_err(|e| bad(format!("metadata: {e}")))?;
+    Ok(LoadedWeights { layers, names: out_names, activation, dtype, norms, shortcuts, arch })
 }

@@ -152,7 +152,8 @@ impl MlpConfig {
             .enumerate()
             .map(|(l, at)| {
                 at.then(|| {
-                    let (fan_in, fan_out) = (self.sizes[l], self.arch.block_of(l, n - 1).map_or(0, |b| self.sizes[b.1 + 1]));
+                    let (fan_in, fan_out) =
+                        (self.sizes[l], self.arch.block_of(l, n - 1).map_or(0, |b| self.sizes[b.1 + 1]));
                     let (w, b) = self.init.draw(rng, fan_in, fan_out, 1.0, self.sigma_w2, self.sigma_b2);
                     Linear::new(w.mapv(F::of), b.mapv(F::of))
                 })
@@ -288,7 +289,10 @@ impl<F: Scalar> Mlp<F> {
             for (l, (p, want)) in shortcuts.iter().zip(arch.shortcut_at(&sizes)).enumerate() {
                 assert_eq!(p.is_some(), want, "gradscope internal error: shortcut {l}");
                 if let (Some(p), Some((s, e))) = (p, arch.block_of(l, depth)) {
-                    assert!(p.fan_in() == sizes[s] && p.fan_out() == sizes[e + 1], "gradscope internal error: shortcut {l}");
+                    assert!(
+                        p.fan_in() == sizes[s] && p.fan_out() == sizes[e + 1],
+                        "gradscope internal error: shortcut {l}"
+                    );
                 }
             }
         } else {
@@ -569,7 +573,7 @@ impl<F: Scalar> Mlp<F> {
             }
             (Some(norm), NormPosition::Post) => {
                 norm.backward(gh, a, gz.view_mut());
-                Zip::from(gz).and(dphi).for_each(|g, &d| *g = *g * d);
+                Zip::from(gz).and(dphi).for_each(|g, &d| *g *= d);
             }
         }
     }
@@ -625,16 +629,29 @@ impl<F: Scalar> Mlp<F> {
                 f(ParamKind::NormBias, l, m.bias.as_slice_mut().expect(c), m.grad_bias.as_slice_mut().expect(c));
             }
             if let Some(Some(p)) = self.shortcuts.get_mut(l) {
-                f(ParamKind::ShortcutWeight, l, p.weight.as_slice_mut().expect(c), p.grad_weight.as_slice_mut().expect(c));
+                f(
+                    ParamKind::ShortcutWeight,
+                    l,
+                    p.weight.as_slice_mut().expect(c),
+                    p.grad_weight.as_slice_mut().expect(c),
+                );
                 f(ParamKind::ShortcutBias, l, p.bias.as_slice_mut().expect(c), p.grad_bias.as_slice_mut().expect(c));
             }
         }
     }
 
-    /// Every trainable tensor's name and length, in the order of [`Mlp::for_each_param`].
-    pub fn param_list(&mut self) -> Vec<(String, usize)> {
+    /// Every trainable tensor's length, in the order of [`Mlp::for_each_param`].
+    pub fn param_lens(&self) -> Vec<usize> {
         let mut out = Vec::new();
-        self.for_each_param(|k, l, p, _| out.push((k.name(l), p.len())));
+        for (l, layer) in self.layers.iter().enumerate() {
+            out.extend([layer.weight.len(), layer.bias.len()]);
+            if let Some(m) = self.norms.get(l) {
+                out.extend([m.weight.len(), m.bias.len()]);
+            }
+            if let Some(Some(p)) = self.shortcuts.get(l) {
+                out.extend([p.weight.len(), p.bias.len()]);
+            }
+        }
         out
     }
 
@@ -692,7 +709,8 @@ impl<F: Scalar> Mlp<F> {
             .iter()
             .map(|l| Linear::new(l.weight.mapv(|v| G::of(v.f64())), l.bias.mapv(|v| G::of(v.f64()))))
             .collect();
-        let cast_linear = |l: &Linear<F>| Linear::new(l.weight.mapv(|v| G::of(v.f64())), l.bias.mapv(|v| G::of(v.f64())));
+        let cast_linear =
+            |l: &Linear<F>| Linear::new(l.weight.mapv(|v| G::of(v.f64())), l.bias.mapv(|v| G::of(v.f64())));
         let norms = self.norms.iter().map(Norm::cast).collect();
         let shortcuts = self.shortcuts.iter().map(|p| p.as_ref().map(cast_linear)).collect();
         let mut m = Mlp::with_arch(layers, self.activation, self.arch, norms, shortcuts);
@@ -719,7 +737,11 @@ impl<F: Scalar> Mlp<F> {
                     out.push((format!("norms.{l}.running_mean"), d.clone(), m.running_mean.as_slice().expect(c)));
                     out.push((format!("norms.{l}.running_var"), d, m.running_var.as_slice().expect(c)));
                     // a 0-dimensional tensor, as PyTorch stores it
-                    out.push((format!("norms.{l}.num_batches_tracked"), vec![], m.num_batches_tracked.as_slice().expect(c)));
+                    out.push((
+                        format!("norms.{l}.num_batches_tracked"),
+                        vec![],
+                        m.num_batches_tracked.as_slice().expect(c),
+                    ));
                 }
             }
             if let Some(Some(p)) = self.shortcuts.get(l) {
@@ -744,7 +766,10 @@ impl<F: Scalar> Mlp<F> {
                 if m.kind == NormKind::Batch {
                     out.push((format!("norms.{l}.running_mean"), m.running_mean.as_slice_mut().expect(c)));
                     out.push((format!("norms.{l}.running_var"), m.running_var.as_slice_mut().expect(c)));
-                    out.push((format!("norms.{l}.num_batches_tracked"), m.num_batches_tracked.as_slice_mut().expect(c)));
+                    out.push((
+                        format!("norms.{l}.num_batches_tracked"),
+                        m.num_batches_tracked.as_slice_mut().expect(c),
+                    ));
                 }
             }
             if let Some(Some(p)) = shortcuts.next() {

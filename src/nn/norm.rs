@@ -245,13 +245,11 @@ impl<F: Scalar> Norm<F> {
         let xhat = self.xhat.slice(s![..n, ..]);
         // parameter gradients
         for (gr, xr) in grad_y.rows().into_iter().zip(xhat.rows()) {
-            Zip::from(&mut self.grad_weight).and(&mut self.grad_bias).and(&gr).and(&xr).for_each(
-                |gw, gb, &g, &xh| {
-                    let g = scale * g;
-                    *gw += g * xh;
-                    *gb += g;
-                },
-            );
+            Zip::from(&mut self.grad_weight).and(&mut self.grad_bias).and(&gr).and(&xr).for_each(|gw, gb, &g, &xh| {
+                let g = scale * g;
+                *gw += g * xh;
+                *gb += g;
+            });
         }
         match (self.kind, self.training) {
             (NormKind::Batch, true) => {
@@ -266,7 +264,8 @@ impl<F: Scalar> Norm<F> {
                     }
                 }
                 let nf = n as f64;
-                for (mut gx, (gr, xr)) in grad_x.rows_mut().into_iter().zip(grad_y.rows().into_iter().zip(xhat.rows())) {
+                for (mut gx, (gr, xr)) in grad_x.rows_mut().into_iter().zip(grad_y.rows().into_iter().zip(xhat.rows()))
+                {
                     for j in 0..d {
                         let g = (scale * self.weight[j] * gr[j]).f64();
                         let v = self.inv_std[j].f64() * (g - self.acc1[j] / nf - xr[j].f64() * self.acc2[j] / nf);

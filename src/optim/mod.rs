@@ -4,13 +4,15 @@
 //! same order of floating-point operations, so that runs can be compared with PyTorch's.
 
 mod adam;
+mod clip;
 mod sgd;
 
 pub use adam::{Adam, AdamState};
+pub use clip::{Clip, Clipped};
 pub use sgd::{Sgd, SgdState};
 
 use crate::error::{Result, parse_name};
-use crate::nn::{Mlp, Scalar};
+use crate::nn::{Mlp, ParamKind, Scalar};
 
 /// Which update rule, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +79,8 @@ pub enum ParamState<F> {
 pub struct OptimizerState<F> {
     /// The rule.
     pub rule: Optimizer,
-    /// One state per tensor, in the order weight₀, bias₀, weight₁, …
+    /// One state per trainable tensor, in the order of [`Mlp::for_each_param`] (weight₀, bias₀,
+    /// then layer 0's norm γ, β and residual projection, if any; weight₁, …).
     pub states: Vec<ParamState<F>>,
     /// Norms measured by the last [`OptimizerState::step_measured`].
     pub norms: ParamNorms,
@@ -110,9 +113,8 @@ impl<F: Scalar> OptimizerState<F> {
     /// Fresh state (zero moments) for `mlp`'s parameters.
     pub fn new(rule: Optimizer, mlp: &Mlp<F>) -> Self {
         let states = mlp
-            .layers
-            .iter()
-            .flat_map(|l| [l.weight.len(), l.bias.len()])
+            .param_lens()
+            .into_iter()
             .map(|n| match rule {
                 Optimizer::Sgd(_) => ParamState::Sgd(SgdState::new(n)),
                 Optimizer::Adam(_) => ParamState::Adam(AdamState::new(n)),
@@ -136,19 +138,17 @@ impl<F: Scalar> OptimizerState<F> {
 
     fn apply(&mut self, mlp: &mut Mlp<F>, lr: f64, measure: bool) {
         let mut states = self.states.iter_mut();
-        for (l, layer) in mlp.layers.iter_mut().enumerate() {
-            let w = layer.weight.as_slice_mut().expect("weights are contiguous");
-            let gw = layer.grad_weight.as_slice().expect("grads are contiguous");
-            let [du, w2, g2] = update(self.rule, lr, w, gw, states.next().expect("one state per tensor"), measure);
-            if measure {
-                self.norms.weight[l] = w2.sqrt();
-                self.norms.grad[l] = g2.sqrt();
-                self.norms.update.get_or_insert_with(Vec::new)[l] = du.sqrt();
+        let (rule, norms) = (self.rule, &mut self.norms);
+        mlp.for_each_param(|kind, l, p, g| {
+            let state = states.next().expect("gradscope internal error: one optimizer state per tensor");
+            let weight = kind == ParamKind::Weight;
+            let [du, w2, g2] = update(rule, lr, p, g, state, measure && weight);
+            if measure && weight {
+                norms.weight[l] = w2.sqrt();
+                norms.grad[l] = g2.sqrt();
+                norms.update.get_or_insert_with(Vec::new)[l] = du.sqrt();
             }
-            let b = layer.bias.as_slice_mut().expect("biases are contiguous");
-            let gb = layer.grad_bias.as_slice().expect("grads are contiguous");
-            update(self.rule, lr, b, gb, states.next().expect("one state per tensor"), false);
-        }
+        });
     }
 }
 

@@ -64,6 +64,16 @@ pub struct LayerStats {
     /// ‖ΔW_l‖_F / ‖W_l‖_F of the update made with this step's gradient; null when no update
     /// followed (the final probe, or a probe outside training).
     pub update_ratio: Option<f64>,
+    /// ‖∂L/∂γ‖₂ of this hidden layer's norm layer (`norms.{layer}.weight`); null without one.
+    #[serde(default)]
+    pub norm_grad_w_norm: Option<f64>,
+    /// ‖∂L/∂β‖₂ of this hidden layer's norm layer (`norms.{layer}.bias`); null without one.
+    #[serde(default)]
+    pub norm_grad_b_norm: Option<f64>,
+    /// ‖∂L/∂P‖_F of the projection of the residual block starting at this layer
+    /// (`shortcuts.{layer}.weight`); null without one.
+    #[serde(default)]
+    pub shortcut_grad_w_norm: Option<f64>,
 }
 
 /// One line of `metrics.jsonl` (and the content of `probe.json`).
@@ -89,6 +99,13 @@ pub struct StepRecord {
     pub test_accuracy: Option<f64>,
     /// Per-layer statistics, input layer first.
     pub layers: Vec<LayerStats>,
+    /// With gradient clipping: the total L2 norm of every parameter gradient before clipping
+    /// (null without clipping).
+    #[serde(default)]
+    pub grad_norm: Option<f64>,
+    /// With gradient clipping: whether this step's gradients were clipped (null without).
+    #[serde(default)]
+    pub clipped: Option<bool>,
 }
 
 /// Bins of [`LayerStats::dact_hist`], each 1/20 of max φ′ wide.
@@ -266,6 +283,19 @@ pub fn backward_stats<F: Scalar>(v: &LayerView<'_, F>, s: &mut LayerStats) {
     s.grad_b_norm = v.linear.grad_bias.iter().map(|&x| x.f64() * x.f64()).sum::<f64>().sqrt();
     s.grad_z_norm = sum_sq(v.grad_z).sqrt();
     s.grad_h_norm = sum_sq(v.grad_h).sqrt();
+    let norm1 = |a: &ndarray::Array1<F>| a.iter().map(|&x| x.f64() * x.f64()).sum::<f64>().sqrt();
+    s.norm_grad_w_norm = v.norm.map(|n| norm1(&n.grad_weight));
+    s.norm_grad_b_norm = v.norm.map(|n| norm1(&n.grad_bias));
+    s.shortcut_grad_w_norm = v.shortcut.map(|p| p.grad_weight.iter().map(|&x| x.f64() * x.f64()).sum::<f64>().sqrt());
+}
+
+/// Replaces every layer's `grad_w_norm` (e.g. by the norms before gradient clipping) and
+/// recomputes the vanishing ratio.
+pub fn set_grad_w_norms(rec: &mut StepRecord, grads: &[f64]) {
+    for (s, &g) in rec.layers.iter_mut().zip(grads) {
+        s.grad_w_norm = g;
+    }
+    rec.vanishing_ratio = vanishing_ratio(&rec.layers);
 }
 
 /// Fills ‖∂L/∂W‖, ‖W‖ and the update ratio of every layer from `norms`, and the vanishing ratio.
@@ -290,7 +320,17 @@ impl StepRecord {
     /// A record of these layers' statistics; the vanishing ratio is filled by [`apply_norms`],
     /// the test figures by the training loop.
     pub fn new(step: u64, epoch: u64, train_loss: f64, layers: Vec<LayerStats>) -> Self {
-        Self { step, epoch, train_loss, vanishing_ratio: f64::NAN, test_loss: None, test_accuracy: None, layers }
+        Self {
+            step,
+            epoch,
+            train_loss,
+            vanishing_ratio: f64::NAN,
+            test_loss: None,
+            test_accuracy: None,
+            layers,
+            grad_norm: None,
+            clipped: None,
+        }
     }
 }
 

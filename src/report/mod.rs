@@ -129,6 +129,9 @@ pub mod sample {
                     saturation: 0.0,
                     weight_norm: 1.0,
                     update_ratio: Some(1e-3 * decay.powi((layers - 1 - l) as i32)),
+                    norm_grad_w_norm: None,
+                    norm_grad_b_norm: None,
+                    shortcut_grad_w_norm: None,
                 }
             })
             .collect();
@@ -140,6 +143,8 @@ pub mod sample {
             test_loss: Some(loss * 1.1),
             test_accuracy: None,
             layers: stats,
+            grad_norm: None,
+            clipped: None,
         }
     }
 
@@ -164,6 +169,7 @@ pub mod sample {
             diverged: false,
             diverged_at_step: None,
             wall_time_s: 1.5,
+            clipped_steps: 0,
         };
         let config =
             Config { depth, activation: activation.into(), steps: Some(last.step), threads: 1, ..Config::default() };
