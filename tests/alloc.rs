@@ -1,8 +1,8 @@
 //! A training step allocates nothing after the first (issue #3): counted with a global allocator
 //! that tallies every allocation made while a flag is up.
 
-use gradscope::nn::{Activation, Init, Loss, MlpConfig, Targets, Threads};
-use gradscope::optim::{Optimizer, OptimizerState, Sgd};
+use gradscope::nn::{Activation, Arch, Init, Loss, MlpConfig, NormKind, NormPosition, Residual, Targets, Threads};
+use gradscope::optim::{Clip, Optimizer, OptimizerState, Sgd};
 use ndarray::Array2;
 use rand::SeedableRng;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -55,10 +55,27 @@ static GLOBAL: Counting = Counting;
 /// itself — so that case is held to at most two a step.
 #[test]
 fn training_steps_allocate_nothing_after_the_first() {
-    for (width, threads, momentum) in [(32, 1, 0.0), (64, 1, 0.9), (300, 2, 0.0)] {
+    // the remedies too: residual blocks with a projection and α ≠ 1, batch norm in training mode,
+    // layer norm after φ, gradient clipping
+    let remedies = Arch {
+        residual: Some(Residual { block: 2, scale: 0.5 }),
+        norm: Some(NormKind::Batch),
+        norm_position: NormPosition::Pre,
+    };
+    let layer_post = Arch { residual: None, norm: Some(NormKind::Layer), norm_position: NormPosition::Post };
+    for (width, threads, momentum, arch) in [
+        (32, 1, 0.0, Arch::plain()),
+        (64, 1, 0.9, Arch::plain()),
+        (300, 2, 0.0, Arch::plain()),
+        (32, 1, 0.9, remedies),
+        (32, 1, 0.0, layer_post),
+    ] {
         let run = || {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
-            let mut mlp = MlpConfig::uniform(40, width, 4, 3, Activation::Tanh, Init::Pytorch).init::<f32, _>(&mut rng);
+            let mut cfg = MlpConfig::uniform(40, width, 4, 3, Activation::Tanh, Init::Pytorch);
+            cfg.arch = arch;
+            let mut mlp = cfg.init::<f32, _>(&mut rng);
+            let clip = if arch.is_plain() { Clip::None } else { Clip::Norm(0.5) };
             let x = Array2::from_shape_fn((64, 40), |(i, j)| ((i * 40 + j) as f32 * 0.37).sin());
             let y = Array2::from_shape_fn((64, 3), |(i, j)| ((i + j) as f32 * 0.11).cos());
             let rule = Optimizer::Sgd(Sgd { momentum, nesterov: false, weight_decay: 0.0 });
@@ -66,6 +83,7 @@ fn training_steps_allocate_nothing_after_the_first() {
             let t = Threads::new(threads);
             let mut step = |measured: bool| {
                 mlp.loss_and_grads(x.view(), Targets::Values(y.view()), Loss::Mse, t);
+                clip.apply(&mut mlp);
                 if measured { opt.step_measured(&mut mlp, 0.01) } else { opt.step(&mut mlp, 0.01) }
             };
             step(true);

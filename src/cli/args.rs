@@ -81,9 +81,9 @@ pub struct DemoArgs {
     /// Folder for the runs (one subfolder each).
     #[arg(long, default_value = "gradscope-out/demo")]
     pub out: PathBuf,
-    /// Training steps per run.
-    #[arg(long, default_value_t = 3000)]
-    pub steps: u64,
+    /// Training steps per run [default: 3000, or 1500 with --remedies].
+    #[arg(long)]
+    pub steps: Option<u64>,
     /// Threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -93,6 +93,11 @@ pub struct DemoArgs {
     /// Do not write report.html.
     #[arg(long)]
     pub no_report: bool,
+    /// Instead: 50-layer sigmoid and tanh networks plain, with each remedy alone (residual
+    /// connections, batch norm, layer norm, gradient clipping) and combined, and the exploding
+    /// side (ReLU, σ_w² = 2.5) without and with clipping; runs under OUT/remedies.
+    #[arg(long)]
+    pub remedies: bool,
 }
 
 /// Flags of `train`.

@@ -48,11 +48,116 @@ pub fn setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
     v
 }
 
+/// Hidden layers of the remedies demo.
+pub const REMEDIES_DEPTH: usize = 50;
+/// α of the residual runs: with α = 1 the sigmoid's positive outputs pile up along the residual
+/// stream and SGD diverges within ten steps; a small branch scale (as SkipInit and Fixup do)
+/// keeps the stream near its input.
+pub const REMEDIES_RESIDUAL_SCALE: f64 = 0.05;
+/// σ_w² of the exploding network (ReLU's critical value is 2).
+pub const EXPLODING_SIGMA_W2: f64 = 2.5;
+/// clip_norm of the clipped runs.
+pub const REMEDIES_CLIP_NORM: f64 = 1.0;
+
+/// The runs of `gradscope demo --remedies`: for sigmoid and tanh at depth 50 (PyTorch's init),
+/// plain, each remedy alone and all combined; then ReLU with gaussian σ_w² = 2.5 plain and
+/// clipped. Same data, seed, batches and SGD for all.
+pub fn remedies_setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
+    let base = Config {
+        data: "regression".into(),
+        depth: REMEDIES_DEPTH,
+        width: 64,
+        loss: "mse".into(),
+        optimizer: "sgd".into(),
+        lr: Some(0.01),
+        momentum: 0.9,
+        batch_size: 64,
+        steps: Some(steps),
+        probe_every: (steps / 15).max(1),
+        seed: 0,
+        threads,
+        ..Config::default()
+    };
+    let residual = |c: Config| Config { residual: true, residual_scale: REMEDIES_RESIDUAL_SCALE, ..c };
+    let mut v = Vec::new();
+    for act in ["sigmoid", "tanh"] {
+        let plain = Config { activation: act.into(), ..base.clone() };
+        v.push((format!("{act}-plain"), plain.clone()));
+        v.push((format!("{act}-residual"), residual(plain.clone())));
+        v.push((format!("{act}-batchnorm"), Config { norm: "batch".into(), ..plain.clone() }));
+        v.push((format!("{act}-layernorm"), Config { norm: "layer".into(), ..plain.clone() }));
+        v.push((format!("{act}-clip"), Config { clip_norm: Some(REMEDIES_CLIP_NORM), ..plain.clone() }));
+        v.push((
+            format!("{act}-combined"),
+            Config { norm: "batch".into(), clip_norm: Some(REMEDIES_CLIP_NORM), ..residual(plain) },
+        ));
+    }
+    let exploding =
+        Config { activation: "relu".into(), init: "gaussian".into(), sigma_w2: EXPLODING_SIGMA_W2, ..base.clone() };
+    v.push(("relu-exploding".into(), exploding.clone()));
+    v.push(("relu-exploding-clip".into(), Config { clip_norm: Some(REMEDIES_CLIP_NORM), ..exploding }));
+    v
+}
+
+/// Runs `gradscope demo --remedies`.
+fn run_remedies(a: &DemoArgs) -> anyhow::Result<Status> {
+    let out = a.out.join("remedies");
+    let (mut rows, mut dirs) = (Vec::new(), Vec::new());
+    for (name, config) in remedies_setups(a.steps.unwrap_or(1500), a.threads) {
+        let dir = out.join(&name);
+        dirs.push(dir.clone());
+        let (_, outcome) = run_config(&config, &dir, !a.quiet)?;
+        rows.push((name, outcome.summary.clone(), outcome.first.train_loss));
+    }
+    if !a.quiet {
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED);
+        t.set_header(vec![
+            "run",
+            "vanishing ratio step 0",
+            "vanishing ratio end",
+            "loss step 0",
+            "train loss end",
+            "test loss end",
+            "diverged at",
+            "clipped steps",
+        ]);
+        for (name, s, loss0) in &rows {
+            t.add_row(vec![
+                name.clone(),
+                sci(s.vanishing_ratio),
+                sci(s.vanishing_ratio_final),
+                sci(*loss0),
+                sci(s.train_loss),
+                s.test_loss.map_or("-".into(), sci),
+                s.diverged_at_step.map_or("-".into(), |k| format!("step {k}")),
+                s.clipped_steps.to_string(),
+            ]);
+        }
+        println!(
+            "\n{REMEDIES_DEPTH} hidden layers of 64 units, SGD lr 0.01 momentum 0.9; residual α = {REMEDIES_RESIDUAL_SCALE}, \
+             norms before φ, clip_norm {REMEDIES_CLIP_NORM}; relu-exploding: gaussian σ_w² = {EXPLODING_SIGMA_W2}"
+        );
+        println!("vanishing ratio = ‖∂L/∂W‖ of the first layer / that of the output layer\n{t}");
+        println!("runs written under {}", out.display());
+    }
+    if !a.no_report {
+        let html = super::report::make(&dirs, &out)?;
+        if !a.quiet {
+            println!("report: {}", html.display());
+        }
+    }
+    Ok(Status::Ok)
+}
+
 /// Runs `gradscope demo`.
 pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
+    if a.remedies {
+        return run_remedies(a);
+    }
     let mut rows = Vec::new();
     let mut dirs = Vec::new();
-    for (name, config) in setups(a.steps, a.threads) {
+    for (name, config) in setups(a.steps.unwrap_or(3000), a.threads) {
         let dir = a.out.join(&name);
         dirs.push(dir.clone());
         let (spec, outcome) = run_config(&config, &dir, !a.quiet)?;
