@@ -130,6 +130,14 @@ fn deep_sigmoid_trains_only_with_a_remedy_and_exploding_relu_only_clipped() {
     assert!(!plain.diverged && !residual.diverged && !batch.diverged);
     assert!(residual.train_loss < 0.8 * plain.train_loss, "{} vs {}", residual.train_loss, plain.train_loss);
     assert!(batch.train_loss < 0.5 * plain.train_loss, "{} vs {}", batch.train_loss, plain.train_loss);
+    // layer norm does not rescue it; residual with α = 1 diverges with sigmoid, trains with tanh
+    let layer = run(&get("sigmoid-layernorm"), &mut Silent).summary;
+    assert!(layer.vanishing_ratio < 1e-15 && layer.train_loss > 0.9 * plain.train_loss, "{layer:?}");
+    let alpha1 = run(&Config { residual_scale: 1.0, ..get("sigmoid-residual") }, &mut Silent).summary;
+    assert!(alpha1.diverged_at_step.is_some_and(|s| s < 10), "{alpha1:?}");
+    let tanh_plain = run(&get("tanh-plain"), &mut Silent).summary;
+    let tanh_alpha1 = run(&Config { residual_scale: 1.0, ..get("tanh-residual") }, &mut Silent).summary;
+    assert!(tanh_alpha1.train_loss < 0.2 * tanh_plain.train_loss, "{tanh_alpha1:?}");
     let exploding = run(&get("relu-exploding"), &mut Silent).summary;
     let clipped = run(&get("relu-exploding-clip"), &mut Silent).summary;
     assert!(exploding.diverged, "{exploding:?}");
@@ -166,4 +174,71 @@ fn bad_remedy_settings_are_refused() {
     };
     let r = c.resolved(&c.resolve().unwrap());
     assert_eq!(Config::from_toml(&r.to_toml(), "test").unwrap(), r);
+}
+
+/// weights.safetensors of a network with remedies: PyTorch's names and dtypes (the batch count
+/// in int64, 0-dimensional), the architecture in the metadata; `probe --weights` rebuilds the
+/// network from it alone and writes every gradient, and refuses a file that does not fit.
+#[test]
+fn weights_with_remedies_save_load_and_probe() {
+    use assert_cmd::Command;
+    use safetensors::{Dtype, SafeTensors};
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let common = ["--depth", "3", "--width", "8", "--norm", "batch", "--residual", "--residual-block", "1"];
+    Command::cargo_bin("gradscope")
+        .unwrap()
+        .args(["train", "--quiet", "--no-report", "--steps", "5", "--threads", "1", "--out"])
+        .arg(&a)
+        .args(common)
+        .assert()
+        .success();
+    let bytes = std::fs::read(a.join("weights.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let nbt = st.tensor("norms.2.num_batches_tracked").unwrap();
+    assert_eq!((nbt.dtype(), nbt.shape()), (Dtype::I64, &[][..]));
+    assert_eq!(i64::from_le_bytes(nbt.data().try_into().unwrap()), 5);
+    for name in ["norms.0.weight", "norms.0.bias", "norms.0.running_mean", "norms.0.running_var", "shortcuts.0.weight"]
+    {
+        assert_eq!(st.tensor(name).unwrap().dtype(), Dtype::F32, "{name}");
+    }
+    assert!(st.tensor("shortcuts.1.weight").is_err(), "blocks of equal width have no projection");
+    // loaded back, the network is the same, buffers included
+    let w = gradscope::io::weights::load(&a.join("weights.safetensors")).unwrap();
+    let arch = w.arch.expect("recorded");
+    let mlp = w.to_mlp_with::<f32>(gradscope::nn::Activation::Sigmoid, arch, &a).unwrap();
+    let again = gradscope::io::weights::mlp_to_bytes(&mlp);
+    assert_eq!(again, bytes, "load then save gives the same bytes");
+    // probe reads it (architecture from the metadata) and writes every gradient
+    let p = tmp.path().join("p");
+    Command::cargo_bin("gradscope")
+        .unwrap()
+        .args(["probe", "--batch-size", "32", "--depth", "3", "--width", "8", "--out"])
+        .arg(&p)
+        .arg("--weights")
+        .arg(a.join("weights.safetensors"))
+        .assert()
+        .success();
+    let grads = std::fs::read(p.join("grads.safetensors")).unwrap();
+    let gs = SafeTensors::deserialize(&grads).unwrap();
+    for name in ["layers.3.weight", "norms.1.weight", "norms.1.bias", "shortcuts.0.weight", "shortcuts.0.bias"] {
+        assert!(gs.tensor(name).is_ok(), "{name} missing from {:?}", gs.names());
+    }
+    assert!(gs.tensor("norms.1.running_mean").is_err(), "buffers have no gradient");
+    let probe: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.join("probe.json")).unwrap()).unwrap();
+    assert!(probe["layers"][0]["norm_grad_w_norm"].as_f64().is_some_and(|g| g > 0.0));
+    assert!(probe["layers"][3]["norm_grad_w_norm"].is_null());
+    // flags that contradict the file: a clear error, exit 2
+    let out = Command::cargo_bin("gradscope")
+        .unwrap()
+        .args(["probe", "--norm", "none", "--out"])
+        .arg(tmp.path().join("q"))
+        .arg("--weights")
+        .arg(a.join("weights.safetensors"))
+        .assert()
+        .code(2);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(err.contains("norms.0") && err.contains("--norm"), "{err}");
+    assert!(!tmp.path().join("q").exists());
 }

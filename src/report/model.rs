@@ -249,7 +249,8 @@ pub fn load_run(dir: &Path) -> Result<Run> {
 }
 
 /// Labels that tell runs apart: the config values that differ between them, the activation and
-/// the init first ("sigmoid, pytorch init, depth 20"); the folder name where nothing differs.
+/// the init first ("sigmoid, pytorch init, depth 20"); the folder name where nothing differs,
+/// or where more than [`MAX_LABEL_KEYS`] keys differ (such labels no longer fit a legend).
 pub fn labels(runs: &[Run]) -> Vec<String> {
     let tables: Vec<toml::Table> =
         runs.iter().map(|r| toml::Table::try_from(&r.config).expect("configs serialise")).collect();
@@ -279,7 +280,7 @@ pub fn labels(runs: &[Run]) -> Vec<String> {
                     }
                 })
                 .collect();
-            if parts.is_empty() { folder(run) } else { parts.join(", ") }
+            if parts.is_empty() || parts.len() > MAX_LABEL_KEYS { folder(run) } else { parts.join(", ") }
         })
         .collect();
     // runs that differ only in what labels leave out (threads) keep their folder names apart
@@ -295,6 +296,9 @@ pub fn labels(runs: &[Run]) -> Vec<String> {
     }
     out
 }
+
+/// Most differing config keys a label lists before it falls back to the folder name.
+pub const MAX_LABEL_KEYS: usize = 3;
 
 #[cfg(test)]
 mod tests {
@@ -317,8 +321,12 @@ mod tests {
             run_with(Config { depth: 20, lr: Some(0.1), ..base.clone() }, "x/d20"),
         ];
         assert_eq!(labels(&runs), ["depth 2, lr default", "depth 20, lr 0.1"]);
-        let same = vec![run_with(base.clone(), "x/one"), run_with(base, "y/two")];
+        let same = vec![run_with(base.clone(), "x/one"), run_with(base.clone(), "y/two")];
         assert_eq!(labels(&same), ["one", "two"]);
+        // more than MAX_LABEL_KEYS keys differ: the folder names
+        let many = Config { residual: true, norm: "batch".into(), clip_norm: Some(1.0), sigma_w2: 2.0, ..base.clone() };
+        let runs = vec![run_with(base, "x/plain"), run_with(many, "x/combined")];
+        assert_eq!(labels(&runs), ["plain", "combined"]);
     }
 
     #[test]
