@@ -96,9 +96,9 @@ fn evaluation_uses_the_running_estimates() {
     assert!(o.mlp.is_training());
     assert_eq!(loss.to_bits(), o.summary.test_loss.unwrap().to_bits());
     // by hand: eval mode, one forward pass over the whole test split
-    let x = d.test.x.mapv(|v| v as f32);
+    let x = d.test.x.clone();
     let y = match &d.test.y {
-        data::Labels::Values(v) => v.mapv(|v| v as f32),
+        data::Labels::Values(v) => v.clone(),
         _ => unreachable!(),
     };
     let mut eval = o.mlp.clone();
