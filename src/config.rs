@@ -68,6 +68,10 @@ pub struct Config {
     pub probe_every: u64,
     /// Threads (0: all cores).
     pub threads: usize,
+    /// Write checkpoint.safetensors every N steps (0: only when interrupted).
+    pub checkpoint_every: u64,
+    /// `stop` (end the run, diverged) or `skip` (skip the update) at a NaN or infinity.
+    pub on_nonfinite: String,
 }
 
 impl Default for Config {
@@ -98,12 +102,14 @@ impl Default for Config {
             seed: 0,
             probe_every: 100,
             threads: 0,
+            checkpoint_every: 0,
+            on_nonfinite: "stop".into(),
         }
     }
 }
 
 /// Every config key.
-pub const CONFIG_KEYS: [&str; 25] = [
+pub const CONFIG_KEYS: [&str; 27] = [
     "data",
     "target",
     "test_fraction",
@@ -129,6 +135,8 @@ pub const CONFIG_KEYS: [&str; 25] = [
     "seed",
     "probe_every",
     "threads",
+    "checkpoint_every",
+    "on_nonfinite",
 ];
 
 /// A checked configuration with typed parts.
@@ -170,6 +178,10 @@ pub struct RunSpec {
     pub probe_every: u64,
     /// Threads, ≥ 1.
     pub threads: usize,
+    /// Checkpoint period in steps (0: only when interrupted).
+    pub checkpoint_every: u64,
+    /// What a NaN or infinity does.
+    pub on_nonfinite: crate::train::OnNonFinite,
 }
 
 fn positive(key: &str, v: f64) -> Result<()> {
@@ -295,6 +307,8 @@ impl Config {
             seed: self.seed,
             probe_every: self.probe_every,
             threads,
+            checkpoint_every: self.checkpoint_every,
+            on_nonfinite: crate::train::OnNonFinite::from_name(&self.on_nonfinite)?,
         })
     }
 

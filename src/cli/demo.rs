@@ -8,7 +8,7 @@
 use super::Status;
 use super::args::DemoArgs;
 use super::output::{self, sci};
-use super::train::run_config;
+use super::train::{RunOptions, run_config_with};
 use crate::config::Config;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
@@ -49,14 +49,22 @@ pub fn setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
 }
 
 /// Runs `gradscope demo`.
+///
+/// The demo owns its runs' folders: running it again replaces them (other files under --out are
+/// left alone). Ctrl-C ends it after the current run's step, with exit 130.
 pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
+    super::install_signal_handlers()?;
     let mut rows = Vec::new();
     let mut dirs = Vec::new();
     for (name, config) in setups(a.steps, a.threads) {
         let dir = a.out.join(&name);
         dirs.push(dir.clone());
-        let (spec, outcome) = run_config(&config, &dir, !a.quiet)?;
+        let (spec, outcome) = run_config_with(&config, &dir, RunOptions { progress: !a.quiet, overwrite: true })?;
         let s = &outcome.summary;
+        if s.status == crate::train::RunStatus::Interrupted {
+            eprintln!("interrupted during {name}; its checkpoint is in {}", dir.display());
+            return Ok(Status::Interrupted);
+        }
         if !a.quiet {
             println!(
                 "\n{name}: {} hidden layers of {} {} units, {} init, {} steps of SGD (lr {}, momentum {})",

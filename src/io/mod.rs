@@ -1,6 +1,9 @@
 //! Files gradscope writes and reads: atomic writes and safetensors weights.
 
+pub mod checkpoint;
 pub mod weights;
+
+pub use checkpoint::CHECKPOINT_FILE;
 
 use crate::error::{Error, Result};
 use std::io::Write;
@@ -26,6 +29,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
+    // the rename itself is made durable by syncing the folder (not possible on every platform)
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
 }
 

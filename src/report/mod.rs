@@ -164,6 +164,9 @@ pub mod sample {
             diverged: false,
             diverged_at_step: None,
             wall_time_s: 1.5,
+            status: Default::default(),
+            nonfinite: None,
+            skipped_steps: 0,
         };
         let config =
             Config { depth, activation: activation.into(), steps: Some(last.step), threads: 1, ..Config::default() };
