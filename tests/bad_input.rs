@@ -114,7 +114,11 @@ fn bad_training_input_exits_2_and_writes_nothing() {
         ("label", vec![("train-labels-idx1-ubyte", idx(&[2], &[3, 10]))], "label 10 at item 1 is out of range"),
         ("count", vec![("train-labels-idx1-ubyte", idx(&[1], &[3]))], "1 labels for 2 images"),
         ("dims", vec![("t10k-images-idx3-ubyte", idx(&[1, 4], &[9, 9, 9, 9]))], "images need 3 dimensions"),
-        ("pixels", vec![("t10k-images-idx3-ubyte", idx(&[1, 1, 3], &[9, 9, 9]))], "train images have 4 pixels, test images 3"),
+        (
+            "pixels",
+            vec![("t10k-images-idx3-ubyte", idx(&[1, 1, 3], &[9, 9, 9]))],
+            "train images have 4 pixels, test images 3",
+        ),
     ];
     let mut cases: Vec<(Vec<String>, &str)> = Vec::new();
     for (name, replace, want) in idx_cases {
@@ -288,7 +292,13 @@ fn bad_weights_exit_2_and_write_nothing() {
     }
     // the valid file is accepted (so the cases above fail for their own reason)
     let w = file(t, "good.safetensors", &valid);
-    gradscope().args(["probe", "--activation", "tanh", "--weights"]).arg(&w).arg("--out").arg(t.join("good")).assert().success();
+    gradscope()
+        .args(["probe", "--activation", "tanh", "--weights"])
+        .arg(&w)
+        .arg("--out")
+        .arg(t.join("good"))
+        .assert()
+        .success();
 }
 
 /// Output folders: one that cannot be made, one that holds another run (untouched without

@@ -31,10 +31,8 @@ pub fn parse(
     test_fraction: f64,
 ) -> Result<Dataset> {
     let bad = |msg: String| Error::Data { path: file.into(), msg };
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(true)
-        .trim(::csv::Trim::All)
-        .from_reader(CrLfToLf::new(input));
+    let mut reader =
+        ::csv::ReaderBuilder::new().has_headers(true).trim(::csv::Trim::All).from_reader(CrLfToLf::new(input));
     let headers: Vec<String> = reader.headers().map_err(|e| bad(e.to_string()))?.iter().map(str::to_string).collect();
     if headers.is_empty() || headers.iter().all(String::is_empty) {
         return Err(bad("no header row; the first line must name the columns".into()));

@@ -25,7 +25,12 @@ pub const COMMAND_FILE: &str = "command.txt";
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let err = |err| Error::Io { action: "cannot write", path: path.into(), err };
-    let mut tmp = tempfile::Builder::new().prefix(".gradscope-").suffix(".tmp").tempfile_in(dir).map_err(err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".gradscope-").suffix(".tmp");
+    // as File::create makes files (0o666 less the umask), not tempfile's private 0o600
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
