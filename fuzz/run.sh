@@ -17,7 +17,6 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(idx csv config safetensors checkpoint)
-export RUSTC_BOOTSTRAP=1
 sanitizer=${SANITIZER:-none}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -31,6 +30,7 @@ printf '\x00a,b,y\n1,2,0.5\n3,4,1.5\n' > "$work/seeds/csv/values"
 printf '\x01\xef\xbb\xbfa,y\r\n0.1,0\r\n0.2,2\r\n' > "$work/seeds/csv/classes"
 printf 'depth = 3\nwidth = 8\nactivation = "relu"\n' > "$work/seeds/config/short"
 printf 'a,b,c,y\n1,2,3,0\n2,3,4,1\n3,4,5,0\n4,5,6,1\n5,6,7,1\n' > "$work/seed.csv"
+# (built without RUSTC_BOOTSTRAP, which would change every fingerprint of the main build)
 (cd .. && cargo build --release --quiet)
 ../target/release/gradscope train --data "csv:$work/seed.csv" --target y --test-fraction 0 --loss cross_entropy \
     --depth 1 --width 4 --activation tanh --optimizer adam --steps 2 --checkpoint-every 1 --threads 1 \
@@ -38,6 +38,8 @@ printf 'a,b,c,y\n1,2,3,0\n2,3,4,1\n3,4,5,0\n4,5,6,1\n5,6,7,1\n' > "$work/seed.cs
 cp "$work/run/config.toml" "$work/seeds/config/resolved"
 cp "$work/run/weights.safetensors" "$work/seeds/safetensors/weights"
 cp "$work/run/checkpoint.safetensors" "$work/seeds/checkpoint/checkpoint"
+
+export RUSTC_BOOTSTRAP=1
 
 for t in "${targets[@]}"; do cargo fuzz build --release --sanitizer "$sanitizer" "$t"; done
 

@@ -422,7 +422,8 @@ fn verdict_colour_only_on_a_terminal_without_no_color() {
     let tmp = tempfile::tempdir().unwrap();
     let run = |envs: &[(&str, &str)]| {
         let mut cmd = gradscope();
-        cmd.args(["train", "--depth", "8", "--width", "8", "--steps", "2", "--no-report", "--out"]).arg(tmp.path());
+        cmd.args(["train", "--depth", "8", "--width", "8", "--steps", "2", "--no-report", "--overwrite", "--out"]);
+        cmd.arg(tmp.path());
         cmd.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR");
         for (k, v) in envs {
             cmd.env(k, v);

@@ -165,6 +165,8 @@ fn ctrl_c_writes_a_checkpoint_and_exits_130() {
             assert!(rec.step < s.steps);
         }
         assert!(!dir.join("report.html").exists(), "no report of an interrupted run");
+        let command = std::fs::read_to_string(dir.join("command.txt")).unwrap();
+        assert!(command.contains("--steps 5000000"), "the command that started the run is kept: {command}");
         done = text.len() as u64;
     }
 }

@@ -57,7 +57,10 @@ pub fn run_config_with(config: &Config, dir: &Path, opts: RunOptions) -> anyhow:
 fn finish(dir: &Path, observer: RunObserver, outcome: &Outcome<f32>) -> anyhow::Result<()> {
     observer.finish()?;
     output::write_outcome(dir, outcome)?;
-    super::report::save_command(dir)?;
+    // a resumed run keeps the command line that started it
+    if !dir.join(crate::io::COMMAND_FILE).exists() {
+        super::report::save_command(dir)?;
+    }
     Ok(())
 }
 

@@ -129,7 +129,7 @@ struct CrLfToLf<R> {
 
 impl<R> CrLfToLf<R> {
     fn new(inner: R) -> Self {
-        Self { inner, pending_cr: false, out: Vec::new(), at: 0, chunk: vec![0; 64 * 1024] }
+        Self { inner, pending_cr: false, out: Vec::new(), at: 0, chunk: vec![0; 8 * 1024] }
     }
 }
 
