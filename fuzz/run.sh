@@ -48,7 +48,7 @@ printf '%-12s %8s %12s  %s\n' target seconds executions result
 for t in "${targets[@]}"; do
     log="$work/$t.log"
     start=$(date +%s)
-    if cargo fuzz run --release --sanitizer "$sanitizer" "$t" "$work/corpus/$t" "$work/seeds/$t" -- \
+    if cargo fuzz run --release --sanitizer "$sanitizer" "$t" "$work/corpus/$t" "$work/seeds/$t" "../tests/corpus/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1; then
         result="no crash"
     else
