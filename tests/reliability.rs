@@ -119,6 +119,12 @@ fn killed_and_resumed_runs_are_bit_identical() {
                 assert!(a == b, "{f} of {} differs from the uninterrupted run", dir.display());
             }
             assert_eq!(summary_without_wall_time(&dir), summary_without_wall_time(&reference));
+            // temporary files of writes cut short by a kill are cleaned up by the resume
+            let names: Vec<String> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(!names.iter().any(|n| n.ends_with(".tmp")), "{names:?}");
         }
     }
     assert!(kills >= 9, "only {kills} kills landed");

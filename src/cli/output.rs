@@ -104,6 +104,7 @@ impl RunObserver {
                 OpenOptions::new().append(true).open(&path).map_err(io_err("cannot open", &path))?
             }
         };
+        remove_stale_temporaries(dir);
         let metrics_len = metrics.metadata().map_err(io_err("cannot read", &path))?.len();
         let bar = (progress && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
@@ -122,6 +123,19 @@ impl RunObserver {
             bar.finish_and_clear();
         }
         self.metrics.sync_all().map_err(|err| Error::Io { action: "cannot write", path: self.path.clone(), err })
+    }
+}
+
+/// Removes the temporary files of atomic writes that a killed gradscope left in `dir` (best
+/// effort: a file that cannot be removed is left).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(io::TEMP_PREFIX) && name.ends_with(io::TEMP_SUFFIX) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
