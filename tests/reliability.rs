@@ -119,6 +119,11 @@ fn killed_and_resumed_runs_are_bit_identical() {
                 assert!(a == b, "{f} of {} differs from the uninterrupted run", dir.display());
             }
             assert_eq!(summary_without_wall_time(&dir), summary_without_wall_time(&reference));
+            // resuming a finished run changes nothing
+            let before = std::fs::read(dir.join("metrics.jsonl")).unwrap();
+            let out = gradscope().args(&resume[..3]).assert().success().get_output().stdout.clone();
+            assert!(String::from_utf8(out).unwrap().contains("already finished"));
+            assert_eq!(std::fs::read(dir.join("metrics.jsonl")).unwrap(), before);
             // temporary files of writes cut short by a kill are cleaned up by the resume
             let names: Vec<String> = std::fs::read_dir(&dir)
                 .unwrap()
@@ -261,4 +266,26 @@ fn old_summaries_load() {
     let s: Summary = serde_json::from_str(old).unwrap();
     assert_eq!((s.status, s.nonfinite, s.skipped_steps), (RunStatus::Completed, None, 0));
     assert!(s.vanishing_ratio_final.is_nan());
+}
+
+/// A run stopped before its first checkpoint resumes from step 0: whatever metrics.jsonl held
+/// (here a torn last line) is cut, and the run ends as if never stopped.
+#[test]
+fn a_run_without_checkpoint_resumes_from_step_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args =
+        ["train", "--depth", "2", "--width", "8", "--steps", "40", "--probe-every", "5", "--quiet", "--no-report"];
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    gradscope().args(args).arg("--out").arg(&a).assert().success();
+    gradscope().args(args).arg("--out").arg(&b).assert().success();
+    for f in ["summary.json", "weights.safetensors"] {
+        std::fs::remove_file(b.join(f)).unwrap();
+    }
+    assert!(!b.join("checkpoint.safetensors").exists());
+    std::fs::write(b.join("metrics.jsonl"), b"{\"step\":0,\"epo").unwrap();
+    gradscope().args(["train", "--quiet", "--no-report", "--resume"]).arg(&b).assert().success();
+    for f in ["weights.safetensors", "metrics.jsonl"] {
+        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f}");
+    }
+    assert_eq!(summary_without_wall_time(&a), summary_without_wall_time(&b));
 }
