@@ -139,7 +139,10 @@ fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, p
         let start = Instant::now();
         let probed = probe_every > 0 && (step as u64).is_multiple_of(probe_every);
         let attached: Option<&mut dyn Probe<f32>> = if probed { Some(&mut probe) } else { None };
-        let loss = mlp.loss_and_grads_probed(x.view(), Targets::Values(y.view()), Loss::Mse, t, attached);
+        // the training loop's divergence check (loss and every gradient), so that its cost is timed
+        let mut guard = crate::nonfinite::Guard::new(attached);
+        let loss = mlp.loss_and_grads_probed(x.view(), Targets::Values(y.view()), Loss::Mse, t, Some(&mut guard));
+        std::hint::black_box(loss.is_finite() && guard.finite);
         if probed {
             probe.after_backward(step as u64, 0, loss, &mlp);
         }

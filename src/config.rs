@@ -84,6 +84,10 @@ pub struct Config {
     /// Clamp every gradient entry to [−v, v] (torch.nn.utils.clip_grad_value_).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_value: Option<f64>,
+    /// Write checkpoint.safetensors every N steps (0: only when interrupted).
+    pub checkpoint_every: u64,
+    /// `stop` (end the run, diverged) or `skip` (skip the update) at a NaN or infinity.
+    pub on_nonfinite: String,
 }
 
 impl Default for Config {
@@ -121,12 +125,14 @@ impl Default for Config {
             norm_position: "pre".into(),
             clip_norm: None,
             clip_value: None,
+            checkpoint_every: 0,
+            on_nonfinite: "stop".into(),
         }
     }
 }
 
 /// Every config key.
-pub const CONFIG_KEYS: [&str; 32] = [
+pub const CONFIG_KEYS: [&str; 34] = [
     "data",
     "target",
     "test_fraction",
@@ -159,6 +165,8 @@ pub const CONFIG_KEYS: [&str; 32] = [
     "norm_position",
     "clip_norm",
     "clip_value",
+    "checkpoint_every",
+    "on_nonfinite",
 ];
 
 /// A checked configuration with typed parts.
@@ -204,6 +212,10 @@ pub struct RunSpec {
     pub arch: Arch,
     /// Gradient clipping.
     pub clip: Clip,
+    /// Checkpoint period in steps (0: only when interrupted).
+    pub checkpoint_every: u64,
+    /// What a NaN or infinity does.
+    pub on_nonfinite: crate::train::OnNonFinite,
 }
 
 fn positive(key: &str, v: f64) -> Result<()> {
@@ -357,6 +369,8 @@ impl Config {
             threads,
             arch,
             clip,
+            checkpoint_every: self.checkpoint_every,
+            on_nonfinite: crate::train::OnNonFinite::from_name(&self.on_nonfinite)?,
         })
     }
 

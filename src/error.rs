@@ -71,6 +71,23 @@ pub enum Error {
         /// What plotters said.
         msg: String,
     },
+    /// An output folder that holds a run gradscope may not touch, or a run folder that cannot be
+    /// continued.
+    #[error("{}: {msg}", .path.display())]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// What is there, and what to do.
+        msg: String,
+    },
+    /// A checkpoint cannot be read or does not belong to the run.
+    #[error("bad checkpoint {}: {msg}; start the run afresh with --overwrite", .path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// Two shapes that must agree do not.
     #[error("shape mismatch in {op}: expected {expected}, got {got}")]
     Shape {

@@ -33,6 +33,7 @@ pub mod data;
 pub mod error;
 pub mod io;
 pub mod nn;
+pub mod nonfinite;
 pub mod optim;
 pub mod probe;
 pub mod report;

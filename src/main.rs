@@ -7,6 +7,7 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(Status::Ok) => ExitCode::SUCCESS,
         Ok(Status::CheckFailed) => ExitCode::from(1),
+        Ok(Status::Interrupted) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -6,8 +6,10 @@
 
 use crate::config::RunSpec;
 use crate::data::{Dataset, Labels, Split};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, parse_name};
+use crate::io::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
 use crate::nn::{Mlp, MlpConfig, Scalar, Targets, Threads};
+use crate::nonfinite::{self, NonFinite};
 use crate::optim::{OptimizerState, ParamNorms};
 use crate::probe::{GradientProbe, Probe, StepRecord, TEST_ROWS_PROBED};
 use ndarray::{Array2, ArrayView2, s};
@@ -15,6 +17,7 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 use std::time::Instant;
 
 /// Most test-subset evaluations at probed steps in one run (besides the final one).
@@ -22,6 +25,40 @@ const TEST_EVALUATIONS: u64 = 50;
 
 /// Streams of the seed: the initialisation and the batch order draw from separate generators.
 const ORDER_STREAM: u64 = 0x0bad_5eed;
+
+/// What a step does when its loss, an activation or a gradient is NaN or infinite.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNonFinite {
+    /// Stop there: the run ends `diverged`, with the weights before that step's update.
+    #[default]
+    Stop,
+    /// Skip that update and go on (counted in `skipped_steps`).
+    Skip,
+}
+
+/// The names of [`OnNonFinite`].
+pub const ON_NONFINITE_NAMES: [&str; 2] = ["stop", "skip"];
+
+impl OnNonFinite {
+    /// Parses `stop` or `skip`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        parse_name("on_nonfinite", name, &[("stop", Self::Stop), ("skip", Self::Skip)])
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every step taken (summary files written before this field existed read as this).
+    #[default]
+    Completed,
+    /// Stopped at a non-finite value (`on_nonfinite = "stop"`).
+    Diverged,
+    /// Stopped by [`Observer::should_stop`] (Ctrl-C); a checkpoint continues it.
+    Interrupted,
+}
 
 /// Receives what training produces, as it happens.
 pub trait Observer: Send {
@@ -31,6 +68,16 @@ pub trait Observer: Send {
     fn on_step(&mut self, _step: u64, _loss: f64) {}
     /// A probed step's statistics are complete.
     fn on_record(&mut self, _record: &StepRecord) -> Result<()> {
+        Ok(())
+    }
+    /// Asked once after every step: `true` ends training there, `interrupted`, after a
+    /// checkpoint (Ctrl-C sets what this reads).
+    fn should_stop(&mut self) -> bool {
+        false
+    }
+    /// A checkpoint of the state after the step just taken: every `checkpoint_every` steps and
+    /// when training is interrupted. The observer may fill in `metrics_len` and `config`.
+    fn on_checkpoint(&mut self, _checkpoint: &mut Checkpoint) -> Result<()> {
         Ok(())
     }
 }
@@ -69,15 +116,24 @@ pub struct Summary {
     /// vanishing_ratio at the final probe.
     #[serde(deserialize_with = "crate::probe::nan_if_null")]
     pub vanishing_ratio_final: f64,
-    /// True when the loss became NaN or infinite; training stopped there.
+    /// True when a NaN or infinity stopped training (`on_nonfinite = "stop"`).
     pub diverged: bool,
-    /// The step at which the loss first became non-finite.
+    /// The step at which it stopped.
     pub diverged_at_step: Option<u64>,
-    /// Wall-clock seconds of training and evaluation.
+    /// Wall-clock seconds of training and evaluation (summed over resumed parts).
     pub wall_time_s: f64,
     /// Steps whose gradients were clipped (0 without clipping).
     #[serde(default)]
     pub clipped_steps: u64,
+    /// `completed`, `diverged` or `interrupted`.
+    #[serde(default)]
+    pub status: RunStatus,
+    /// Where the first NaN or infinity appeared (null when none did).
+    #[serde(default)]
+    pub nonfinite: Option<NonFinite>,
+    /// Updates skipped for a NaN or infinity (`on_nonfinite = "skip"`).
+    #[serde(default)]
+    pub skipped_steps: u64,
 }
 
 /// A trained network and its summary.
@@ -196,18 +252,35 @@ pub fn total_steps(spec: &RunSpec, rows: usize) -> u64 {
 }
 
 /// Trains a fresh network on `data` as `spec` says, in float type F.
+///
+/// A run that diverges or is interrupted is not an error: it returns its [`Outcome`] with
+/// [`Summary::status`] saying so (a sweep records it as a result).
 pub fn train<F: Scalar>(spec: &RunSpec, data: &Dataset, observer: &mut (dyn Observer + Send)) -> Result<Outcome<F>> {
+    train_from(spec, data, observer, None)
+}
+
+/// [`train`], continuing from a checkpoint (read from `path`) when one is given: the network,
+/// optimizer, batch order, generator position and probe history are restored, and the steps
+/// after the checkpoint give bit-identical numbers to an uninterrupted run with the same
+/// threads.
+pub fn train_from<F: Scalar>(
+    spec: &RunSpec,
+    data: &Dataset,
+    observer: &mut (dyn Observer + Send),
+    resume: Option<(&Path, &Checkpoint)>,
+) -> Result<Outcome<F>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(spec.threads)
         .build()
         .map_err(|e| Error::invalid("threads", spec.threads, format!("cannot start the thread pool: {e}")))?;
-    pool.install(|| train_in_pool(spec, data, observer))
+    pool.install(|| train_in_pool(spec, data, observer, resume))
 }
 
 fn train_in_pool<F: Scalar>(
     spec: &RunSpec,
     data: &Dataset,
     observer: &mut (dyn Observer + Send),
+    resume: Option<(&Path, &Checkpoint)>,
 ) -> Result<Outcome<F>> {
     let start = Instant::now();
     let threads = Threads::new(spec.threads);
@@ -232,6 +305,30 @@ fn train_in_pool<F: Scalar>(
     let mut batch = Batch::<F>::new(bs, train);
     mlp.reserve(bs);
     let mut order: Vec<usize> = (0..train.len()).collect();
+    let (mut first, mut last) = (None, None);
+    let (mut first_step, mut epoch, mut probes_done, mut skipped, mut elapsed_before) = (0, 0, 0u64, 0u64, 0.0);
+    let mut nonfinite_at: Option<NonFinite> = None;
+    let mut clipped_steps = 0u64;
+    if let Some((path, ck)) = resume {
+        ck.restore(path, &mut mlp, &mut opt, &mut order)?;
+        rng.set_word_pos(ck.order_word_pos(path)?);
+        let m = &ck.meta;
+        if m.step > total || (m.step > 0 && m.epoch != (m.step - 1) / per_epoch) {
+            return Err(Error::Checkpoint {
+                path: path.into(),
+                msg: format!("step {} (epoch {}) does not fit a run of {total} steps", m.step, m.epoch),
+            });
+        }
+        (first_step, epoch, probes_done, skipped, elapsed_before) =
+            (m.step, m.epoch, m.probes_done, m.skipped_steps, m.elapsed_s);
+        clipped_steps = m.clipped_steps;
+        (first, last, nonfinite_at) = (m.first.clone(), m.last.clone(), m.nonfinite.clone());
+        if first_step > 0 {
+            // the batch of the last step taken, which the final probe measures again
+            let pos = ((first_step - 1) % per_epoch) as usize;
+            batch.gather(train, &order[pos * bs..((pos + 1) * bs).min(order.len())]);
+        }
+    }
     // The test rows evaluated at probed steps (between the probe and the update, so they read
     // the weights the probe saw; a forward pass changes no weight).
     let probe_test = data.test.select(&(0..data.test.len().min(TEST_ROWS_PROBED)).collect::<Vec<_>>());
@@ -247,14 +344,10 @@ fn train_in_pool<F: Scalar>(
     // that probing every step stays cheap: one evaluation costs several training steps.
     let probes_total = total.checked_div(spec.probe_every).map_or(1, |p| p + 1);
     let test_period = probes_total.div_ceil(TEST_EVALUATIONS).max(1);
-    let mut probes_done = 0u64;
     observer.on_start(total);
-
-    let (mut first, mut last) = (None, None);
     let mut diverged_at = None;
-    let mut clipped_steps = 0u64;
-    let mut epoch = 0;
-    for step in 0..total {
+    let mut interrupted_at = None;
+    for step in first_step..total {
         let pos = (step % per_epoch) as usize;
         if pos == 0 {
             epoch = step / per_epoch;
@@ -265,45 +358,84 @@ fn train_in_pool<F: Scalar>(
         let probed = step == 0 || (spec.probe_every > 0 && step.is_multiple_of(spec.probe_every));
         probe.detail = probed && probes_done.is_multiple_of(test_period);
         let attached: Option<&mut dyn Probe<F>> = if probed { Some(&mut probe) } else { None };
-        let loss = mlp.loss_and_grads_probed(batch.x(), batch.targets(train), spec.loss, threads, attached);
-        if !loss.is_finite() {
-            diverged_at = Some(step);
-            break;
-        }
-        // gradient clipping, the one place: between the backward pass and the update
-        let pre_clip = (probed && !spec.clip.is_none()).then(|| ParamNorms::of(&mlp).grad);
-        let clipped = spec.clip.apply(&mut mlp);
-        clipped_steps += u64::from(clipped.is_some_and(|c| c.clipped));
-        let mut test = (None, None);
-        if probed {
-            probe.after_backward(step, epoch, loss, &mlp);
-            if probes_done.is_multiple_of(test_period) {
-                test = test_at_probe(&mut mlp);
+        // the guard reads every parameter gradient as it is made (see crate::nonfinite)
+        let mut guard = nonfinite::Guard::new(attached);
+        let loss = mlp.loss_and_grads_probed(batch.x(), batch.targets(train), spec.loss, threads, Some(&mut guard));
+        if !loss.is_finite() || !guard.finite {
+            let at = nonfinite::locate(&mlp, step, loss).unwrap_or(NonFinite {
+                step,
+                part: nonfinite::Part::Gradient,
+                layer: None,
+                tensor: None,
+            });
+            nonfinite_at.get_or_insert(at);
+            if spec.on_nonfinite == OnNonFinite::Stop {
+                diverged_at = Some(step);
+                break;
             }
-            probes_done += 1;
-        }
-        if probed {
-            opt.step_measured(&mut mlp, spec.lr);
-            probe.after_update(&mlp, &opt.norms);
-            let mut rec = probe.take().expect("recorded after backward");
-            (rec.test_loss, rec.test_accuracy) = test;
-            if let Some(g) = pre_clip {
-                crate::probe::set_grad_w_norms(&mut rec, &g); // the gradient before clipping
-            }
-            (rec.grad_norm, rec.clipped) = (clipped.map(|c| c.total_norm), clipped.map(|c| c.clipped));
-            observer.on_record(&rec)?;
-            if first.is_none() {
-                first = Some(rec.clone());
-            }
-            last = Some(rec);
+            skipped += 1;
         } else {
-            opt.step(&mut mlp, spec.lr);
+            // gradient clipping, the one place: between the backward pass and the update
+            let pre_clip = (probed && !spec.clip.is_none()).then(|| ParamNorms::of(&mlp).grad);
+            let clipped = spec.clip.apply(&mut mlp);
+            clipped_steps += u64::from(clipped.is_some_and(|c| c.clipped));
+            let mut test = (None, None);
+            if probed {
+                probe.after_backward(step, epoch, loss, &mlp);
+                if probes_done.is_multiple_of(test_period) {
+                    test = test_at_probe(&mut mlp);
+                }
+                probes_done += 1;
+            }
+            if probed {
+                opt.step_measured(&mut mlp, spec.lr);
+                probe.after_update(&mlp, &opt.norms);
+                let mut rec = probe.take().expect("recorded after backward");
+                (rec.test_loss, rec.test_accuracy) = test;
+                if let Some(g) = pre_clip {
+                    crate::probe::set_grad_w_norms(&mut rec, &g); // the gradient before clipping
+                }
+                (rec.grad_norm, rec.clipped) = (clipped.map(|c| c.total_norm), clipped.map(|c| c.clipped));
+                observer.on_record(&rec)?;
+                if first.is_none() {
+                    first = Some(rec.clone());
+                }
+                last = Some(rec);
+            } else {
+                opt.step(&mut mlp, spec.lr);
+            }
         }
         observer.on_step(step, loss);
+        let stop = observer.should_stop();
+        if stop || (spec.checkpoint_every > 0 && (step + 1).is_multiple_of(spec.checkpoint_every)) {
+            let meta = CheckpointMeta {
+                format: FORMAT,
+                gradscope_version: env!("CARGO_PKG_VERSION").into(),
+                dtype: F::NAME.into(),
+                step: step + 1,
+                epoch,
+                order_word_pos: rng.get_word_pos().to_string(),
+                probes_done,
+                skipped_steps: skipped,
+                clipped_steps,
+                nonfinite: nonfinite_at.clone(),
+                first: first.clone(),
+                last: last.clone(),
+                elapsed_s: elapsed_before + start.elapsed().as_secs_f64(),
+                metrics_len: 0,
+                config: String::new(),
+            };
+            observer.on_checkpoint(&mut Checkpoint::capture(&mlp, &opt, &order, meta))?;
+        }
+        if stop {
+            interrupted_at = Some(step + 1);
+            break;
+        }
     }
-    let steps_done = diverged_at.unwrap_or(total);
-    // The final probe: the gradient at the final weights on the last batch, no update after it.
-    if diverged_at.is_none() || first.is_none() {
+    let steps_done = diverged_at.or(interrupted_at).unwrap_or(total);
+    // The final probe: the gradient at the final weights on the last batch, no update after it
+    // (not after an interruption: the resumed run makes it).
+    if (diverged_at.is_none() && interrupted_at.is_none()) || first.is_none() {
         probe.detail = true;
         mlp.set_track_running_stats(false); // a probe, not a training step: the estimates stay
         let loss = mlp.loss_and_grads_probed(batch.x(), batch.targets(train), spec.loss, threads, Some(&mut probe));
@@ -336,8 +468,17 @@ fn train_in_pool<F: Scalar>(
         vanishing_ratio_final: last.vanishing_ratio,
         diverged: diverged_at.is_some(),
         diverged_at_step: diverged_at,
-        wall_time_s: start.elapsed().as_secs_f64(),
         clipped_steps,
+        wall_time_s: elapsed_before + start.elapsed().as_secs_f64(),
+        status: if diverged_at.is_some() {
+            RunStatus::Diverged
+        } else if interrupted_at.is_some() {
+            RunStatus::Interrupted
+        } else {
+            RunStatus::Completed
+        },
+        nonfinite: nonfinite_at,
+        skipped_steps: skipped,
     };
     Ok(Outcome { mlp, summary, first, last })
 }

@@ -118,6 +118,13 @@ pub struct TrainArgs {
     /// Do not write report.html.
     #[arg(long)]
     pub no_report: bool,
+    /// Replace the run already in --out (without it, gradscope refuses to touch one).
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Continue the interrupted run in DIR from its last checkpoint (its config.toml gives
+    /// every setting; no other config flag may be given).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "overwrite"])]
+    pub resume: Option<PathBuf>,
     #[command(flatten)]
     #[allow(missing_docs)]
     pub data: DataArgs,
@@ -370,6 +377,13 @@ pub struct ScheduleArgs {
     /// Threads (0: all cores); results are identical for a given count.
     #[arg(long, default_value_t = Config::default().threads)]
     pub threads: usize,
+    /// Write checkpoint.safetensors every N steps (0: only at Ctrl-C); `--resume DIR` continues.
+    #[arg(long, default_value_t = Config::default().checkpoint_every)]
+    pub checkpoint_every: u64,
+    /// At a NaN or infinity in the loss, an activation or a gradient: stop (the run ends
+    /// diverged) or skip that update.
+    #[arg(long, default_value_t = Config::default().on_nonfinite, value_parser = PossibleValuesParser::new(crate::train::ON_NONFINITE_NAMES))]
+    pub on_nonfinite: String,
 }
 
 /// Reads a config file into a TOML table.

@@ -8,7 +8,7 @@
 use super::Status;
 use super::args::DemoArgs;
 use super::output::{self, sci};
-use super::train::run_config;
+use super::train::{RunOptions, run_config_with};
 use crate::config::Config;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
@@ -106,7 +106,11 @@ fn run_remedies(a: &DemoArgs) -> anyhow::Result<Status> {
     for (name, config) in remedies_setups(a.steps.unwrap_or(1500), a.threads) {
         let dir = out.join(&name);
         dirs.push(dir.clone());
-        let (_, outcome) = run_config(&config, &dir, !a.quiet)?;
+        let (_, outcome) = run_config_with(&config, &dir, RunOptions { progress: !a.quiet, overwrite: true })?;
+        if outcome.summary.status == crate::train::RunStatus::Interrupted {
+            eprintln!("interrupted during {name}; its checkpoint is in {}", dir.display());
+            return Ok(Status::Interrupted);
+        }
         rows.push((name, outcome.summary.clone(), outcome.first.train_loss));
     }
     if !a.quiet {
@@ -151,7 +155,11 @@ fn run_remedies(a: &DemoArgs) -> anyhow::Result<Status> {
 }
 
 /// Runs `gradscope demo`.
+///
+/// The demo owns its runs' folders: running it again replaces them (other files under --out are
+/// left alone). Ctrl-C ends it after the current run's step, with exit 130.
 pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
+    super::install_signal_handlers()?;
     if a.remedies {
         return run_remedies(a);
     }
@@ -160,8 +168,12 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
     for (name, config) in setups(a.steps.unwrap_or(3000), a.threads) {
         let dir = a.out.join(&name);
         dirs.push(dir.clone());
-        let (spec, outcome) = run_config(&config, &dir, !a.quiet)?;
+        let (spec, outcome) = run_config_with(&config, &dir, RunOptions { progress: !a.quiet, overwrite: true })?;
         let s = &outcome.summary;
+        if s.status == crate::train::RunStatus::Interrupted {
+            eprintln!("interrupted during {name}; its checkpoint is in {}", dir.display());
+            return Ok(Status::Interrupted);
+        }
         if !a.quiet {
             println!(
                 "\n{name}: {} hidden layers of {} {} units, {} init, {} steps of SGD (lr {}, momentum {})",

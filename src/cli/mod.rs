@@ -1,7 +1,8 @@
 //! The command-line interface: flags in, a validated config, then the library does the work.
 //!
 //! Exit codes: 0 success; 1 the run finished but a check failed (it diverged);
-//! 2 an error (bad input, unreadable file), with nothing half-written.
+//! 2 an error (bad input, unreadable file), with nothing half-written; 130 interrupted by
+//! Ctrl-C (SIGINT) or SIGTERM after writing a checkpoint.
 
 pub mod args;
 pub mod bench;
@@ -14,6 +15,8 @@ pub mod train;
 
 use args::{Cli, Command};
 use clap::{CommandFactory, FromArgMatches};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How a command ended, when it did not fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,6 +25,36 @@ pub enum Status {
     Ok,
     /// It ran, but a run diverged or a check failed: exit 1.
     CheckFailed,
+    /// Interrupted (SIGINT, SIGTERM) after the current step, a checkpoint and the summary: exit 130.
+    Interrupted,
+}
+
+static INTERRUPTED: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+
+/// Makes SIGINT and SIGTERM set the flag that [`interrupted`] reads, instead of killing the
+/// process; a second signal while the flag is set ends the process at once (exit 130). Called
+/// by the commands that train, which check the flag once a step; the other commands keep the
+/// default behaviour.
+pub fn install_signal_handlers() -> anyhow::Result<()> {
+    let mut result = Ok(());
+    INTERRUPTED.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            // first the conditional exit (effective once the flag is set), then the flag itself
+            let r = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&flag))
+                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&flag)));
+            if let Err(e) = r {
+                result = Err(anyhow::anyhow!("cannot install the signal handler: {e}"));
+            }
+        }
+        flag
+    });
+    result
+}
+
+/// True once SIGINT or SIGTERM arrived (after [`install_signal_handlers`]).
+pub fn interrupted() -> bool {
+    INTERRUPTED.get().is_some_and(|f| f.load(Ordering::SeqCst))
 }
 
 /// Parses the command line and runs the command.

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::io::checkpoint::Checkpoint;
 use crate::io::{self, weights};
 use crate::nn::Scalar;
 use crate::probe::StepRecord;
@@ -10,26 +11,101 @@ use crate::train::{Observer, Outcome, Summary};
 use anstyle::{AnsiColor, Style};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::fs::{File, OpenOptions};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 pub use crate::io::{CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE};
 
-/// Streams probe records to `metrics.jsonl` (one whole line per write) and drives the progress bar.
+/// Streams probe records to `metrics.jsonl` (one whole line per write, appended), drives the
+/// progress bar, writes checkpoints and asks [`super::interrupted`] once a step.
 pub struct RunObserver {
-    metrics: BufWriter<File>,
+    metrics: File,
     path: PathBuf,
+    dir: PathBuf,
+    config: String,
+    metrics_len: u64,
     bar: Option<ProgressBar>,
 }
 
+/// How [`RunObserver::open`] treats the output folder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The folder must not hold a run (it may exist and hold other files).
+    New,
+    /// A run there is replaced: its files are removed first.
+    Overwrite,
+    /// Continue the run there: `metrics.jsonl` is cut to this many bytes and appended to.
+    Resume(u64),
+}
+
+/// The files of a run, any of which marks a folder as holding one.
+pub const RUN_FILES: [&str; 5] = [CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE, io::CHECKPOINT_FILE];
+
+/// Whether `dir` holds (part of) a run.
+pub fn holds_run(dir: &Path) -> bool {
+    RUN_FILES.iter().any(|f| dir.join(f).exists())
+}
+
 impl RunObserver {
-    /// Creates `dir`, writes the resolved config and opens `metrics.jsonl`.
+    /// Creates `dir`, writes the resolved config and creates `metrics.jsonl`; refuses a folder
+    /// that already holds a run.
     pub fn create(dir: &Path, config: &Config, progress: bool) -> Result<Self> {
-        io::create_dir(dir)?;
-        io::write_atomic(&dir.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+        Self::open(dir, config, progress, Mode::New)
+    }
+
+    /// Opens `dir` for a run as `mode` says (see [`Mode`]).
+    pub fn open(dir: &Path, config: &Config, progress: bool, mode: Mode) -> Result<Self> {
+        let text = config.to_toml();
         let path = dir.join(METRICS_FILE);
-        let file = File::create(&path).map_err(|err| Error::Io { action: "cannot create", path: path.clone(), err })?;
+        fn io_err<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> Error + 'p {
+            move |err| Error::Io { action, path: path.into(), err }
+        }
+        let metrics = match mode {
+            Mode::New | Mode::Overwrite => {
+                if mode == Mode::New && holds_run(dir) {
+                    return Err(Error::Folder {
+                        path: dir.into(),
+                        msg: "already holds a run; pass --overwrite to replace it, --resume DIR to continue \
+                              it, or choose another --out"
+                            .into(),
+                    });
+                }
+                io::create_dir(dir)?;
+                for f in RUN_FILES.iter().chain(&[io::COMMAND_FILE, "report.html"]) {
+                    let p = dir.join(f);
+                    if p.exists() {
+                        std::fs::remove_file(&p).map_err(io_err("cannot remove", &p))?;
+                    }
+                }
+                io::write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
+                File::create(&path).map_err(io_err("cannot create", &path))?
+            }
+            Mode::Resume(len) => {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(&path)
+                    .map_err(io_err("cannot open", &path))?;
+                let have = f.metadata().map_err(io_err("cannot read", &path))?.len();
+                if have < len {
+                    return Err(Error::Folder {
+                        path: dir.into(),
+                        msg: format!(
+                            "{METRICS_FILE} holds {have} bytes, fewer than the {len} the checkpoint recorded; \
+                             start afresh with --overwrite"
+                        ),
+                    });
+                }
+                f.set_len(len).map_err(io_err("cannot write", &path))?;
+                f.sync_all().map_err(io_err("cannot write", &path))?;
+                drop(f);
+                OpenOptions::new().append(true).open(&path).map_err(io_err("cannot open", &path))?
+            }
+        };
+        remove_stale_temporaries(dir);
+        let metrics_len = metrics.metadata().map_err(io_err("cannot read", &path))?.len();
         let bar = (progress && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
@@ -38,20 +114,28 @@ impl RunObserver {
             );
             bar
         });
-        Ok(Self { metrics: BufWriter::new(file), path, bar })
+        Ok(Self { metrics, path, dir: dir.into(), config: text, metrics_len, bar })
     }
 
-    /// Flushes `metrics.jsonl` and clears the bar.
+    /// Syncs `metrics.jsonl` and clears the bar.
     pub fn finish(mut self) -> Result<()> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        self.metrics.flush().map_err(|err| Error::Io { action: "cannot write", path: self.path.clone(), err })?;
-        self.metrics.get_ref().sync_all().map_err(|err| Error::Io {
-            action: "cannot write",
-            path: self.path.clone(),
-            err,
-        })
+        self.metrics.sync_all().map_err(|err| Error::Io { action: "cannot write", path: self.path.clone(), err })
+    }
+}
+
+/// Removes the temporary files of atomic writes that a killed gradscope left in `dir` (best
+/// effort: a file that cannot be removed is left).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(io::TEMP_PREFIX) && name.ends_with(io::TEMP_SUFFIX) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
@@ -74,11 +158,26 @@ impl Observer for RunObserver {
     fn on_record(&mut self, record: &StepRecord) -> Result<()> {
         let mut line = serde_json::to_string(record).expect("gradscope internal error: records serialise");
         line.push('\n');
+        // one write of the whole line to a file opened for appending: no line is ever split
+        // by a buffer flush, and a resumed run cuts the file back at a line end
         self.metrics.write_all(line.as_bytes()).map_err(|err| Error::Io {
             action: "cannot write",
             path: self.path.clone(),
             err,
-        })
+        })?;
+        self.metrics_len += line.len() as u64;
+        Ok(())
+    }
+
+    fn should_stop(&mut self) -> bool {
+        super::interrupted()
+    }
+
+    fn on_checkpoint(&mut self, checkpoint: &mut Checkpoint) -> Result<()> {
+        self.metrics.sync_all().map_err(|err| Error::Io { action: "cannot write", path: self.path.clone(), err })?;
+        checkpoint.meta.metrics_len = self.metrics_len;
+        checkpoint.meta.config = self.config.clone();
+        io::write_atomic(&self.dir.join(io::CHECKPOINT_FILE), &checkpoint.to_bytes())
     }
 }
 
@@ -145,7 +244,16 @@ pub fn print_summary(s: &Summary, first: &StepRecord, last: &StepRecord, activat
     line += &format!("  ({:.1} s)", s.wall_time_s);
     println!("{line}");
     if s.diverged {
-        println!("diverged: the loss became non-finite at step {}", s.diverged_at_step.unwrap_or(0));
+        match &s.nonfinite {
+            Some(at) => println!("diverged: {at}"),
+            None => println!("diverged: the loss became non-finite at step {}", s.diverged_at_step.unwrap_or(0)),
+        }
+    } else if s.skipped_steps > 0 {
+        let at = s.nonfinite.as_ref().map(|a| format!(" ({a})")).unwrap_or_default();
+        println!("skipped {} updates for a NaN or infinity{at}", s.skipped_steps);
+    }
+    if s.status == crate::train::RunStatus::Interrupted {
+        println!("interrupted after step {}; continue with: gradscope train --resume {}", s.steps, dir.display());
     }
     println!("wrote {}", dir.display());
 }

@@ -17,18 +17,22 @@ use std::path::Path;
 
 /// Loads `file`, predicting the column named `target`.
 pub fn load(file: &Path, target: &str, classes: bool, seed: u64, test_fraction: f64) -> Result<Dataset> {
+    let f = std::fs::File::open(file).map_err(|err| Error::Io { action: "cannot open", path: file.into(), err })?;
+    parse(file, std::io::BufReader::new(f), target, classes, seed, test_fraction)
+}
+
+/// [`load`] from any reader (`file` names it in messages; exposed for tests and fuzzing).
+pub fn parse(
+    file: &Path,
+    input: impl std::io::Read,
+    target: &str,
+    classes: bool,
+    seed: u64,
+    test_fraction: f64,
+) -> Result<Dataset> {
     let bad = |msg: String| Error::Data { path: file.into(), msg };
     let mut reader =
-        ::csv::ReaderBuilder::new().has_headers(true).trim(::csv::Trim::All).from_path(file).map_err(|e| {
-            match e.kind() {
-                ::csv::ErrorKind::Io(io) => Error::Io {
-                    action: "cannot open",
-                    path: file.into(),
-                    err: std::io::Error::new(io.kind(), io.to_string()),
-                },
-                _ => bad(e.to_string()),
-            }
-        })?;
+        ::csv::ReaderBuilder::new().has_headers(true).trim(::csv::Trim::All).from_reader(CrLfToLf::new(input));
     let headers: Vec<String> = reader.headers().map_err(|e| bad(e.to_string()))?.iter().map(str::to_string).collect();
     if headers.is_empty() || headers.iter().all(String::is_empty) {
         return Err(bad("no header row; the first line must name the columns".into()));
@@ -110,6 +114,56 @@ pub fn load(file: &Path, target: &str, classes: bool, seed: u64, test_fraction: 
     Ok(Dataset { name: format!("csv:{}", file.display()), train: all.select(train_idx), test: all.select(test_idx) })
 }
 
+/// Turns CRLF line ends into LF as the bytes stream by. The csv crate places a record that
+/// follows a CRLF on the line before (it starts counting at the LF): with LF only, the line
+/// numbers in messages are right for Windows files too.
+struct CrLfToLf<R> {
+    inner: R,
+    /// A CR was the last byte read; it is dropped if a LF follows, else written out.
+    pending_cr: bool,
+    /// Converted bytes not yet handed out, from `at`.
+    out: Vec<u8>,
+    at: usize,
+    chunk: Vec<u8>,
+}
+
+impl<R> CrLfToLf<R> {
+    fn new(inner: R) -> Self {
+        Self { inner, pending_cr: false, out: Vec::new(), at: 0, chunk: vec![0; 8 * 1024] }
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for CrLfToLf<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.out.len() {
+            self.out.clear();
+            self.at = 0;
+            let n = self.inner.read(&mut self.chunk)?;
+            if n == 0 {
+                if std::mem::take(&mut self.pending_cr) {
+                    self.out.push(b'\r');
+                    break;
+                }
+                return Ok(0);
+            }
+            for &b in &self.chunk[..n] {
+                if std::mem::take(&mut self.pending_cr) && b != b'\n' {
+                    self.out.push(b'\r');
+                }
+                if b == b'\r' {
+                    self.pending_cr = true;
+                } else {
+                    self.out.push(b);
+                }
+            }
+        }
+        let k = buf.len().min(self.out.len() - self.at);
+        buf[..k].copy_from_slice(&self.out[self.at..self.at + k]);
+        self.at += k;
+        Ok(k)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +191,38 @@ mod tests {
         assert_eq!(d.outputs(), 3);
         assert_eq!(d.train.x.column(0).to_vec(), [0.1, 0.2, 0.3], "file order kept");
         assert!(d.test.is_empty());
+    }
+
+    #[test]
+    fn crlf_becomes_lf_and_lone_cr_stays() {
+        use std::io::Read;
+        for text in ["a\r\nb\r\n", "\r", "\r\r\n\n", "x\ry\r", "", "\r\n\r\n"] {
+            // one byte at a time, so that every CR ends a chunk
+            let mut got = Vec::new();
+            CrLfToLf::new(text.as_bytes()).read_to_end(&mut got).unwrap();
+            let mut slow = Vec::new();
+            let mut r = CrLfToLf::new(OneByte(text.as_bytes()));
+            r.read_to_end(&mut slow).unwrap();
+            let want = text.replace("\r\n", "\n");
+            assert_eq!((String::from_utf8(got).unwrap(), String::from_utf8(slow).unwrap()), (want.clone(), want));
+        }
+    }
+
+    struct OneByte<'a>(&'a [u8]);
+    impl std::io::Read for OneByte<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((&b, rest)) = self.0.split_first() else { return Ok(0) };
+            buf[0] = b;
+            self.0 = rest;
+            Ok(1)
+        }
+    }
+
+    #[test]
+    fn line_numbers_of_crlf_files() {
+        let f = write("\u{feff}a,y\r\n1,2\r\nq,3\r\n");
+        let e = load(f.path(), "y", false, 0, 0.0).unwrap_err().to_string();
+        assert!(e.contains("line 3, column 'a': 'q'"), "{e}");
     }
 
     #[test]

@@ -31,7 +31,12 @@ pub struct Idx {
 /// Reads an IDX file of unsigned bytes, gzipped (detected by its magic bytes) or not.
 pub fn read(path: &Path) -> Result<Idx> {
     let file = File::open(path).map_err(|err| Error::Io { action: "cannot open", path: path.into(), err })?;
-    let mut reader = BufReader::new(file);
+    decode(path, BufReader::new(file))
+}
+
+/// [`read`] from any reader: gzipped (detected by its magic bytes) or plain IDX (`path` names it
+/// in messages; exposed for tests and fuzzing).
+pub fn decode(path: &Path, mut reader: impl Read) -> Result<Idx> {
     let mut magic = [0u8; 2];
     let n = read_up_to(&mut reader, &mut magic).map_err(|e| io_err(path, e))?;
     let head = std::io::Cursor::new(magic[..n].to_vec());

@@ -1,6 +1,9 @@
 //! Files gradscope writes and reads: atomic writes and safetensors weights.
 
+pub mod checkpoint;
 pub mod weights;
+
+pub use checkpoint::CHECKPOINT_FILE;
 
 use crate::error::{Error, Result};
 use std::io::Write;
@@ -17,15 +20,29 @@ pub const WEIGHTS_FILE: &str = "weights.safetensors";
 /// The command line that made the run (one line, shell-quoted).
 pub const COMMAND_FILE: &str = "command.txt";
 
+/// The name of an atomic write's temporary file starts with this…
+pub const TEMP_PREFIX: &str = ".gradscope-";
+/// …and ends with this.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
 /// Writes `bytes` to `path` atomically: to a temporary file in the same folder, flushed and
 /// fsynced, then renamed over `path`. A reader sees the old file or the new one, never a torn one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let err = |err| Error::Io { action: "cannot write", path: path.into(), err };
-    let mut tmp = tempfile::Builder::new().prefix(".gradscope-").suffix(".tmp").tempfile_in(dir).map_err(err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(TEMP_PREFIX).suffix(TEMP_SUFFIX);
+    // as File::create makes files (0o666 less the umask), not tempfile's private 0o600
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
+    // the rename itself is made durable by syncing the folder (not possible on every platform)
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
 }
 

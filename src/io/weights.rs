@@ -336,10 +336,14 @@ fn read_tensor(path: &Path, name: &str, view: &TensorView) -> Result<ArrayD<f64>
 /// Reads a safetensors file of linear layers (see the module docs for the names accepted).
 pub fn load(path: &Path) -> Result<LoadedWeights> {
     let bytes = std::fs::read(path).map_err(|err| Error::Io { action: "cannot read", path: path.into(), err })?;
+    parse(path, &bytes)
+}
+
+/// [`load`] from the file's bytes (`path` names it in messages; exposed for tests and fuzzing).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedWeights> {
     let bad = |msg: String| Error::Weights { path: path.into(), msg };
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-    let (_, meta) =
-        SafeTensors::read_metadata(&bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
     let meta = meta.metadata().clone().unwrap_or_default();
 
     // Group names `<prefix><index>.weight|bias` by index; all must share one prefix.

@@ -74,6 +74,42 @@ pub enum ParamState<F> {
     Adam(AdamState<F>),
 }
 
+impl<F> ParamState<F> {
+    /// The per-entry buffers, named as PyTorch's `optimizer.state_dict()` names them
+    /// (`momentum_buffer`; `exp_avg`, `exp_avg_sq`). An SGD momentum buffer is empty before the
+    /// first step. Checkpoints save and restore every buffer listed here.
+    pub fn buffers(&self) -> Vec<(&'static str, &Vec<F>)> {
+        match self {
+            Self::Sgd(s) => vec![("momentum_buffer", &s.momentum_buffer)],
+            Self::Adam(s) => vec![("exp_avg", &s.exp_avg), ("exp_avg_sq", &s.exp_avg_sq)],
+        }
+    }
+
+    /// [`ParamState::buffers`], writable, in the same order.
+    pub fn buffers_mut(&mut self) -> Vec<(&'static str, &mut Vec<F>)> {
+        match self {
+            Self::Sgd(s) => vec![("momentum_buffer", &mut s.momentum_buffer)],
+            Self::Adam(s) => vec![("exp_avg", &mut s.exp_avg), ("exp_avg_sq", &mut s.exp_avg_sq)],
+        }
+    }
+
+    /// The integer counters (Adam's `step`), saved and restored with the buffers.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        match self {
+            Self::Sgd(_) => Vec::new(),
+            Self::Adam(s) => vec![("step", s.step)],
+        }
+    }
+
+    /// [`ParamState::counters`], writable.
+    pub fn counters_mut(&mut self) -> Vec<(&'static str, &mut u64)> {
+        match self {
+            Self::Sgd(_) => Vec::new(),
+            Self::Adam(s) => vec![("step", &mut s.step)],
+        }
+    }
+}
+
 /// An optimizer bound to the parameters of one network: the rule and one state per tensor.
 #[derive(Clone, Debug)]
 pub struct OptimizerState<F> {
@@ -112,8 +148,7 @@ impl ParamNorms {
 impl<F: Scalar> OptimizerState<F> {
     /// Fresh state (zero moments) for `mlp`'s parameters.
     pub fn new(rule: Optimizer, mlp: &Mlp<F>) -> Self {
-        let states = mlp
-            .param_lens()
+        let states = Self::param_lens(mlp)
             .into_iter()
             .map(|n| match rule {
                 Optimizer::Sgd(_) => ParamState::Sgd(SgdState::new(n)),
@@ -123,6 +158,12 @@ impl<F: Scalar> OptimizerState<F> {
         let zeros = vec![0.0; mlp.layers.len()];
         let norms = ParamNorms { weight: zeros.clone(), grad: zeros.clone(), update: Some(zeros) };
         Self { rule, states, norms }
+    }
+
+    /// The number of entries of each trainable tensor, in the order of [`OptimizerState::states`]
+    /// (checkpoints check restored buffers against it).
+    pub fn param_lens(mlp: &Mlp<F>) -> Vec<usize> {
+        mlp.param_lens()
     }
 
     /// Applies one update with learning rate `lr` to every parameter of `mlp` from its gradients.

@@ -170,6 +170,9 @@ pub mod sample {
             diverged_at_step: None,
             wall_time_s: 1.5,
             clipped_steps: 0,
+            status: Default::default(),
+            nonfinite: None,
+            skipped_steps: 0,
         };
         let config =
             Config { depth, activation: activation.into(), steps: Some(last.step), threads: 1, ..Config::default() };
