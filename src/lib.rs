@@ -36,6 +36,7 @@ pub mod nn;
 pub mod optim;
 pub mod probe;
 pub mod report;
+pub mod sweep;
 pub mod theory;
 pub mod train;
 
