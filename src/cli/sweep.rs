@@ -1,18 +1,18 @@
 //! `gradscope sweep`, `merge` and `phase`: grids of runs, their tables, their phase diagram.
 
 use super::Status;
-use super::train::{load_data, run_with_data};
 use crate::error::Error;
 use crate::io;
-use crate::sweep::cache::SharedCache;
 use crate::sweep::merge::{self, describe};
 use crate::sweep::phase::{self, Theory};
 use crate::sweep::results::{self, RESULTS_CSV, RESULTS_JSONL, Row};
 use crate::sweep::schedule::{self, Next};
 use crate::sweep::{Point, SWEEP_FILE, Shard, Sweep, SweepDir, read_sweep};
+use crate::train::Summary;
 use anyhow::Context;
 use clap::Args;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 use std::time::Instant;
 
 /// Flags of `sweep`.
@@ -109,6 +109,67 @@ fn outcome_text(row: &Row) -> String {
     format!("{s}, {:.1} s", f("wall_time_s").unwrap_or(f64::NAN))
 }
 
+/// Runs one point as its own process, `gradscope train --config runs/<id>/config.toml --out
+/// runs/<id>`, so that its folder (and every number in it) is what `train` writes for that
+/// config, bit for bit; a diverged run (exit 1) is a result. Returns its row, written last.
+fn run_point(exe: &Path, p: &Point, threads: usize, dir: &Path, keep_metrics: bool) -> anyhow::Result<Row> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    io::create_dir(dir)?;
+    let mut config = p.config.clone();
+    config.threads = threads;
+    let config_path = dir.join(io::CONFIG_FILE);
+    io::write_atomic(&config_path, config.to_toml().as_bytes())?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("train").arg("--config").arg(&config_path).arg("--out").arg(dir).args(["--quiet", "--no-report"]);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    let out = cmd.output().with_context(|| format!("cannot start {}", exe.display()))?;
+    if !matches!(out.status.code(), Some(0 | 1)) {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        anyhow::bail!("gradscope train ended with {}: {}", out.status, stderr.trim());
+    }
+    let summary_path = dir.join(io::SUMMARY_FILE);
+    let text = std::fs::read_to_string(&summary_path).map_err(|err| Error::Io {
+        action: "cannot read",
+        path: summary_path.clone(),
+        err,
+    })?;
+    let summary: Summary =
+        serde_json::from_str(&text).map_err(|e| Error::Data { path: summary_path.clone(), msg: e.to_string() })?;
+    if !keep_metrics {
+        let m = dir.join(io::METRICS_FILE);
+        std::fs::remove_file(&m).with_context(|| format!("cannot remove {}", m.display()))?;
+    }
+    let row = Row::new(&p.id, p.index, &p.values, p.seed, &summary);
+    results::write_row_file(dir, &row)?;
+    Ok(row)
+}
+
+/// On Linux, a run's process is killed when the sweep's thread that started it dies (a sweep
+/// killed with SIGKILL leaves no run behind to write into a folder the next sweep redoes).
+#[cfg(target_os = "linux")]
+fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe; the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(9); // the sweep died before prctl took effect
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_cmd: &mut std::process::Command) {}
+
 /// Runs `gradscope sweep`.
 pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
     let text = std::fs::read_to_string(&a.config).map_err(|err| Error::Io {
@@ -151,31 +212,10 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
             out.display()
         );
     }
-    let cache: SharedCache<String, crate::data::Dataset> = SharedCache::new(jobs);
-    let work = |worker: usize, p: &Point| -> anyhow::Result<Row> {
-        let mut config = p.config.clone();
-        config.threads = threads;
-        let spec = config.resolve()?;
-        // the loader ignores the seed for MNIST, so every MNIST run shares one copy
-        let key = match spec.data {
-            crate::data::DataSpec::Mnist(_) => format!("{}|{:?}", config.data, spec.loss),
-            _ => format!("{}|{:?}|{:?}|{}|{}", config.data, config.target, spec.loss, spec.test_fraction, spec.seed),
-        };
-        let data = cache.get(worker, &key, || load_data(&spec))?;
+    let exe = std::env::current_exe().context("cannot find the gradscope binary to run the runs with")?;
+    let work = |_worker: usize, p: &Point| -> anyhow::Result<Row> {
         let dir = sd.run_dir(&p.id);
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-        }
-        let result = (|| -> anyhow::Result<Row> {
-            let outcome = run_with_data(&config, &spec, &data, &dir, false)?;
-            if !a.keep_metrics {
-                let m = dir.join(io::METRICS_FILE);
-                std::fs::remove_file(&m).with_context(|| format!("cannot remove {}", m.display()))?;
-            }
-            let row = Row::new(&p.id, p.index, &p.values, p.seed, &outcome.summary);
-            results::write_row_file(&dir, &row)?;
-            Ok(row)
-        })();
+        let result = run_point(&exe, p, threads, &dir, a.keep_metrics);
         if result.is_err() {
             let _ = std::fs::remove_dir_all(&dir); // no half-written run folder stays
         }

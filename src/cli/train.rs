@@ -27,25 +27,13 @@ pub fn load_data(spec: &RunSpec) -> crate::Result<Dataset> {
 pub fn run_config(config: &Config, dir: &Path, progress: bool) -> anyhow::Result<(RunSpec, Outcome<f32>)> {
     let spec = config.resolve()?;
     let data = load_data(&spec)?;
-    let outcome = run_with_data(config, &spec, &data, dir, progress)?;
-    Ok((spec, outcome))
-}
-
-/// Trains `config` (resolved as `spec`) on data already loaded into `dir` (sweeps share data).
-pub fn run_with_data(
-    config: &Config,
-    spec: &RunSpec,
-    data: &Dataset,
-    dir: &Path,
-    progress: bool,
-) -> anyhow::Result<Outcome<f32>> {
-    let resolved = config.resolved(spec);
+    let resolved = config.resolved(&spec);
     let mut observer = RunObserver::create(dir, &resolved, progress)?;
-    let outcome = train::<f32>(spec, data, &mut observer)?;
+    let outcome = train::<f32>(&spec, &data, &mut observer)?;
     observer.finish()?;
     output::write_outcome(dir, &outcome)?;
     super::report::save_command(dir)?;
-    Ok(outcome)
+    Ok((spec, outcome))
 }
 
 /// Runs `gradscope train`.

@@ -3,12 +3,10 @@
 //! - [`grid`]: `SWEEP.toml` → [`Sweep`] → [`Point`]s, and [`Shard`] slices of them;
 //! - [`results`]: the rows of `results.jsonl` / `results.csv`;
 //! - [`schedule`]: a pool of workers, one result writer;
-//! - [`cache`]: data loaded once and shared by the runs that use it;
 //! - [`SweepDir`]: the output folder: `sweep.toml`, `runs/<id>/`, the tables, the lock;
 //! - [`merge`]: shards' tables joined, missing and duplicate points found;
 //! - [`phase`]: a metric over two swept keys, with the mean-field trainable depth.
 
-pub mod cache;
 pub mod grid;
 pub mod merge;
 pub mod phase;
