@@ -267,7 +267,7 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
             if shard == Shard::ALL {
                 String::new()
             } else {
-                format!("; merge the shards with `gradscope merge DIR... --out DIR`")
+                "; merge the shards with `gradscope merge DIR... --out DIR`".to_string()
             }
         );
     }
@@ -344,11 +344,9 @@ pub fn run_phase(a: &PhaseArgs) -> anyhow::Result<Status> {
     let (sweep, _) = read_sweep(&a.dir)?;
     let path = a.dir.join(RESULTS_JSONL);
     if !path.exists() {
-        return Err(Error::RunFolder {
-            path: a.dir.clone(),
-            msg: format!("no {RESULTS_JSONL}: no run has finished").into(),
-        }
-        .into());
+        return Err(
+            Error::RunFolder { path: a.dir.clone(), msg: format!("no {RESULTS_JSONL}: no run has finished") }.into()
+        );
     }
     let (rows, _) = results::read_jsonl(&path, &sweep.keys())?;
     let g = phase::phase_grid(&sweep, &rows, &a.x, &a.y, &a.metric)?;
