@@ -237,3 +237,56 @@ fn shards_merge_into_the_whole_table_and_gaps_are_named() {
         .stdout(predicate::str::contains("duplicates: 6 points"));
     gradscope().arg("merge").arg(&shards[0]).arg("--out").arg(&shards[0]).assert().code(2);
 }
+
+/// docs/slurm-sweep.sh as Slurm runs it (the array variables set), and the xargs line of
+/// docs/sweeps.md; then `merge` finds every point.
+#[test]
+fn the_slurm_script_and_the_xargs_line_shard_and_merge() {
+    let t = tempfile::tempdir().unwrap();
+    let config = write_sweep(t.path(), TINY);
+    let bin = assert_cmd::cargo::cargo_bin("gradscope");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/slurm-sweep.sh");
+    let out = t.path().join("slurm");
+    for k in 0..4 {
+        let status = std::process::Command::new("bash")
+            .arg(&script)
+            .arg(&config)
+            .arg(&out)
+            .env("GRADSCOPE", &bin)
+            .env("SLURM_ARRAY_TASK_ID", k.to_string())
+            .env("SLURM_ARRAY_TASK_COUNT", "4")
+            .env("SLURM_CPUS_PER_TASK", "1")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let shards: Vec<PathBuf> = (0..4).map(|k| out.join(format!("shard-{k}"))).collect();
+    gradscope()
+        .arg("merge")
+        .args(&shards)
+        .arg("--out")
+        .arg(out.join("merged"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("complete"));
+    // outside Slurm the script says what is missing
+    std::process::Command::new("bash")
+        .arg(&script)
+        .arg(&config)
+        .env("GRADSCOPE", &bin)
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .output()
+        .map(|o| assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("sbatch --array")))
+        .unwrap();
+
+    // the docs' xargs line, with the binary's path
+    let docs = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/sweeps.md")).unwrap();
+    let line = docs.lines().find(|l| l.starts_with("seq 0 7 | xargs")).expect("the xargs line in docs/sweeps.md");
+    let line =
+        line.replace("gradscope ", &format!("{} ", bin.display())).replace("SWEEP.toml", &config.display().to_string());
+    let status = std::process::Command::new("sh").arg("-c").arg(&line).current_dir(t.path()).status().unwrap();
+    assert!(status.success(), "{line}");
+    let shards: Vec<PathBuf> = (0..8).map(|k| t.path().join(format!("out/shard-{k}"))).collect();
+    gradscope().arg("merge").args(&shards).arg("--out").arg(t.path().join("m")).assert().success();
+    assert_eq!(table_without_time(&t.path().join("m")), table_without_time(&out.join("merged")));
+}

@@ -521,7 +521,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn shards_cover_every_point_once(len in 0usize..500, n in 1usize..70) {
+        fn shards_cover_every_point_once(len in 0usize..=500, n in 1usize..=70) {
             let mut seen = vec![0u32; len];
             for k in 0..n {
                 let shard = Shard { k, n };

@@ -290,9 +290,11 @@ pub fn figure(g: &PhaseGrid, theory: Option<&Theory>, title: &str) -> Figure {
     caption.push('.');
     if let Some(t) = theory {
         let sigma_on_x = g.x_key == "sigma_w2";
-        let (lo, hi) = if sigma_on_x { (g.xs[0], g.xs[g.xs.len() - 1]) } else { (g.ys[0], g.ys[g.ys.len() - 1]) };
-        let top = if sigma_on_x { g.ys[g.ys.len() - 1] } else { g.xs[g.xs.len() - 1] };
-        let top = top * 1.5;
+        // the plotted ranges, back in data units: the curve spans the cells and stops at the top
+        let un = |v: f64, log: bool| if log { 10f64.powf(v) } else { v };
+        let (se, slog, de, dlog) = if sigma_on_x { (&ex, g.x_log, &ey, g.y_log) } else { (&ey, g.y_log, &ex, g.x_log) };
+        let (lo, hi) = (un(se[0], slog).max(1e-6), un(se[se.len() - 1], slog));
+        let top = un(de[de.len() - 1], dlog);
         for piece in t.curve(lo, hi, top) {
             let points = piece
                 .into_iter()
