@@ -108,6 +108,28 @@ fn a_tiny_sweep_writes_one_row_per_run_and_its_phase_diagram() {
     let one = write_sweep(t.path(), "[base]\nsteps = 5\nwidth = 4\n[grid]\ndepth = [1]");
     sweep_cmd(&one, &out2).arg("--keep-metrics").assert().success();
     assert!(out2.join("runs/0000/metrics.jsonl").exists());
+    gradscope().arg("report").arg(out2.join("runs/0000")).assert().success();
+
+    // a sweep's run is train's run for its config.toml, bit for bit
+    let again = t.path().join("again");
+    gradscope()
+        .args(["train", "--quiet", "--no-report", "--config"])
+        .arg(run.join("config.toml"))
+        .arg("--out")
+        .arg(&again)
+        .assert()
+        .success();
+    let summary = |d: &Path| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap();
+        v.as_object_mut().unwrap().remove("wall_time_s");
+        v
+    };
+    assert_eq!(summary(&run), summary(&again));
+    assert_eq!(
+        std::fs::read(run.join("weights.safetensors")).unwrap(),
+        std::fs::read(again.join("weights.safetensors")).unwrap()
+    );
 }
 
 #[test]
