@@ -312,3 +312,20 @@ fn the_slurm_script_and_the_xargs_line_shard_and_merge() {
     gradscope().arg("merge").args(&shards).arg("--out").arg(t.path().join("m")).assert().success();
     assert_eq!(table_without_time(&t.path().join("m")), table_without_time(&out.join("merged")));
 }
+
+/// examples/phase-tanh-mnist.toml is the sweep the README describes.
+#[test]
+fn the_example_sweep_is_the_one_described() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/phase-tanh-mnist.toml");
+    let s = gradscope::sweep::Sweep::from_toml(&std::fs::read_to_string(path).unwrap(), "example").unwrap();
+    assert_eq!(s.len(), 91);
+    assert_eq!(s.keys(), ["depth", "sigma_w2"]);
+    let depths: Vec<i64> = s.axes[0].values.iter().map(|v| v.as_integer().unwrap()).collect();
+    assert_eq!(depths, [10, 25, 40, 55, 70, 85, 100]);
+    let sw: Vec<f64> = s.axes[1].values.iter().map(|v| v.as_float().unwrap()).collect();
+    assert_eq!((sw.len(), sw[0], sw[3], sw[12]), (13, 1.0, 1.75, 4.0));
+    let p = s.point(0).unwrap().config;
+    assert_eq!((p.activation.as_str(), p.init.as_str(), p.sigma_b2, p.width), ("tanh", "gaussian", 0.05, 128));
+    assert_eq!((p.optimizer.as_str(), p.lr, p.steps, p.batch_size), ("sgd", Some(0.004), Some(1000), 64));
+    assert_eq!(p.data, "mnist:../shared/data/mnist");
+}

@@ -71,22 +71,29 @@ mod tests {
         );
         seen.sort();
         assert_eq!(seen, jobs);
+        // each result hands out one permit to run a job (two to begin with), so at most 2 + 5
+        // jobs have run when the fifth result says stop, however slow the receiving thread is;
+        // each of the two workers may also hold a job taken before the stop and waiting for a
+        // permit: at most 9 results in all
+        let (permit_tx, permit_rx) = mpsc::channel::<()>();
+        permit_tx.send(()).unwrap();
+        permit_tx.send(()).unwrap();
+        let permits = std::sync::Mutex::new(permit_rx);
         let mut n = 0;
-        // jobs that take a while, as runs do: the stop reaches the workers before they finish all
         run(
             &jobs,
             2,
             |_, j| {
-                std::thread::sleep(std::time::Duration::from_millis(3));
+                permits.lock().unwrap().recv().unwrap();
                 *j
             },
             |_, _| {
                 n += 1;
+                permit_tx.send(()).unwrap();
                 if n == 5 { Next::Stop } else { Next::Continue }
             },
         );
-        // the two workers may each have one job in flight when told to stop
-        assert!((5..=7).contains(&n), "{n}");
+        assert!((5..=9).contains(&n), "{n}");
         run(&[] as &[usize], 4, |_, j| *j, |_, _| Next::Continue);
     }
 }
