@@ -37,6 +37,7 @@ pub mod nonfinite;
 pub mod optim;
 pub mod probe;
 pub mod report;
+pub mod sweep;
 pub mod theory;
 pub mod train;
 

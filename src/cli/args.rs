@@ -39,6 +39,13 @@ pub enum Command {
     /// Mean-field theory of a random network (q*, χ₁, ξ_q, ξ_c, the predicted gradient decay),
     /// optionally measured beside it on random networks, and the Jacobian's spectrum.
     Theory(TheoryArgs),
+    /// Run a grid of configs (SWEEP.toml: [base], [grid], seeds) over the cores into one results
+    /// table; resumable, and shardable onto job arrays with --shard K/N.
+    Sweep(super::sweep::SweepArgs),
+    /// Join the results of a sweep's shards into one table and list missing or duplicate points.
+    Merge(super::sweep::MergeArgs),
+    /// Heat map of a metric over two swept keys, with the mean-field 6 ξ_c curve over σ_w² and depth.
+    Phase(super::sweep::PhaseArgs),
 }
 
 /// Flags of `bench`.

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod output;
 pub mod probe;
 pub mod report;
+pub mod sweep;
 pub mod theory;
 pub mod train;
 
@@ -69,5 +70,8 @@ pub fn run() -> anyhow::Result<Status> {
         Command::Bench(a) => bench::run(&a),
         Command::Report(a) => report::run(&a),
         Command::Theory(a) => theory::run(&a),
+        Command::Sweep(a) => sweep::run(&a),
+        Command::Merge(a) => sweep::run_merge(&a),
+        Command::Phase(a) => sweep::run_phase(&a),
     }
 }

@@ -137,6 +137,8 @@ pub enum Panel {
         y: Axis,
         /// The cells.
         cells: Vec<Cell>,
+        /// Lines drawn over the cells (a theory's curve).
+        lines: Vec<Series>,
     },
     /// Nothing to draw here, and why.
     Note {
@@ -530,7 +532,7 @@ pub fn heatmap(r: &Report) -> Figure {
             };
             let y =
                 Axis { label: "layer l".into(), log: false, integer: true, min: -0.5, max: run.layers() as f64 - 0.5 };
-            Panel::Heat { title, x, y, cells }
+            Panel::Heat { title, x, y, cells, lines: Vec::new() }
         })
         .collect();
     let columns = r.runs.len().clamp(1, 3);
@@ -904,7 +906,7 @@ pub fn dact(r: &Report) -> Figure {
             let x = Axis { label: x_label.clone(), log: false, integer: false, min: 0.0, max: 1.0 };
             let y =
                 Axis { label: "hidden layer l".into(), log: false, integer: true, min: -0.5, max: depth as f64 - 0.5 };
-            panels.push(Panel::Heat { title, x, y, cells });
+            panels.push(Panel::Heat { title, x, y, cells, lines: Vec::new() });
         }
     }
     let columns = 2;

@@ -5,7 +5,7 @@
 //! `assets/fonts/LICENSE-DejaVu.txt`), so figures look the same on a machine with no fonts.
 //! In SVG the text stays text, in the browser's sans-serif.
 
-use super::figures::{Axis, ColorBar, Figure, Mark, Panel, Rgb};
+use super::figures::{Axis, ColorBar, Figure, Mark, Panel, Rgb, Series};
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
@@ -151,29 +151,9 @@ fn draw<DB: DrawingBackend>(fig: &Figure, root: &DrawingArea<DB, Shift>, s: f64)
                             .map_err(e)?;
                     }
                 }
-                for ser in series {
-                    let style = ShapeStyle::from(&rgb(ser.color)).stroke_width((2.0 * s).round() as u32);
-                    if ser.dashed {
-                        chart
-                            .draw_series(DashedLineSeries::new(
-                                ser.points.iter().copied(),
-                                (7.0 * s) as i32,
-                                (5.0 * s) as i32,
-                                style,
-                            ))
-                            .map_err(e)?;
-                    } else {
-                        chart.draw_series(LineSeries::new(ser.points.iter().copied(), style)).map_err(e)?;
-                    }
-                    if ser.markers {
-                        let r = (3.5 * s) as i32;
-                        chart
-                            .draw_series(ser.points.iter().map(|&p| Circle::new(p, r, rgb(ser.color).filled())))
-                            .map_err(e)?;
-                    }
-                }
+                draw_lines(&mut chart, series, s)?;
             }
-            Panel::Heat { title, x, y, cells } => {
+            Panel::Heat { title, x, y, cells, lines } => {
                 let mut chart = chart(area, title, x, y, s)?;
                 let grey = RGBColor(200, 200, 200);
                 chart
@@ -185,6 +165,7 @@ fn draw<DB: DrawingBackend>(fig: &Figure, root: &DrawingArea<DB, Shift>, s: f64)
                         Rectangle::new([(c.x.0, c.y.0), (c.x.1, c.y.1)], color.filled())
                     }))
                     .map_err(e)?;
+                draw_lines(&mut chart, lines, s)?;
             }
             Panel::Note { title, text } => note(area, title, text, s).map_err(e)?,
         }
@@ -193,6 +174,31 @@ fn draw<DB: DrawingBackend>(fig: &Figure, root: &DrawingArea<DB, Shift>, s: f64)
         color_bar(&side_area, b, s)?;
     } else if !fig.legend.is_empty() {
         legend(&side_area, fig, s).map_err(e)?;
+    }
+    Ok(())
+}
+
+/// Lines (solid or dashed, with markers if asked) on a chart.
+fn draw_lines<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, series: &[Series], s: f64) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    for ser in series {
+        let style = ShapeStyle::from(&rgb(ser.color)).stroke_width((2.0 * s).round() as u32);
+        if ser.dashed {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    ser.points.iter().copied(),
+                    (7.0 * s) as i32,
+                    (5.0 * s) as i32,
+                    style,
+                ))
+                .map_err(e)?;
+        } else {
+            chart.draw_series(LineSeries::new(ser.points.iter().copied(), style)).map_err(e)?;
+        }
+        if ser.markers {
+            let r = (3.5 * s) as i32;
+            chart.draw_series(ser.points.iter().map(|&p| Circle::new(p, r, rgb(ser.color).filled()))).map_err(e)?;
+        }
     }
     Ok(())
 }
