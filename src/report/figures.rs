@@ -25,9 +25,25 @@ pub const RUN_COLORS: [Rgb; 10] = [
 /// Neutral colour of style keys in legends ("solid: step 0").
 pub const KEY_COLOR: Rgb = (90, 90, 90);
 
-/// Colour of run `i`.
+/// Colours of runs 10 to 19: the light halves of matplotlib's "tab20", in tab10's order, so
+/// that a comparison of up to 20 runs (the remedies demo has 14) repeats no colour.
+pub const RUN_COLORS_LIGHT: [Rgb; 10] = [
+    (174, 199, 232),
+    (255, 187, 120),
+    (152, 223, 138),
+    (255, 152, 150),
+    (197, 176, 213),
+    (196, 156, 148),
+    (247, 182, 210),
+    (199, 199, 199),
+    (219, 219, 141),
+    (158, 218, 229),
+];
+
+/// Colour of run `i` (repeats after 20 runs).
 pub fn run_color(i: usize) -> Rgb {
-    RUN_COLORS[i % RUN_COLORS.len()]
+    let k = i % (2 * RUN_COLORS.len());
+    if k < RUN_COLORS.len() { RUN_COLORS[k] } else { RUN_COLORS_LIGHT[k - RUN_COLORS.len()] }
 }
 
 /// matplotlib's viridis at eight evenly spaced points (van der Walt & Smith 2015).
@@ -928,6 +944,13 @@ pub fn dact(r: &Report) -> Figure {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn twenty_runs_get_twenty_colours() {
+        let colours: std::collections::HashSet<_> = (0..20).map(run_color).collect();
+        assert_eq!(colours.len(), 20);
+        assert_eq!(run_color(20), run_color(0));
+    }
+
     use super::*;
 
     #[test]
