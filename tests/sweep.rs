@@ -329,3 +329,44 @@ fn the_example_sweep_is_the_one_described() {
     assert_eq!((p.optimizer.as_str(), p.lr, p.steps, p.batch_size), ("sgd", Some(0.004), Some(1000), 64));
     assert_eq!(p.data, "mnist:../shared/data/mnist");
 }
+
+/// Ctrl-C (SIGINT to the sweep and its runs, one process group as a terminal sends it): the runs
+/// end their step and exit 130, the sweep starts no new run, keeps the finished rows and exits
+/// 130; the same command then finishes the grid with the table an uninterrupted sweep writes.
+#[test]
+fn an_interrupted_sweep_exits_130_and_resumes() {
+    use std::os::unix::process::CommandExt;
+    let t = tempfile::tempdir().unwrap();
+    // runs long enough to be caught mid-way (about a second each), on 1 job
+    let text = TINY.replace("steps = 40", "steps = 30000").replace("probe_every = 10", "probe_every = 0");
+    let config = write_sweep(t.path(), &text);
+    let out = t.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
+        .args(["sweep", "--jobs", "1", "--threads", "1", "--quiet", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // wait until the first run has started, then interrupt the whole group
+    let start = Instant::now();
+    while !out.join("runs").join("0000").join("config.toml").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the sweep did not start its first run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let group = format!("-{}", child.id());
+    assert!(std::process::Command::new("kill").args(["-INT", "--", &group]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "an interrupted sweep exits 130");
+    let rows = table_without_time(&out).len() - 1;
+    assert!(rows < 18, "the sweep went on after Ctrl-C ({rows} rows)");
+    assert!(!out.join("runs").join("0000").exists() || out.join("runs").join("0000").join("row.json").exists());
+    sweep_cmd(&config, &out).arg("--quiet").assert().success();
+    let resumed = table_without_time(&out);
+    assert_eq!(resumed.len(), 19);
+    let whole = t.path().join("whole");
+    sweep_cmd(&config, &whole).arg("--quiet").assert().success();
+    assert_eq!(resumed, table_without_time(&whole));
+}

@@ -109,6 +109,19 @@ fn outcome_text(row: &Row) -> String {
     format!("{s}, {:.1} s", f("wall_time_s").unwrap_or(f64::NAN))
 }
 
+/// A run's process was interrupted (SIGINT or SIGTERM; exit 130), or the sweep was before the
+/// run started: the sweep starts no new run and exits with 130 too.
+#[derive(Debug)]
+struct RunInterrupted;
+
+impl std::fmt::Display for RunInterrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted")
+    }
+}
+
+impl std::error::Error for RunInterrupted {}
+
 /// Runs one point as its own process, `gradscope train --config runs/<id>/config.toml --out
 /// runs/<id>`, so that its folder (and every number in it) is what `train` writes for that
 /// config, bit for bit; a diverged run (exit 1) is a result. Returns its row, written last.
@@ -128,6 +141,9 @@ fn run_point(exe: &Path, p: &Point, threads: usize, dir: &Path, keep_metrics: bo
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     die_with_parent(&mut cmd);
     let out = cmd.output().with_context(|| format!("cannot start {}", exe.display()))?;
+    if out.status.code() == Some(130) {
+        return Err(RunInterrupted.into());
+    }
     if !matches!(out.status.code(), Some(0 | 1)) {
         let stderr = String::from_utf8_lossy(&out.stderr);
         anyhow::bail!("gradscope train ended with {}: {}", out.status, stderr.trim());
@@ -215,7 +231,13 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
         );
     }
     let exe = std::env::current_exe().context("cannot find the gradscope binary to run the runs with")?;
+    // Ctrl-C reaches the runs too (one process group): each ends its step and exits 130, and the
+    // sweep then starts no new run and exits 130; the same command redoes the interrupted runs.
+    super::install_signal_handlers()?;
     let work = |_worker: usize, p: &Point| -> anyhow::Result<Row> {
+        if super::interrupted() {
+            return Err(RunInterrupted.into());
+        }
         let dir = sd.run_dir(&p.id);
         let result = run_point(&exe, p, threads, &dir, a.keep_metrics);
         if result.is_err() {
@@ -226,6 +248,7 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
     let start = Instant::now();
     let (total, mut finished) = (todo.len(), 0usize);
     let mut failure: Option<anyhow::Error> = None;
+    let mut interrupted = false;
     schedule::run(&todo, jobs, work, |p, result| match result {
         Ok(row) => {
             if let Err(e) = sd.append(&row) {
@@ -245,12 +268,24 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
             rows.push(row);
             Next::Continue
         }
+        Err(e) if e.is::<RunInterrupted>() => {
+            interrupted = true;
+            Next::Stop
+        }
         Err(e) => {
             failure.get_or_insert(e.context(format!("run {} ({}) failed", p.id, values_text(p))));
             Next::Stop
         }
     });
     sd.finish(&mut rows)?;
+    if interrupted && failure.is_none() {
+        eprintln!(
+            "sweep interrupted; the {} finished runs are kept in {}: run the same command to resume",
+            rows.len(),
+            out.display()
+        );
+        return Ok(Status::Interrupted);
+    }
     if let Some(e) = failure {
         return Err(e.context(format!(
             "the sweep stopped; the {} finished runs are kept in {}: fix the problem and run the same command to resume",
