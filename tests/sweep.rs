@@ -349,9 +349,10 @@ fn an_interrupted_sweep_exits_130_and_resumes() {
         .process_group(0)
         .spawn()
         .unwrap();
-    // wait until the first run has started, then interrupt the whole group
+    // wait until the first run is training (its metrics.jsonl is opened after the signal
+    // handlers are installed), then interrupt the whole group
     let start = Instant::now();
-    while !out.join("runs").join("0000").join("config.toml").exists() {
+    while !out.join("runs").join("0000").join("metrics.jsonl").exists() {
         assert!(start.elapsed() < Duration::from_secs(60), "the sweep did not start its first run");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -12,9 +12,10 @@ use super::train::{RunOptions, run_config_with};
 use crate::config::Config;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 
-/// One demo run: a name (its folder) and its config.
-pub fn setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
-    let base = Config {
+/// What every demo run shares: the built-in regression set, 64 units, SGD (lr 0.01, momentum
+/// 0.9, batch 64), `steps` steps probed 16 times, seed 0.
+fn demo_base(steps: u64, threads: usize) -> Config {
+    Config {
         data: "regression".into(),
         width: 64,
         loss: "mse".into(),
@@ -27,7 +28,12 @@ pub fn setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
         seed: 0,
         threads,
         ..Config::default()
-    };
+    }
+}
+
+/// One demo run: a name (its folder) and its config.
+pub fn setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
+    let base = demo_base(steps, threads);
     let mut v: Vec<(String, Config)> = [2, 5, 10, 20]
         .into_iter()
         .map(|d| {
@@ -63,21 +69,7 @@ pub const REMEDIES_CLIP_NORM: f64 = 1.0;
 /// plain, each remedy alone and all combined; then ReLU with gaussian σ_w² = 2.5 plain and
 /// clipped. Same data, seed, batches and SGD for all.
 pub fn remedies_setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
-    let base = Config {
-        data: "regression".into(),
-        depth: REMEDIES_DEPTH,
-        width: 64,
-        loss: "mse".into(),
-        optimizer: "sgd".into(),
-        lr: Some(0.01),
-        momentum: 0.9,
-        batch_size: 64,
-        steps: Some(steps),
-        probe_every: (steps / 15).max(1),
-        seed: 0,
-        threads,
-        ..Config::default()
-    };
+    let base = Config { depth: REMEDIES_DEPTH, ..demo_base(steps, threads) };
     let residual = |c: Config| Config { residual: true, residual_scale: REMEDIES_RESIDUAL_SCALE, ..c };
     let mut v = Vec::new();
     for act in ["sigmoid", "tanh"] {

@@ -141,7 +141,7 @@ fn run_point(exe: &Path, p: &Point, threads: usize, dir: &Path, keep_metrics: bo
     cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
     die_with_parent(&mut cmd);
     let out = cmd.output().with_context(|| format!("cannot start {}", exe.display()))?;
-    if out.status.code() == Some(130) {
+    if out.status.code() == Some(130) || killed_by_interrupt(&out.status) {
         return Err(RunInterrupted.into());
     }
     if !matches!(out.status.code(), Some(0 | 1)) {
@@ -163,6 +163,18 @@ fn run_point(exe: &Path, p: &Point, threads: usize, dir: &Path, keep_metrics: bo
     let row = Row::new(&p.id, p.index, &p.values, p.seed, &summary);
     results::write_row_file(dir, &row)?;
     Ok(row)
+}
+
+/// Whether a run's process died of SIGINT or SIGTERM before its own handler was installed.
+#[cfg(unix)]
+fn killed_by_interrupt(status: &std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    matches!(status.signal(), Some(libc::SIGINT | libc::SIGTERM))
+}
+
+#[cfg(not(unix))]
+fn killed_by_interrupt(_status: &std::process::ExitStatus) -> bool {
+    false
 }
 
 /// On Linux, a run's process is killed when the sweep's thread that started it dies (a sweep
@@ -268,7 +280,8 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
             rows.push(row);
             Next::Continue
         }
-        Err(e) if e.is::<RunInterrupted>() => {
+        // once the sweep itself is interrupted, a run that ended badly was interrupted too
+        Err(e) if e.is::<RunInterrupted>() || super::interrupted() => {
             interrupted = true;
             Next::Stop
         }
