@@ -9,8 +9,10 @@ use super::Status;
 use super::args::DemoArgs;
 use super::output::{self, sci};
 use super::train::{RunOptions, run_config_with};
-use crate::config::Config;
+use crate::config::{Config, RunSpec};
+use crate::train::Outcome;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use std::path::{Path, PathBuf};
 
 /// What every demo run shares: the built-in regression set, 64 units, SGD (lr 0.01, momentum
 /// 0.9, batch 64), `steps` steps probed 16 times, seed 0.
@@ -91,59 +93,83 @@ pub fn remedies_setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
     v
 }
 
-/// Runs `gradscope demo --remedies`.
-fn run_remedies(a: &DemoArgs) -> anyhow::Result<Status> {
-    let out = a.out.join("remedies");
+/// One finished demo run: its name, summary and loss at step 0.
+type Row = (String, crate::train::Summary, f64);
+
+/// Trains each setup into `out/NAME` (replacing the demo's own earlier run there), calling
+/// `each` after every run; `None` when Ctrl-C interrupted a run (its checkpoint stays).
+fn run_setups(
+    setups: Vec<(String, Config)>,
+    out: &Path,
+    a: &DemoArgs,
+    mut each: impl FnMut(&str, &Config, &RunSpec, &Outcome<f32>),
+) -> anyhow::Result<Option<(Vec<Row>, Vec<PathBuf>)>> {
     let (mut rows, mut dirs) = (Vec::new(), Vec::new());
-    for (name, config) in remedies_setups(a.steps.unwrap_or(1500), a.threads) {
+    for (name, config) in setups {
         let dir = out.join(&name);
-        dirs.push(dir.clone());
-        let (_, outcome) = run_config_with(&config, &dir, RunOptions { progress: !a.quiet, overwrite: true })?;
+        let (spec, outcome) = run_config_with(&config, &dir, RunOptions { progress: !a.quiet, overwrite: true })?;
         if outcome.summary.status == crate::train::RunStatus::Interrupted {
             eprintln!("interrupted during {name}; its checkpoint is in {}", dir.display());
-            return Ok(Status::Interrupted);
+            return Ok(None);
         }
+        each(&name, &config, &spec, &outcome);
         rows.push((name, outcome.summary.clone(), outcome.first.train_loss));
+        dirs.push(dir);
     }
+    Ok(Some((rows, dirs)))
+}
+
+/// The comparison table (with the divergence and clipping columns when `remedies`), printed
+/// with the runs' folder, then the compared report unless `--no-report`.
+fn finish(rows: &[Row], dirs: &[PathBuf], out: &Path, a: &DemoArgs, remedies: bool) -> anyhow::Result<()> {
     if !a.quiet {
         let mut t = Table::new();
         t.load_style(UTF8_FULL_CONDENSED);
-        t.set_header(vec![
+        let mut header = vec![
             "run",
             "vanishing ratio step 0",
             "vanishing ratio end",
             "loss step 0",
             "train loss end",
             "test loss end",
-            "diverged at",
-            "clipped steps",
-        ]);
-        for (name, s, loss0) in &rows {
-            t.add_row(vec![
+        ];
+        if remedies {
+            header.extend(["diverged at", "clipped steps"]);
+        }
+        t.set_header(header);
+        for (name, s, loss0) in rows {
+            let mut row = vec![
                 name.clone(),
                 sci(s.vanishing_ratio),
                 sci(s.vanishing_ratio_final),
                 sci(*loss0),
                 sci(s.train_loss),
                 s.test_loss.map_or("-".into(), sci),
-                s.diverged_at_step.map_or("-".into(), |k| format!("step {k}")),
-                s.clipped_steps.to_string(),
-            ]);
+            ];
+            if remedies {
+                row.push(s.diverged_at_step.map_or("-".into(), |k| format!("step {k}")));
+                row.push(s.clipped_steps.to_string());
+            }
+            t.add_row(row);
         }
-        println!(
-            "\n{REMEDIES_DEPTH} hidden layers of 64 units, SGD lr 0.01 momentum 0.9; residual α = {REMEDIES_RESIDUAL_SCALE}, \
-             norms before φ, clip_norm {REMEDIES_CLIP_NORM}; relu-exploding: gaussian σ_w² = {EXPLODING_SIGMA_W2}"
-        );
+        if remedies {
+            println!(
+                "\n{REMEDIES_DEPTH} hidden layers of 64 units, SGD lr 0.01 momentum 0.9; residual α = {REMEDIES_RESIDUAL_SCALE}, \
+                 norms before φ, clip_norm {REMEDIES_CLIP_NORM}; relu-exploding: gaussian σ_w² = {EXPLODING_SIGMA_W2}"
+            );
+        } else {
+            println!();
+        }
         println!("vanishing ratio = ‖∂L/∂W‖ of the first layer / that of the output layer\n{t}");
         println!("runs written under {}", out.display());
     }
     if !a.no_report {
-        let html = super::report::make(&dirs, &out)?;
+        let html = super::report::make(dirs, out)?;
         if !a.quiet {
             println!("report: {}", html.display());
         }
     }
-    Ok(Status::Ok)
+    Ok(())
 }
 
 /// Runs `gradscope demo`.
@@ -153,65 +179,37 @@ fn run_remedies(a: &DemoArgs) -> anyhow::Result<Status> {
 pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
     super::install_signal_handlers()?;
     if a.remedies {
-        return run_remedies(a);
-    }
-    let mut rows = Vec::new();
-    let mut dirs = Vec::new();
-    for (name, config) in setups(a.steps.unwrap_or(3000), a.threads) {
-        let dir = a.out.join(&name);
-        dirs.push(dir.clone());
-        let (spec, outcome) = run_config_with(&config, &dir, RunOptions { progress: !a.quiet, overwrite: true })?;
-        let s = &outcome.summary;
-        if s.status == crate::train::RunStatus::Interrupted {
-            eprintln!("interrupted during {name}; its checkpoint is in {}", dir.display());
+        let out = a.out.join("remedies");
+        let Some((rows, dirs)) =
+            run_setups(remedies_setups(a.steps.unwrap_or(1500), a.threads), &out, a, |_, _, _, _| {})?
+        else {
             return Ok(Status::Interrupted);
-        }
-        if !a.quiet {
-            println!(
-                "\n{name}: {} hidden layers of {} {} units, {} init, {} steps of SGD (lr {}, momentum {})",
-                spec.depth,
-                spec.width,
-                spec.activation.name(),
-                spec.init.name(),
-                s.steps,
-                spec.lr,
-                config.momentum
-            );
-            println!("{}", output::layer_table(&[&outcome.first, &outcome.last], spec.activation.name()));
-            anstream::println!("{}", output::styled_verdict(outcome.first.vanishing_ratio, outcome.first.layers.len()));
-        }
-        rows.push((name, s.clone(), outcome.first.train_loss));
+        };
+        finish(&rows, &dirs, &out, a, true)?;
+        // divergence is the point of the unclipped exploding run, not a failure of the demo
+        return Ok(Status::Ok);
     }
-    if !a.quiet {
-        let mut t = Table::new();
-        t.load_style(UTF8_FULL_CONDENSED);
-        t.set_header(vec![
-            "run",
-            "vanishing ratio step 0",
-            "vanishing ratio end",
-            "loss step 0",
-            "train loss end",
-            "test loss end",
-        ]);
-        for (name, s, loss0) in &rows {
-            t.add_row(vec![
-                name.clone(),
-                sci(s.vanishing_ratio),
-                sci(s.vanishing_ratio_final),
-                sci(*loss0),
-                sci(s.train_loss),
-                s.test_loss.map_or("-".into(), sci),
-            ]);
+    let print_run = |name: &str, config: &Config, spec: &RunSpec, outcome: &Outcome<f32>| {
+        if a.quiet {
+            return;
         }
-        println!("\nvanishing ratio = ‖∂L/∂W‖ of the first layer / that of the output layer\n{t}");
-        println!("runs written under {}", a.out.display());
-    }
-    if !a.no_report {
-        let html = super::report::make(&dirs, &a.out)?;
-        if !a.quiet {
-            println!("report: {}", html.display());
-        }
-    }
+        println!(
+            "\n{name}: {} hidden layers of {} {} units, {} init, {} steps of SGD (lr {}, momentum {})",
+            spec.depth,
+            spec.width,
+            spec.activation.name(),
+            spec.init.name(),
+            outcome.summary.steps,
+            spec.lr,
+            config.momentum
+        );
+        println!("{}", output::layer_table(&[&outcome.first, &outcome.last], spec.activation.name()));
+        anstream::println!("{}", output::styled_verdict(outcome.first.vanishing_ratio, outcome.first.layers.len()));
+    };
+    let Some((rows, dirs)) = run_setups(setups(a.steps.unwrap_or(3000), a.threads), &a.out, a, print_run)? else {
+        return Ok(Status::Interrupted);
+    };
+    finish(&rows, &dirs, &a.out, a, false)?;
     let diverged = rows.iter().any(|(_, s, _)| s.diverged);
     Ok(if diverged { Status::CheckFailed } else { Status::Ok })
 }

@@ -221,7 +221,7 @@ impl Checkpoint {
             let t = take(format!("model.{name}"), fdtype, Some(values.len()))?;
             read_floats(&t.data, values);
         }
-        let lens = OptimizerState::param_lens(mlp);
+        let lens = mlp.param_lens(); // one optimizer state per trainable tensor, in this order
         if lens.len() != opt.states.len() {
             return Err(bad("optimizer state count does not match the network".into()));
         }

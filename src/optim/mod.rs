@@ -148,7 +148,8 @@ impl ParamNorms {
 impl<F: Scalar> OptimizerState<F> {
     /// Fresh state (zero moments) for `mlp`'s parameters.
     pub fn new(rule: Optimizer, mlp: &Mlp<F>) -> Self {
-        let states = Self::param_lens(mlp)
+        let states = mlp
+            .param_lens()
             .into_iter()
             .map(|n| match rule {
                 Optimizer::Sgd(_) => ParamState::Sgd(SgdState::new(n)),
@@ -158,12 +159,6 @@ impl<F: Scalar> OptimizerState<F> {
         let zeros = vec![0.0; mlp.layers.len()];
         let norms = ParamNorms { weight: zeros.clone(), grad: zeros.clone(), update: Some(zeros) };
         Self { rule, states, norms }
-    }
-
-    /// The number of entries of each trainable tensor, in the order of [`OptimizerState::states`]
-    /// (checkpoints check restored buffers against it).
-    pub fn param_lens(mlp: &Mlp<F>) -> Vec<usize> {
-        mlp.param_lens()
     }
 
     /// Applies one update with learning rate `lr` to every parameter of `mlp` from its gradients.
