@@ -6,6 +6,7 @@
 pub mod csv;
 pub mod idx;
 pub mod mnist;
+pub mod sequence;
 pub mod synthetic;
 
 use crate::error::{Error, Result};

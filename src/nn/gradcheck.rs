@@ -44,7 +44,7 @@ pub fn rel_error(analytic: &[f64], numeric: &[f64]) -> f64 {
 /// with the gradient it belongs to, so the larger step stays accurate.
 ///
 /// Returns the gradient and its rounding noise: ε·|L|/h per entry, √n·ε·|L|/h in norm.
-fn numeric_grad(values: &mut [f64], mut eval: impl FnMut(&[f64]) -> f64) -> (Vec<f64>, f64) {
+pub fn numeric_grad(values: &mut [f64], mut eval: impl FnMut(&[f64]) -> f64) -> (Vec<f64>, f64) {
     let noise = f64::EPSILON * eval(values).abs().max(f64::MIN_POSITIVE);
     let mut scale = 1.0;
     loop {

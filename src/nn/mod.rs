@@ -8,6 +8,7 @@ pub mod linear;
 pub mod loss;
 pub mod mlp;
 pub mod norm;
+pub mod recurrent;
 pub mod scalar;
 
 pub use activation::{ACTIVATION_NAMES, Activation};

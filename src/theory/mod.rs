@@ -31,6 +31,7 @@ pub mod jacobian;
 pub mod mean_field;
 pub mod measure;
 pub mod quadrature;
+pub mod recurrent;
 
 pub use jacobian::{JacobianSpectrum, jacobian_spectrum};
 pub use mean_field::{
