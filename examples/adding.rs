@@ -42,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Loss::Mse.value(out, Targets::Values(test_y.view()))
     };
     let start = std::time::Instant::now();
-    let (mut curve, mut ratio0, mut pos) = (Vec::new(), f64::NAN, usize::MAX);
+    let (mut curve, mut ratio0, mut pos) = (Vec::new(), f64::NAN, order.len());
     for step in 0..steps {
         if pos + batch > order.len() {
             order.shuffle(&mut order_rng);

@@ -60,7 +60,7 @@ pub fn pascanu_bound(config: &RecurrentConfig, seed: u64) -> Result<PascanuBound
         gamma,
         line: 1.0 / gamma,
         sigma_max_predicted: predicted,
-        must_vanish: elman && measured.iter().all(|&s| s < 1.0 / gamma),
+        must_vanish: elman && measured.iter().all(|&s| s < (1.0 - 1e-9) / gamma),
         sigma_max_measured: measured,
     })
 }
