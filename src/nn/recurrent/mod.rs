@@ -604,7 +604,7 @@ impl<F: Scalar> RecurrentNet<F> {
         let count = self.layers.len();
         for (k, l) in self.layers.iter_mut().enumerate() {
             let (wi, wh, n) = (dims2(&l.weight_ih), dims2(&l.weight_hh), l.bias_ih.len());
-            let pairs: [(ParamField, &mut [F], &mut [F], [usize; 2]); 4] = [
+            let pairs: [Entry<'_, F>; 4] = [
                 (ParamField::WeightIh, slice(&mut l.weight_ih), slice(&mut l.grad_weight_ih), wi),
                 (ParamField::WeightHh, slice(&mut l.weight_hh), slice(&mut l.grad_weight_hh), wh),
                 (ParamField::BiasIh, slice1(&mut l.bias_ih), slice1(&mut l.grad_bias_ih), [n, 0]),
@@ -657,6 +657,9 @@ impl<F: Scalar> RecurrentNet<F> {
         net
     }
 }
+
+/// A tensor, its values, its gradient and its shape (rank-1 shapes end in 0).
+type Entry<'a, F> = (ParamField, &'a mut [F], &'a mut [F], [usize; 2]);
 
 /// Which tensor a [`ParamSlot`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
