@@ -2,7 +2,7 @@
 //! the per-step probe norms. The cells' own algebra is in `rnn.rs`, `lstm.rs`, `gru.rs`.
 
 use super::{Cell, RecurrentLayer, add_column_sums, grow};
-use crate::nn::{Scalar, Threads};
+use crate::nn::{Activation, Scalar, Threads};
 use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// Per-step state of one layer's last forward and backward pass, time-major, flat.
@@ -103,8 +103,8 @@ impl<F: Scalar> Buffers<F> {
 pub(crate) struct Forward<'a, F> {
     /// a_t, `[B, G·H]`.
     pub a: &'a [F],
-    /// g_t, `[B, G·H]`.
-    pub g: &'a [F],
+    /// g_t, `[B, G·H]`; scratch: the cell may overwrite it (with a_t + g_t).
+    pub g: &'a mut [F],
     /// h_{t−1}, `[B, H]`.
     pub h_prev: &'a [F],
     /// c_{t−1} (LSTM; empty otherwise).
@@ -154,6 +154,16 @@ fn view_mut<F>(s: &mut [F], shape: (usize, usize)) -> ArrayViewMut2<'_, F> {
 fn fill_rows<F: Scalar>(dst: &mut [F], row: &[F]) {
     for chunk in dst.chunks_exact_mut(row.len()) {
         chunk.copy_from_slice(row);
+    }
+}
+
+/// out = φ(z) through the vectorised kernels where the type has one (f32 sigmoid, tanh), else
+/// the scalar definitions.
+pub(crate) fn activate<F: Scalar>(phi: Activation, z: &[F], out: &mut [F]) {
+    if !F::activation_fast(phi, z, out) {
+        for (o, &z) in out.iter_mut().zip(z) {
+            *o = phi.f(z);
+        }
     }
 }
 
@@ -219,7 +229,7 @@ pub(crate) fn forward_layer<F: Scalar>(
         let gated = cell != Cell::RnnTanh && cell != Cell::RnnRelu;
         let step = Forward {
             a: &buf.pre[(s - 1) * bgh..s * bgh],
-            g: &buf.hg[..bgh],
+            g: &mut buf.hg[..bgh],
             h_prev,
             c_prev,
             gates: if gated { &mut buf.gates[(s - 1) * bgh..s * bgh] } else { &mut [] },

@@ -13,24 +13,31 @@
 //!            ∂L/∂h_{t−1} = ∂L/∂h_t ⊙ z (direct)  + ∂L/∂g_t · W_hh   (cell.rs)
 //! ```
 
-use super::cell::{Backward, Forward};
-use crate::nn::Scalar;
-use crate::nn::activation::sigmoid;
+use super::cell::{Backward, Forward, activate};
+use crate::nn::{Activation, Scalar};
 
-/// r, z, n, g_n and h_t of one step (H = `hidden`).
+/// r, z, n, g_n and h_t of one step (H = `hidden`); g_t is overwritten with the
+/// pre-activations. The sigmoids and the tanh run row by row through [`activate`] (vectorised
+/// in f32).
 pub(crate) fn forward_step<F: Scalar>(hidden: usize, s: Forward<'_, F>) {
     let (gh, one) = (3 * hidden, F::one());
     for (b, (h, hn)) in s.h.chunks_exact_mut(hidden).zip(s.aux.chunks_exact_mut(hidden)).enumerate() {
-        let (a, g) = (&s.a[b * gh..(b + 1) * gh], &s.g[b * gh..(b + 1) * gh]);
+        let (a, z) = (&s.a[b * gh..(b + 1) * gh], &mut s.g[b * gh..(b + 1) * gh]);
         let gates = &mut s.gates[b * gh..(b + 1) * gh];
+        for j in 0..2 * hidden {
+            z[j] += a[j];
+        }
+        activate(Activation::Sigmoid, &z[..2 * hidden], &mut gates[..2 * hidden]); // r, z
+        // keep g_n = W_hn h + b_hn, then n's pre-activation a_n + r ⊙ g_n in its place
+        hn.copy_from_slice(&z[2 * hidden..]);
+        for j in 0..hidden {
+            z[2 * hidden + j] = a[2 * hidden + j] + gates[j] * hn[j];
+        }
+        activate(Activation::Tanh, &z[2 * hidden..], &mut gates[2 * hidden..]);
         let h_prev = &s.h_prev[b * hidden..(b + 1) * hidden];
         for j in 0..hidden {
-            let r = sigmoid(a[j] + g[j]);
-            let z = sigmoid(a[hidden + j] + g[hidden + j]);
-            hn[j] = g[2 * hidden + j];
-            let n = (a[2 * hidden + j] + r * hn[j]).tanh();
-            h[j] = (one - z) * n + z * h_prev[j];
-            (gates[j], gates[hidden + j], gates[2 * hidden + j]) = (r, z, n);
+            let (zg, n) = (gates[hidden + j], gates[2 * hidden + j]);
+            h[j] = (one - zg) * n + zg * h_prev[j];
         }
     }
 }

@@ -15,28 +15,33 @@
 //! The cell path c_{t−1} → c_t multiplies the gradient by f alone (no W_hh, no φ′): the
 //! "constant error carousel" that lets an LSTM keep a gradient over many steps when f ≈ 1.
 
-use super::cell::{Backward, Forward};
-use crate::nn::Scalar;
-use crate::nn::activation::sigmoid;
+use super::cell::{Backward, Forward, activate};
+use crate::nn::{Activation, Scalar};
 
-/// Gates, c_t, tanh(c_t), h_t of one step (H = `hidden`).
+/// Gates, c_t, tanh(c_t), h_t of one step (H = `hidden`); g_t is overwritten with the
+/// pre-activations. The sigmoids and tanhs run row by row through [`activate`] (vectorised in
+/// f32).
 pub(crate) fn forward_step<F: Scalar>(hidden: usize, s: Forward<'_, F>) {
     let gh = 4 * hidden;
+    for (g, &a) in s.g.iter_mut().zip(s.a) {
+        *g += a;
+    }
     for (b, ((h, c), tc)) in
         s.h.chunks_exact_mut(hidden).zip(s.c.chunks_exact_mut(hidden)).zip(s.aux.chunks_exact_mut(hidden)).enumerate()
     {
-        let (a, g) = (&s.a[b * gh..(b + 1) * gh], &s.g[b * gh..(b + 1) * gh]);
+        let z = &s.g[b * gh..(b + 1) * gh];
         let gates = &mut s.gates[b * gh..(b + 1) * gh];
+        activate(Activation::Sigmoid, &z[..2 * hidden], &mut gates[..2 * hidden]); // i, f
+        activate(Activation::Tanh, &z[2 * hidden..3 * hidden], &mut gates[2 * hidden..3 * hidden]); // g
+        activate(Activation::Sigmoid, &z[3 * hidden..], &mut gates[3 * hidden..]); // o
         let c_prev = &s.c_prev[b * hidden..(b + 1) * hidden];
+        let (i, f, gg) = (&gates[..hidden], &gates[hidden..2 * hidden], &gates[2 * hidden..3 * hidden]);
         for j in 0..hidden {
-            let i = sigmoid(a[j] + g[j]);
-            let f = sigmoid(a[hidden + j] + g[hidden + j]);
-            let gg = (a[2 * hidden + j] + g[2 * hidden + j]).tanh();
-            let o = sigmoid(a[3 * hidden + j] + g[3 * hidden + j]);
-            c[j] = f * c_prev[j] + i * gg;
-            tc[j] = c[j].tanh();
-            h[j] = o * tc[j];
-            (gates[j], gates[hidden + j], gates[2 * hidden + j], gates[3 * hidden + j]) = (i, f, gg, o);
+            c[j] = f[j] * c_prev[j] + i[j] * gg[j];
+        }
+        activate(Activation::Tanh, c, tc);
+        for ((h, &o), &tc) in h.iter_mut().zip(&gates[3 * hidden..]).zip(tc.iter()) {
+            *h = o * tc;
         }
     }
 }

@@ -8,18 +8,15 @@
 //! The per-step Jacobian ∂h_t/∂h_{t−1} = diag(φ′)·W_hh: its norm is at most γ·σ_max(W_hh) with
 //! γ = sup φ′ = 1, which is Pascanu, Mikolov & Bengio's (2013) condition for vanishing.
 
-use super::cell::{Backward, Forward};
+use super::cell::{Backward, Forward, activate};
 use crate::nn::{Activation, Scalar};
 
-/// h_t from a_t, g_t.
+/// h_t from a_t, g_t (g_t overwritten with the pre-activation).
 pub(crate) fn forward_step<F: Scalar>(phi: Activation, s: Forward<'_, F>) {
-    for ((h, &a), &g) in s.h.iter_mut().zip(s.a).zip(s.g) {
-        *h = a + g;
+    for (g, &a) in s.g.iter_mut().zip(s.a) {
+        *g += a;
     }
-    match phi {
-        Activation::Relu => s.h.iter_mut().for_each(|h| *h = h.max(F::zero())),
-        _ => s.h.iter_mut().for_each(|h| *h = h.tanh()),
-    }
+    activate(phi, s.g, s.h);
 }
 
 /// ∂L/∂a_t = ∂L/∂h_t ⊙ φ′, φ′ from the output as PyTorch computes it.
