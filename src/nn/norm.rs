@@ -302,20 +302,6 @@ impl<F: Scalar> Norm<F> {
         }
     }
 
-    /// The same layer in another float type (parameters, estimates and mode; empty caches).
-    pub fn cast<G: Scalar>(&self) -> Norm<G> {
-        let c = |a: &Array1<F>| a.mapv(|v| G::of(v.f64()));
-        let mut n = Norm::<G>::new(self.kind, self.features());
-        n.weight = c(&self.weight);
-        n.bias = c(&self.bias);
-        n.running_mean = c(&self.running_mean);
-        n.running_var = c(&self.running_var);
-        n.num_batches_tracked = c(&self.num_batches_tracked);
-        n.training = self.training;
-        n.track_running_stats = self.track_running_stats;
-        n
-    }
-
     /// x̂ of the last forward pass.
     pub fn normalized(&self) -> ArrayView2<'_, F> {
         self.xhat.slice(s![..self.rows, ..])
