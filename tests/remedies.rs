@@ -6,7 +6,7 @@ use gradscope::config::Config;
 use gradscope::data::{self, LoadOptions};
 use gradscope::nn::Threads;
 use gradscope::probe::StepRecord;
-use gradscope::train::{Observer, Silent, evaluate, train};
+use gradscope::run::{Observer, Silent, evaluate, train};
 
 struct Records(Vec<StepRecord>);
 impl Observer for Records {
@@ -22,12 +22,12 @@ fn data(config: &Config) -> data::Dataset {
     data::load(&spec.data, &opts).unwrap()
 }
 
-fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::train::Outcome<f32> {
+fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::run::Outcome<f32> {
     train::<f32>(&config.resolve().unwrap(), &data(config), observer).unwrap()
 }
 
 /// Every state tensor (parameters and batch norm's running estimates), flattened.
-fn state(o: &gradscope::train::Outcome<f32>) -> Vec<(String, Vec<f32>)> {
+fn state(o: &gradscope::run::Outcome<f32>) -> Vec<(String, Vec<f32>)> {
     o.mlp.state().into_iter().map(|(n, _, v)| (n, v.to_vec())).collect()
 }
 
@@ -120,7 +120,7 @@ fn evaluation_uses_the_running_estimates() {
 #[test]
 fn deep_sigmoid_trains_only_with_a_remedy_and_exploding_relu_only_clipped() {
     let steps = 600;
-    let runs = gradscope::cli::demo::remedies_setups(steps, 1);
+    let runs = gradscope::demo::remedies_setups(steps, 1);
     let get = |name: &str| runs.iter().find(|(n, _)| n == name).unwrap().1.clone();
     let plain = run(&get("sigmoid-plain"), &mut Silent).summary;
     let residual = run(&get("sigmoid-residual"), &mut Silent).summary;

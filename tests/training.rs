@@ -4,7 +4,7 @@
 use gradscope::config::Config;
 use gradscope::data::{self, DataSpec, LoadOptions};
 use gradscope::probe::StepRecord;
-use gradscope::train::{Observer, Silent, train};
+use gradscope::run::{Observer, Silent, train};
 use std::path::PathBuf;
 
 struct Records(Vec<StepRecord>);
@@ -15,7 +15,7 @@ impl Observer for Records {
     }
 }
 
-fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::train::Outcome<f32> {
+fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::run::Outcome<f32> {
     let spec = config.resolve().unwrap();
     let opts = LoadOptions {
         target: None,
@@ -27,7 +27,7 @@ fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::trai
     train::<f32>(&spec, &data, observer).unwrap()
 }
 
-fn weights(o: &gradscope::train::Outcome<f32>) -> Vec<f32> {
+fn weights(o: &gradscope::run::Outcome<f32>) -> Vec<f32> {
     o.mlp.layers.iter().flat_map(|l| l.weight.iter().chain(l.bias.iter()).copied()).collect()
 }
 

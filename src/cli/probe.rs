@@ -2,15 +2,14 @@
 
 use super::Status;
 use super::args::{self, ProbeArgs};
-use super::train::load_data;
-use crate::data::{Labels, Split};
-use crate::error::Error;
-use crate::io::{self, weights};
-use crate::nn::{Mlp, Targets, Threads};
-use crate::probe::record;
-use crate::train::build_mlp;
 use anyhow::Context;
 use clap::ArgMatches;
+use gradscope::data::{Labels, Split};
+use gradscope::error::Error;
+use gradscope::io::{self, weights};
+use gradscope::nn::{Mlp, Targets, Threads};
+use gradscope::probe::record;
+use gradscope::run::{build_mlp, load_data};
 use ndarray::Array2;
 
 /// Largest buffer budget (bytes) a probe may use before it asks for `--batch-size`.

@@ -3,9 +3,8 @@
 
 use super::Status;
 use super::args::ReportArgs;
-use crate::error::Error;
-use crate::io;
-use crate::report::{self, Report};
+use gradscope::error::Error;
+use gradscope::io;
 use std::path::{Path, PathBuf};
 
 /// The command line of this process, shell-quoted, with the program's path cut to its name.
@@ -29,18 +28,17 @@ pub fn quote(a: &str) -> String {
 }
 
 /// Saves this process's command line in a run folder, for reports made later.
-pub fn save_command(dir: &Path) -> crate::Result<()> {
+pub fn save_command(dir: &Path) -> gradscope::Result<()> {
     io::write_atomic(&dir.join(io::COMMAND_FILE), format!("{}\n", command_line()).as_bytes())
 }
 
 /// Writes the report of `runs` into `out`; returns the page's path.
-pub fn make(runs: &[PathBuf], out: &Path) -> crate::Result<PathBuf> {
-    let report = Report::load(runs, command_line())?;
-    Ok(report::write(&report, out)?.html)
+pub fn make(runs: &[PathBuf], out: &Path) -> gradscope::Result<PathBuf> {
+    gradscope::run::write_report(runs, out, command_line())
 }
 
 /// Where the report of several runs goes without `--out`: their common parent folder.
-fn default_out(runs: &[PathBuf]) -> crate::Result<PathBuf> {
+fn default_out(runs: &[PathBuf]) -> gradscope::Result<PathBuf> {
     if let [one] = runs {
         return Ok(one.clone());
     }

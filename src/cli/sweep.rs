@@ -1,16 +1,16 @@
 //! `gradscope sweep`, `merge` and `phase`: grids of runs, their tables, their phase diagram.
 
 use super::Status;
-use crate::error::Error;
-use crate::io;
-use crate::sweep::merge::{self, describe};
-use crate::sweep::phase::{self, Theory};
-use crate::sweep::results::{self, RESULTS_CSV, RESULTS_JSONL, Row};
-use crate::sweep::schedule::{self, Next};
-use crate::sweep::{Point, SWEEP_FILE, Shard, Sweep, SweepDir, read_sweep};
-use crate::train::Summary;
 use anyhow::Context;
 use clap::Args;
+use gradscope::Summary;
+use gradscope::error::Error;
+use gradscope::io;
+use gradscope::sweep::merge::{self, describe};
+use gradscope::sweep::phase::{self, Theory};
+use gradscope::sweep::results::{self, RESULTS_CSV, RESULTS_JSONL, Row};
+use gradscope::sweep::schedule::{self, Next};
+use gradscope::sweep::{Point, SWEEP_FILE, Shard, Sweep, SweepDir, read_sweep};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
@@ -228,7 +228,7 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
         .indices(sd.sweep.len())
         .filter(|i| !done.contains(i))
         .map(|i| sd.sweep.point(i))
-        .collect::<crate::Result<_>>()?;
+        .collect::<gradscope::Result<_>>()?;
     let in_shard = shard.indices(sd.sweep.len()).count();
     let jobs = jobs.min(todo.len()).max(1);
     if !a.quiet {
@@ -406,8 +406,8 @@ pub fn run_phase(a: &PhaseArgs) -> anyhow::Result<Status> {
     let out = a.out.clone().unwrap_or_else(|| a.dir.clone());
     io::create_dir(&out)?;
     let stem = format!("phase-{}", g.metric);
-    let svg = crate::report::plot::svg(&fig)?;
-    let png = crate::report::plot::png(&fig, 2)?;
+    let svg = gradscope::report::plot::svg(&fig)?;
+    let png = gradscope::report::plot::png(&fig, 2)?;
     // the table behind the figure
     let mut csv = csv::Writer::from_writer(Vec::new());
     let six_header = if theory.is_ok() { "six_xi_c" } else { "" };

@@ -13,7 +13,7 @@ pub mod plot;
 use crate::error::Result;
 use crate::io;
 pub use figures::{Figure, figures};
-pub use model::{Report, Run};
+pub use model::{Report, Run, Theory};
 use std::path::{Path, PathBuf};
 
 /// The page's file name.
@@ -104,7 +104,7 @@ pub mod sample {
     use super::model::{Report, Run};
     use crate::config::Config;
     use crate::probe::{DACT_BINS, LayerStats, StepRecord};
-    use crate::train::Summary;
+    use crate::summary::Summary;
 
     /// A record of `layers` layers at `step` whose gradient falls by `decay` per layer towards
     /// the input.
@@ -183,6 +183,7 @@ pub mod sample {
             summary: Some(summary),
             records,
             command: Some(format!("gradscope train --depth {depth} --activation {activation} --out {dir}")),
+            theory: Default::default(),
         }
     }
 

@@ -224,7 +224,7 @@ pub struct MeanField {
 }
 
 /// Checks that `value` is finite and positive (`positive`) or non-negative.
-pub(crate) fn check(key: &str, value: f64, positive: bool) -> Result<()> {
+pub fn check(key: &str, value: f64, positive: bool) -> Result<()> {
     let ok = value.is_finite() && if positive { value > 0.0 } else { value >= 0.0 };
     if ok {
         Ok(())
