@@ -2,6 +2,8 @@
 //! eval mode, clipping in the metrics, the deep sigmoid network that trains only with a remedy,
 //! the exploding network that trains only clipped, and bad remedy settings refused.
 
+mod common;
+
 use gradscope::config::Config;
 use gradscope::data::{self, LoadOptions};
 use gradscope::nn::Threads;
@@ -181,13 +183,11 @@ fn bad_remedy_settings_are_refused() {
 /// network from it alone and writes every gradient, and refuses a file that does not fit.
 #[test]
 fn weights_with_remedies_save_load_and_probe() {
-    use assert_cmd::Command;
     use safetensors::{Dtype, SafeTensors};
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
     let common = ["--depth", "3", "--width", "8", "--norm", "batch", "--residual", "--residual-block", "1"];
-    Command::cargo_bin("gradscope")
-        .unwrap()
+    common::gradscope()
         .args(["train", "--quiet", "--no-report", "--steps", "5", "--threads", "1", "--out"])
         .arg(&a)
         .args(common)
@@ -211,8 +211,7 @@ fn weights_with_remedies_save_load_and_probe() {
     assert_eq!(again, bytes, "load then save gives the same bytes");
     // probe reads it (architecture from the metadata) and writes every gradient
     let p = tmp.path().join("p");
-    Command::cargo_bin("gradscope")
-        .unwrap()
+    common::gradscope()
         .args(["probe", "--batch-size", "32", "--depth", "3", "--width", "8", "--out"])
         .arg(&p)
         .arg("--weights")
@@ -230,8 +229,7 @@ fn weights_with_remedies_save_load_and_probe() {
     assert!(probe["layers"][0]["norm_grad_w_norm"].as_f64().is_some_and(|g| g > 0.0));
     assert!(probe["layers"][3]["norm_grad_w_norm"].is_null());
     // flags that contradict the file: a clear error, exit 2
-    let out = Command::cargo_bin("gradscope")
-        .unwrap()
+    let out = common::gradscope()
         .args(["probe", "--norm", "none", "--out"])
         .arg(tmp.path().join("q"))
         .arg("--weights")

@@ -1,11 +1,13 @@
 //! Training-level guarantees: determinism, probes that only observe, the vanishing gradient
 //! measured at initialisation, and real MNIST.
 
+mod common;
+
+use common::mnist_dir;
 use gradscope::config::Config;
 use gradscope::data::{self, DataSpec, LoadOptions};
 use gradscope::probe::StepRecord;
 use gradscope::run::{Observer, Silent, train};
-use std::path::PathBuf;
 
 struct Records(Vec<StepRecord>);
 impl Observer for Records {
@@ -77,13 +79,6 @@ fn deep_sigmoid_gradient_vanishes_at_init() {
     let relu = run(&Config { activation: "relu".into(), init: "kaiming_normal".into(), ..base }, &mut Silent);
     assert!(relu.summary.vanishing_ratio > 1e3 * sig.summary.vanishing_ratio);
     assert!(relu.summary.vanishing_ratio > 1e-2, "relu ratio {}", relu.summary.vanishing_ratio);
-}
-
-/// Where the shared copy of MNIST lives (override with GRADSCOPE_MNIST_DIR).
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("GRADSCOPE_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist"))
 }
 
 #[test]

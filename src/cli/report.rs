@@ -21,10 +21,10 @@ pub fn command_line() -> String {
         .join(" ")
 }
 
-/// Quotes an argument for a POSIX shell when it needs it.
+/// Quotes an argument for a POSIX shell when it needs it (shlex). An argument holding a NUL
+/// byte, which no shell can pass, is kept as it is.
 pub fn quote(a: &str) -> String {
-    let plain = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
-    if plain { a.to_string() } else { format!("'{}'", a.replace('\'', "'\\''")) }
+    shlex::try_quote(a).map_or_else(|_| a.to_string(), |q| q.into_owned())
 }
 
 /// Saves this process's command line in a run folder, for reports made later.
@@ -73,9 +73,11 @@ mod tests {
     fn quoting_keeps_plain_words_and_quotes_the_rest() {
         assert_eq!(quote("--depth"), "--depth");
         assert_eq!(quote("csv:data/x.csv"), "csv:data/x.csv");
-        assert_eq!(quote("my run"), "'my run'");
-        assert_eq!(quote("it's"), "'it'\\''s'");
-        assert_eq!(quote(""), "''");
+        // what a shell splits back into the same words
+        let words = ["my run", "it's", "", "$HOME", "a\"b", "x;rm"];
+        let line = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
+        assert_ne!(line, words.join(" "));
+        assert_eq!(shlex::split(&line).unwrap(), words);
     }
 
     #[test]
