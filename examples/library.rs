@@ -7,7 +7,7 @@
 
 use gradscope::run::{self, Mode, Observer, Trainer};
 use gradscope::{Config, StepRecord};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Prints each probed step as it is recorded.
 struct Print;
@@ -27,6 +27,13 @@ fn main() -> gradscope::Result<()> {
     let out = std::env::args_os()
         .nth(1)
         .map_or_else(|| std::env::temp_dir().join("gradscope-library-example"), PathBuf::from);
+    let html = example(&out)?;
+    println!("report: {}", html.display());
+    Ok(())
+}
+
+/// The example, writing under `out`; returns the report's path (`tests/example.rs` runs it).
+pub fn example(out: &Path) -> gradscope::Result<PathBuf> {
     let config = Config {
         data: "spirals".into(),
         loss: "cross_entropy".into(),
@@ -58,8 +65,7 @@ fn main() -> gradscope::Result<()> {
     let dir = out.join("sigmoid-depth8");
     println!("train_into {}:", dir.display());
     let (_, outcome) = run::train_into(&config, &dir, Mode::Overwrite, &mut Print)?;
-    let html = run::write_report(&[dir], &out, "cargo run --example library".into())?;
+    assert_eq!(outcome.summary.steps, 200);
     println!("vanishing ratio at step 0: {:.2e}", outcome.summary.vanishing_ratio);
-    println!("report: {}", html.display());
-    Ok(())
+    run::write_report(&[dir], out, "cargo run --example library".into())
 }

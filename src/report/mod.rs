@@ -2,7 +2,7 @@
 //! and `.png` out.
 //!
 //! Reports read records (the files a run wrote), never a network. Renderers are pure functions
-//! from a [`Report`] to bytes; [`write`] is the one place that writes files, after everything
+//! from a [`Report`] to bytes; [`write()`] is the one place that writes files, after everything
 //! rendered, each file atomically.
 
 pub mod figures;
@@ -66,7 +66,7 @@ fn svgs(figs: &[Figure]) -> Result<Vec<Option<String>>> {
     figs.iter().map(|f| if f.is_empty() { Ok(None) } else { plot::svg(f).map(Some) }).collect()
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug)]
 pub struct Written {
     /// `report.html`.

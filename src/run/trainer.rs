@@ -59,8 +59,8 @@ pub struct StepOutcome {
 /// A network in training and everything needed to continue it bit for bit.
 ///
 /// `Trainer::new` builds the network from the spec's seed; [`Trainer::restore`] continues from
-/// a checkpoint; [`Trainer::step`] takes one step; [`Trainer::finish`] makes the final probe and
-/// the [`Summary`]. Each call runs in the trainer's own thread pool (`spec.threads` threads),
+/// a checkpoint; [`Trainer::step`] takes one step; [`Trainer::final_probe`] makes the final probe
+/// and [`Trainer::into_outcome`] the [`Outcome`] with its [`Summary`]. Each call runs in the trainer's own thread pool (`spec.threads` threads),
 /// so results depend on the seed and the thread count only.
 pub struct Trainer<'d, F: Scalar> {
     spec: RunSpec,

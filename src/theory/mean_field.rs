@@ -204,7 +204,7 @@ pub struct FixedPointTheory {
 pub struct LayerPrediction {
     /// 0-based index of the linear layer.
     pub layer: usize,
-    /// q^l = E[z_l²], the pre-activations' second moment.
+    /// q^l = E\[z_l²\], the pre-activations' second moment.
     pub q: f64,
     /// σ_w² ∫Dz φ′(√q^l z)² = E‖∂L/∂z_l‖² / E‖∂L/∂z_{l+1}‖² (null for the output layer).
     pub factor: Option<f64>,
