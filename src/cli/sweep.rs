@@ -200,6 +200,51 @@ fn die_with_parent(cmd: &mut std::process::Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut std::process::Command) {}
 
+/// What a sweep says at its end, and its status: interrupted, failed (the error) or done.
+#[allow(clippy::too_many_arguments)]
+fn conclude(
+    a: &SweepArgs,
+    out: &Path,
+    shard: Shard,
+    rows: &[Row],
+    total: usize,
+    start: Instant,
+    interrupted: bool,
+    failure: Option<anyhow::Error>,
+) -> anyhow::Result<Status> {
+    if interrupted && failure.is_none() {
+        eprintln!(
+            "sweep interrupted; the {} finished runs are kept in {}: run the same command to resume",
+            rows.len(),
+            out.display()
+        );
+        return Ok(Status::Interrupted);
+    }
+    if let Some(e) = failure {
+        return Err(e.context(format!(
+            "the sweep stopped; the {} finished runs are kept in {}: fix the problem and run the same command to resume",
+            rows.len(),
+            out.display()
+        )));
+    }
+    if !a.quiet {
+        println!(
+            "{} runs in {:.1} s; results: {} and {} ({} rows{})",
+            total,
+            start.elapsed().as_secs_f64(),
+            out.join(RESULTS_CSV).display(),
+            out.join(RESULTS_JSONL).display(),
+            rows.len(),
+            if shard == Shard::ALL {
+                String::new()
+            } else {
+                "; merge the shards with `gradscope merge DIR... --out DIR`".to_string()
+            }
+        );
+    }
+    Ok(Status::Ok)
+}
+
 /// Runs `gradscope sweep`.
 pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
     let text = std::fs::read_to_string(&a.config).map_err(|err| Error::Io {
@@ -291,37 +336,7 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
         }
     });
     sd.finish(&mut rows)?;
-    if interrupted && failure.is_none() {
-        eprintln!(
-            "sweep interrupted; the {} finished runs are kept in {}: run the same command to resume",
-            rows.len(),
-            out.display()
-        );
-        return Ok(Status::Interrupted);
-    }
-    if let Some(e) = failure {
-        return Err(e.context(format!(
-            "the sweep stopped; the {} finished runs are kept in {}: fix the problem and run the same command to resume",
-            rows.len(),
-            out.display()
-        )));
-    }
-    if !a.quiet {
-        println!(
-            "{} runs in {:.1} s; results: {} and {} ({} rows{})",
-            total,
-            start.elapsed().as_secs_f64(),
-            out.join(RESULTS_CSV).display(),
-            out.join(RESULTS_JSONL).display(),
-            rows.len(),
-            if shard == Shard::ALL {
-                String::new()
-            } else {
-                "; merge the shards with `gradscope merge DIR... --out DIR`".to_string()
-            }
-        );
-    }
-    Ok(Status::Ok)
+    conclude(a, &out, shard, &rows, total, start, interrupted, failure)
 }
 
 /// Runs `gradscope merge`.
