@@ -9,8 +9,8 @@
 //! `[T, B, I]`, and `target` values or int64 `classes`) and `grads.safetensors` (every tensor's
 //! gradient under its key, and `input`, ∂L/∂x); OUT_DIR/cases.json lists the cases.
 
+use gradscope::io::recurrent::{grads_to_safetensors, to_safetensors};
 use gradscope::io::weights::serialize;
-use gradscope::nn::recurrent::io::{grads_to_safetensors, to_safetensors};
 use gradscope::nn::recurrent::{Cell, GateBias, Head, HiddenInit, RecurrentConfig, RecurrentNet};
 use gradscope::nn::{Loss, Scalar, Targets, Threads};
 use ndarray::{Array2, Array3};

@@ -3,8 +3,8 @@
 //! every-step heads; full and truncated BPTT — plus the probes through time and the weights
 //! round trip. PyTorch agreement is checked by scripts/check_recurrent.py.
 
+use gradscope::io::recurrent::{from_safetensors, to_safetensors};
 use gradscope::nn::recurrent::gradcheck::check_recurrent;
-use gradscope::nn::recurrent::io::{from_safetensors, to_safetensors};
 use gradscope::nn::recurrent::{Cell, GateBias, Head, HiddenInit, RecurrentConfig, RecurrentNet};
 use gradscope::nn::{Loss, Targets, Threads};
 use gradscope::theory::recurrent::{init_variances, measure_rnn, pascanu_bound, rnn_mean_field};

@@ -1,6 +1,7 @@
 //! Files gradscope writes and reads: atomic writes and safetensors weights.
 
 pub mod checkpoint;
+pub mod recurrent;
 pub mod weights;
 
 pub use checkpoint::CHECKPOINT_FILE;

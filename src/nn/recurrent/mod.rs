@@ -45,7 +45,6 @@
 mod cell;
 pub mod gradcheck;
 pub mod gru;
-pub mod io;
 pub mod lstm;
 pub mod probe;
 pub mod rnn;

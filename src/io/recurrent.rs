@@ -5,9 +5,9 @@
 //! [`from_safetensors`]; [`to_safetensors`] writes the same keys, which
 //! `net.load_state_dict(safetensors.torch.load_file(path))` reads back.
 
-use super::{Cell, Head, RecurrentLayer, RecurrentNet};
 use crate::error::{Error, Result};
 use crate::io::weights::serialize;
+use crate::nn::recurrent::{Cell, Head, RecurrentLayer, RecurrentNet};
 use crate::nn::{Linear, Scalar};
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors};
