@@ -40,5 +40,6 @@ pub mod report;
 pub mod sweep;
 pub mod theory;
 pub mod train;
+pub mod verdict;
 
 pub use error::{Error, Result};

@@ -10,6 +10,7 @@ pub mod demo;
 pub mod output;
 pub mod probe;
 pub mod report;
+pub mod stdout;
 pub mod sweep;
 pub mod theory;
 pub mod train;
