@@ -11,8 +11,8 @@
 //! ```
 //!
 //! and the outcome comes first, whatever the ratio: a run whose loss became NaN or infinite
-//! `diverged at step k`; a finished run whose final training loss is above
-//! (1 − [`LEARNED_FALL`]) × its step-0 loss `did not learn`. docs/verdicts.md gives the
+//! `diverged at step k`; a finished run whose training loss fell by less than [`LEARNED_FALL`]
+//! (a third) of its step-0 value `did not learn`. docs/verdicts.md gives the
 //! measurements behind the thresholds (the demo, the remedies demo, the phase diagram). The
 //! module is pure: numbers in, words out.
 
@@ -20,14 +20,15 @@
 pub const VANISHING_BELOW: f64 = 1e-3;
 /// r above this is exploding.
 pub const EXPLODING_ABOVE: f64 = 10.0;
-/// A finished run learned when its final training loss is at most (1 − this) × its loss at step 0.
-pub const LEARNED_FALL: f64 = 0.5;
+/// A finished run learned when its loss fell by at least this fraction of its step-0 value: its
+/// final training loss is at most (1 − this) × its loss at step 0.
+pub const LEARNED_FALL: f64 = 1.0 / 3.0;
 
 /// The rules in one paragraph, for `--help` (a test checks it against the constants).
 pub const RULES: &str = "Verdicts: r = ‖∂L/∂W‖ of the first layer / of the output layer, at step 0 \
 and at the end: vanishing below 1e-3, exploding above 10, healthy between. Whatever r says, a run \
-whose loss became NaN or infinite 'diverged at step k', and a finished run whose final training \
-loss is above 0.5 × its step-0 loss 'did not learn' (docs/verdicts.md).";
+whose loss became NaN or infinite 'diverged at step k', and a finished run whose training loss \
+fell by less than a third of its step-0 value 'did not learn' (docs/verdicts.md).";
 
 /// What one gradient ratio says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -284,8 +285,10 @@ mod tests {
 
     #[test]
     fn the_learned_edge_and_unjudged_runs() {
-        assert_eq!(judge(&run(3, 1.0, 1.0, 1.0, 0.5)).outcome, Outcome::Learned);
-        assert_eq!(judge(&run(3, 1.0, 1.0, 1.0, 0.51)).outcome, Outcome::DidNotLearn);
+        assert_eq!(judge(&run(3, 1.0, 1.0, 1.0, 0.66)).outcome, Outcome::Learned);
+        assert_eq!(judge(&run(3, 1.0, 1.0, 1.0, 0.67)).outcome, Outcome::DidNotLearn);
+        // the phase diagram's tanh depth 10, σ_w² = 1: slow (loss 2.40 → 1.42, 60 % accuracy), but learning
+        assert_eq!(judge(&run(11, 0.446, 2.09, 2.401, 1.419)).outcome, Outcome::Learned);
         let probe = Evidence::at_one_point(3.17e-17, 21);
         assert_eq!(judge(&probe).outcome, Outcome::Unjudged);
         assert_eq!(sentence(&probe), "gradient at layer 0 is 3.17e-17 of layer 20's: vanishing");
@@ -297,6 +300,7 @@ mod tests {
     fn the_help_text_states_the_constants() {
         assert!(RULES.contains(&format!("vanishing below {VANISHING_BELOW:e}")));
         assert!(RULES.contains(&format!("exploding above {EXPLODING_ABOVE}")));
-        assert!(RULES.contains(&format!("above {} × its step-0 loss", 1.0 - LEARNED_FALL)));
+        assert_eq!(LEARNED_FALL, 1.0 / 3.0);
+        assert!(RULES.contains("fell by less than a third"));
     }
 }

@@ -294,6 +294,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn norms_of_subnormal_gradients_are_not_zero_and_agree_with_the_update_loop() {
+        // 37 entries: two chunks of 16 and a tail; 2e-43 is subnormal in f32, its f32 square 0
+        let g: Vec<f32> = (0..37).map(|i| 2e-43 * (1 + i % 5) as f32).collect();
+        let sq = sum_sq(&g);
+        assert!(sq > 0.0);
+        let exact: f64 = g.iter().map(|&x| x as f64 * x as f64).sum();
+        assert!((sq - exact).abs() <= 1e-12 * exact, "{sq} vs {exact}");
+        let mut p = vec![1.0f32; 37];
+        let [_, w2, g2] = apply_update(&mut p, &g, &mut [], &mut [], true, |p, g, _, _| p - g);
+        assert_eq!(g2.to_bits(), sq.to_bits());
+        assert_eq!(w2, 37.0);
+    }
+
+    #[test]
     fn sgd_momentum_nesterov_by_hand() {
         // torch.optim.SGD([p], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.5), p = 2, grads 1 then 3:
         // step 1: g = 1 + 0.5·2 = 2, b = 2, g = 2 + 0.9·2 = 3.8, p = 2 − 0.38 = 1.62

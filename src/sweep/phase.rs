@@ -557,8 +557,8 @@ mod tests {
         let svg = crate::report::plot::svg(&fig).unwrap();
         // small grid: every cell's value printed, ticks at the swept values
         assert!(cells.iter().all(|c| c.text.as_deref().is_some_and(|t| !t.is_empty())));
-        for label in ["1.76", "100", ">10<", "0.900", "0.100"] {
-            assert!(svg.contains(label), "{label} not in the SVG");
+        for label in ["1", "1.76", "4", "10", "100", "0.900", "0.100"] {
+            assert!(svg.contains(&format!("\n{label}\n</text>")), "{label} not in the SVG");
         }
         // the swept width rules nothing out, but a swept activation does
         let s2 = Sweep::from_toml("[base]\ninit = \"gaussian\"\n[grid]\ndepth = [1, 2]\nsigma_w2 = [1.0, 2.0]\nactivation = [\"tanh\", \"relu\"]", "t").unwrap();
