@@ -12,7 +12,8 @@ pub use clip::{Clip, Clipped};
 pub use sgd::{Sgd, SgdState};
 
 use crate::error::{Result, parse_name};
-use crate::nn::{Mlp, ParamKind, Scalar};
+use crate::nn::kernel::{LANES, sum_sq};
+use crate::nn::{LAYERS, Mlp, Name, Scalar, TensorKind};
 
 /// Which update rule, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,19 +135,25 @@ pub struct ParamNorms {
 }
 
 impl ParamNorms {
-    /// Measures ‖W‖ and ‖∂L/∂W‖ directly (no update made).
+    /// Measures ‖W‖ and ‖∂L/∂W‖ directly (no update made), for every linear layer's weight
+    /// ([`ParamNorms::measures`]).
     pub fn of<F: Scalar>(mlp: &Mlp<F>) -> Self {
         // the same summation as the optimizer's measured loop, so that a probe with and without
         // an update (or before and after clipping) records the same bits for the same gradient
-        let norm = |a: &ndarray::Array2<F>| match a.as_slice() {
-            Some(xs) => sum_sq(xs).sqrt(),
-            None => a.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt(),
-        };
-        Self {
-            weight: mlp.layers.iter().map(|l| norm(&l.weight)).collect(),
-            grad: mlp.layers.iter().map(|l| norm(&l.grad_weight)).collect(),
-            update: None,
-        }
+        let norm = |a: &[F]| sum_sq(a).sqrt();
+        let mut out = Self::default();
+        mlp.visit(&mut |t| {
+            if let (true, Some(g)) = (Self::measures(t.name, t.kind), t.grad) {
+                out.weight.push(norm(t.value));
+                out.grad.push(norm(g));
+            }
+        });
+        out
+    }
+
+    /// True for the tensors measured, one per linear layer: `layers.{l}.weight`.
+    pub fn measures(name: Name, kind: TensorKind) -> bool {
+        name.group == LAYERS && kind == TensorKind::Weight
     }
 }
 
@@ -180,11 +187,12 @@ impl<F: Scalar> OptimizerState<F> {
     fn apply(&mut self, mlp: &mut Mlp<F>, lr: f64, measure: bool) {
         let mut states = self.states.iter_mut();
         let (rule, norms) = (self.rule, &mut self.norms);
-        mlp.for_each_param(|kind, l, p, g| {
+        mlp.for_each_param(|name, kind, p, g| {
             let state = states.next().expect("gradscope internal error: one optimizer state per tensor");
-            let weight = kind == ParamKind::Weight;
-            let [du, w2, g2] = update(rule, lr, p, g, state, measure && weight);
-            if measure && weight {
+            let measured = measure && ParamNorms::measures(name, kind);
+            let [du, w2, g2] = update(rule, lr, p, g, state, measured);
+            if measured {
+                let l = name.index;
                 norms.weight[l] = w2.sqrt();
                 norms.grad[l] = g2.sqrt();
                 norms.update.get_or_insert_with(Vec::new)[l] = du.sqrt();
@@ -193,35 +201,15 @@ impl<F: Scalar> OptimizerState<F> {
     }
 }
 
-/// Lanes of the measured loops: wide enough for AVX-512 f32.
-const LANES: usize = 16;
-
-/// Σ x² in 16 f64 lanes, then the tail in order (the order [`apply_update`] sums in).
-///
-/// Each square is taken in f64: in f32, x² underflows to a subnormal below |x| ≈ 1e-19 and to 0
-/// below 1e-22, and the vanishing gradients gradscope measures go far lower (a 50-layer
-/// sigmoid network's first layer: 2e-43, recorded as 0 when squared in f32).
-pub fn sum_sq<F: Scalar>(xs: &[F]) -> f64 {
-    let mut lanes = [0.0f64; LANES];
-    let chunks = xs.chunks_exact(LANES);
-    let tail = chunks.remainder().iter().fold(0.0f64, |t, &x| t + x.f64() * x.f64());
-    for c in chunks {
-        for (l, &x) in lanes.iter_mut().zip(c) {
-            *l += x.f64() * x.f64();
-        }
-    }
-    tail + lanes.iter().fold(0.0f64, |t, &l| t + l)
-}
-
 /// `θ ← f(θ, g, s₁, s₂)` for every entry, with up to two per-entry state slices (pass empty
 /// slices when the rule keeps none); when `measure` is set, returns
 /// `[‖θ_new − θ_old‖², ‖θ_old‖², ‖g‖²]` (else zeros): the probes' norms come from this loop,
 /// which reads θ and g anyway, instead of a second trip through memory.
 ///
 /// The loop walks fixed-size chunks of zipped slices (no indexing), so that it vectorises; the
-/// squares are taken and summed in 16 f64 lanes, exactly as [`sum_sq`] does (an f32 square of a
-/// vanishing gradient underflows to 0). A single f64 accumulator would serialise the loop
-/// (measured: the update took 4× longer, 10 % of a 50-layer step).
+/// squares are taken and summed in 16 f64 lanes, exactly as [`crate::nn::kernel::sum_sq`] does
+/// (an f32 square of a vanishing gradient underflows to 0). A single f64 accumulator would
+/// serialise the loop (measured: the update took 4× longer, 10 % of a 50-layer step).
 #[inline(always)]
 pub(crate) fn apply_update<F: Scalar>(
     param: &mut [F],
