@@ -1,18 +1,18 @@
 //! Flags. Every config key is a flag (kebab case); a flag given on the command line overrides
 //! the same key of `--config FILE`, which overrides the default.
 
-use crate::config::{CONFIG_KEYS, Config};
-use crate::error::{Error, Result};
-use crate::nn::{ACTIVATION_NAMES, INIT_NAMES, LOSS_NAMES, NORM_NAMES, NORM_POSITION_NAMES};
-use crate::optim::OPTIMIZER_NAMES;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Parser, Subcommand, builder::PossibleValuesParser};
+use gradscope::config::{CONFIG_KEYS, Config};
+use gradscope::error::{Error, Result};
+use gradscope::nn::{ACTIVATION_NAMES, INIT_NAMES, LOSS_NAMES, NORM_NAMES, NORM_POSITION_NAMES};
+use gradscope::optim::OPTIMIZER_NAMES;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// gradscope: watch the gradient vanish, layer by layer, and see what cures it.
 #[derive(Debug, Parser)]
-#[command(name = "gradscope", version, about, long_about = None, after_help = crate::verdict::RULES)]
+#[command(name = "gradscope", version, about, long_about = None, after_help = gradscope::verdict::RULES)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -24,21 +24,21 @@ pub struct Cli {
 pub enum Command {
     /// Train the lecture's sigmoid MLP at depths 2, 5, 10 and 20 on built-in data, then the
     /// 20-layer one with tanh + Xavier and with ReLU + He, and compare their gradients.
-    #[command(after_help = crate::verdict::RULES)]
+    #[command(after_help = gradscope::verdict::RULES)]
     Demo(DemoArgs),
     /// Train one network and write config.toml, metrics.jsonl, summary.json and
     /// weights.safetensors.
-    #[command(after_help = crate::verdict::RULES)]
+    #[command(after_help = gradscope::verdict::RULES)]
     Train(TrainArgs),
     /// Measure every layer's gradient at one point, without training.
-    #[command(after_help = crate::verdict::RULES)]
+    #[command(after_help = gradscope::verdict::RULES)]
     Probe(ProbeArgs),
     /// Time training steps on the standard shapes (tiny, slide, deep, wide), as
     /// bench/torch_mlp.py times PyTorch.
     Bench(BenchArgs),
     /// Write report.html (one self-contained file) and every figure as .svg and .png, for one
     /// run folder or several compared.
-    #[command(after_help = crate::verdict::RULES)]
+    #[command(after_help = gradscope::verdict::RULES)]
     Report(ReportArgs),
     /// Mean-field theory of a random network (q*, χ₁, ξ_q, ξ_c, the predicted gradient decay),
     /// optionally measured beside it on random networks, and the Jacobian's spectrum.
@@ -393,7 +393,7 @@ pub struct ScheduleArgs {
     pub checkpoint_every: u64,
     /// At a NaN or infinity in the loss, an activation or a gradient: stop (the run ends
     /// diverged) or skip that update.
-    #[arg(long, default_value_t = Config::default().on_nonfinite, value_parser = PossibleValuesParser::new(crate::train::ON_NONFINITE_NAMES))]
+    #[arg(long, default_value_t = Config::default().on_nonfinite, value_parser = PossibleValuesParser::new(gradscope::config::ON_NONFINITE_NAMES))]
     pub on_nonfinite: String,
 }
 

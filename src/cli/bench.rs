@@ -3,9 +3,9 @@
 use super::Status;
 use super::args::BenchArgs;
 use super::output::sci;
-use crate::bench::{self, CONFIGS};
-use crate::error::Error;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use gradscope::bench::{self, CONFIGS};
+use gradscope::error::Error;
 
 /// Runs `gradscope bench`.
 pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {

@@ -49,11 +49,6 @@ pub fn quit_when_closed() {
     QUIT.store(true, Ordering::Relaxed);
 }
 
-/// Whether the reader of stdout has gone (nothing is printed any more).
-pub fn closed() -> bool {
-    CLOSED.load(Ordering::Relaxed)
-}
-
 /// `println!` for the commands: through [`stdout::print`](crate::cli::stdout::print), which
 /// survives a closed pipe.
 #[macro_export]

@@ -1,7 +1,7 @@
 //! Finite-difference gradient checks in f64.
 //!
 //! Central differences `(L(θ + h) − L(θ − h)) / 2h` with `h = ε^(1/3)·max(1, |θ|)`, one entry at a
-//! time: perturb, evaluate, restore (as argmin's `finitediff` does); see [`numeric_grad`] for
+//! time: perturb, evaluate, restore (as argmin's `finitediff` does); see `numeric_grad` for
 //! vanishing gradients. A tensor passes when the
 //! difference between the analytic and the numeric gradient is small relative to the larger of
 //! the two: ‖g_analytic − g_numeric‖ ≤ tol·max(‖g_analytic‖, ‖g_numeric‖) (Frobenius norms).

@@ -1,7 +1,7 @@
 //! Probes: per-layer statistics of activations and gradients. Probes observe only; they never
 //! change a number the training computes.
 //!
-//! The training loop ([`crate::train`]) decides, step by step, whether a probe is attached:
+//! The training loop ([`crate::run`]) decides, step by step, whether a probe is attached:
 //! unprobed steps pay nothing. An attached probe is called per layer from inside the passes
 //! ([`Mlp::loss_and_grads_probed`]), right after the layer's forward (its z, h and φ′ are fresh
 //! in cache) and right after its backward (its gradients are), so that measuring every layer at

@@ -449,7 +449,7 @@ pub fn boundary(g: &PhaseGrid, t: &Theory, threshold: f64) -> (Vec<Boundary>, us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::Summary;
+    use crate::summary::Summary;
 
     #[test]
     fn categorical_axes_span_the_grid() {
