@@ -341,6 +341,15 @@ impl Config {
         if matches!(data, DataSpec::Csv(_)) && self.target.is_none() {
             return Err(Error::invalid("target", "(none)", "csv data needs --target COLUMN"));
         }
+        if let Some(t) = &self.target
+            && !matches!(data, DataSpec::Csv(_))
+        {
+            return Err(Error::invalid(
+                "target",
+                t,
+                format!("applies to csv data only, and {} brings its own targets; drop --target", self.data),
+            ));
+        }
         let arch = self.arch()?;
         if arch.norm == Some(NormKind::Batch) && self.batch_size < 2 {
             return Err(Error::invalid(

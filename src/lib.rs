@@ -76,6 +76,7 @@ pub mod run;
 pub mod summary;
 pub mod sweep;
 pub mod theory;
+pub mod verdict;
 
 pub use config::{Config, OnNonFinite, RunSpec};
 pub use error::{Error, Result};

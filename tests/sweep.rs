@@ -370,3 +370,32 @@ fn an_interrupted_sweep_exits_130_and_resumes() {
     sweep_cmd(&config, &whole).arg("--quiet").assert().success();
     assert_eq!(resumed, table_without_time(&whole));
 }
+
+/// SIGINT to the sweep alone (not its runs), after its last run started: the run finishes, and
+/// the sweep still exits 130, not 0 (issue 13).
+#[test]
+fn a_sweep_interrupted_after_its_last_run_started_exits_130() {
+    let t = tempfile::tempdir().unwrap();
+    // one point, long enough (a few seconds) to be caught while it trains
+    let text = "[base]\ndata = \"regression\"\nwidth = 32\nsteps = 20000\nprobe_every = 0\n[grid]\ndepth = [3]\n";
+    let config = write_sweep(t.path(), text);
+    let out = t.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
+        .args(["sweep", "--jobs", "1", "--threads", "1", "--quiet", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !out.join("runs").join("0000").join("metrics.jsonl").exists() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the sweep did not start its run");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "a sweep sent SIGINT exits 130");
+    // the run itself was not interrupted: it finished and its row is kept
+    assert!(out.join("runs").join("0000").join("row.json").is_file());
+}

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// gradscope: watch the gradient vanish, layer by layer, and see what cures it.
 #[derive(Debug, Parser)]
-#[command(name = "gradscope", version, about, long_about = None)]
+#[command(name = "gradscope", version, about, long_about = None, after_help = gradscope::verdict::RULES)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -24,17 +24,21 @@ pub struct Cli {
 pub enum Command {
     /// Train the lecture's sigmoid MLP at depths 2, 5, 10 and 20 on built-in data, then the
     /// 20-layer one with tanh + Xavier and with ReLU + He, and compare their gradients.
+    #[command(after_help = gradscope::verdict::RULES)]
     Demo(DemoArgs),
     /// Train one network and write config.toml, metrics.jsonl, summary.json and
     /// weights.safetensors.
+    #[command(after_help = gradscope::verdict::RULES)]
     Train(TrainArgs),
     /// Measure every layer's gradient at one point, without training.
+    #[command(after_help = gradscope::verdict::RULES)]
     Probe(ProbeArgs),
     /// Time training steps on the standard shapes (tiny, slide, deep, wide), as
     /// bench/torch_mlp.py times PyTorch.
     Bench(BenchArgs),
     /// Write report.html (one self-contained file) and every figure as .svg and .png, for one
     /// run folder or several compared.
+    #[command(after_help = gradscope::verdict::RULES)]
     Report(ReportArgs),
     /// Mean-field theory of a random network (q*, χ₁, ξ_q, ξ_c, the predicted gradient decay),
     /// optionally measured beside it on random networks, and the Jacobian's spectrum.

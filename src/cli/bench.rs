@@ -9,6 +9,7 @@ use gradscope::error::Error;
 
 /// Runs `gradscope bench`.
 pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
+    super::stdout::quit_when_closed(); // its output is its only product
     let configs: Vec<_> = match a.config.as_str() {
         "all" => CONFIGS.to_vec(),
         name => vec![
@@ -41,7 +42,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
         let warmup = a.warmup.unwrap_or(if a.steps < 10 { 1 } else { (a.steps / 5).clamp(2, 20) });
         let r = bench::run(cfg, threads, a.steps, warmup, a.probe_every);
         if a.json {
-            println!("{}", serde_json::to_string(&r)?);
+            crate::outln!("{}", serde_json::to_string(&r)?);
         } else {
             table.add_row(vec![
                 cfg.name.to_string(),
@@ -59,8 +60,12 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
         }
     }
     if !a.json {
-        println!("{table}");
-        println!("{threads} threads, {} timed steps per config, probe every {} (0: never)", a.steps, a.probe_every);
+        crate::outln!("{table}");
+        crate::outln!(
+            "{threads} threads, {} timed steps per config, probe every {} (0: never)",
+            a.steps,
+            a.probe_every
+        );
     }
     Ok(Status::Ok)
 }

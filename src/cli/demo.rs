@@ -18,7 +18,7 @@ use gradscope::run::Outcome;
 use std::path::{Path, PathBuf};
 
 /// One finished demo run: its name, summary and loss at step 0.
-type Row = (String, gradscope::Summary, f64);
+type Row = (String, gradscope::Summary, f64, String);
 
 /// Trains each setup into `out/NAME` (replacing the demo's own earlier run there), calling
 /// `each` after every run; `None` when Ctrl-C interrupted a run (its checkpoint stays).
@@ -37,7 +37,8 @@ fn run_setups(
             return Ok(None);
         }
         each(&name, &config, &spec, &outcome);
-        rows.push((name, outcome.summary.clone(), outcome.first.train_loss));
+        let verdict = gradscope::verdict::judge(&output::evidence(&outcome.summary, &outcome.first)).headline();
+        rows.push((name, outcome.summary.clone(), outcome.first.train_loss, verdict));
         dirs.push(dir);
     }
     Ok(Some((rows, dirs)))
@@ -56,12 +57,13 @@ fn finish(rows: &[Row], dirs: &[PathBuf], out: &Path, a: &DemoArgs, remedies: bo
             "loss step 0",
             "train loss end",
             "test loss end",
+            "verdict",
         ];
         if remedies {
             header.extend(["diverged at", "clipped steps"]);
         }
         t.set_header(header);
-        for (name, s, loss0) in rows {
+        for (name, s, loss0, verdict) in rows {
             let mut row = vec![
                 name.clone(),
                 sci(s.vanishing_ratio),
@@ -69,6 +71,7 @@ fn finish(rows: &[Row], dirs: &[PathBuf], out: &Path, a: &DemoArgs, remedies: bo
                 sci(*loss0),
                 sci(s.train_loss),
                 s.test_loss.map_or("-".into(), sci),
+                verdict.clone(),
             ];
             if remedies {
                 row.push(s.diverged_at_step.map_or("-".into(), |k| format!("step {k}")));
@@ -77,20 +80,21 @@ fn finish(rows: &[Row], dirs: &[PathBuf], out: &Path, a: &DemoArgs, remedies: bo
             t.add_row(row);
         }
         if remedies {
-            println!(
+            crate::outln!(
                 "\n{REMEDIES_DEPTH} hidden layers of 64 units, SGD lr 0.01 momentum 0.9; residual α = {REMEDIES_RESIDUAL_SCALE}, \
                  norms before φ, clip_norm {REMEDIES_CLIP_NORM}; relu-exploding: gaussian σ_w² = {EXPLODING_SIGMA_W2}"
             );
         } else {
-            println!();
+            crate::outln!();
         }
-        println!("vanishing ratio = ‖∂L/∂W‖ of the first layer / that of the output layer\n{t}");
-        println!("runs written under {}", out.display());
+        crate::outln!("vanishing ratio = ‖∂L/∂W‖ of the first layer / that of the output layer\n{t}");
+        crate::outln!("{}", gradscope::verdict::RULES);
+        crate::outln!("runs written under {}", out.display());
     }
     if !a.no_report {
         let html = super::report::make(dirs, out)?;
         if !a.quiet {
-            println!("report: {}", html.display());
+            crate::outln!("report: {}", html.display());
         }
     }
     Ok(())
@@ -117,7 +121,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
         if a.quiet {
             return;
         }
-        println!(
+        crate::outln!(
             "\n{name}: {} hidden layers of {} {} units, {} init, {} steps of SGD (lr {}, momentum {})",
             spec.depth,
             spec.width,
@@ -127,13 +131,13 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
             spec.lr,
             config.momentum
         );
-        println!("{}", output::layer_table(&[&outcome.first, &outcome.last], spec.activation.name()));
-        anstream::println!("{}", output::styled_verdict(outcome.first.vanishing_ratio, outcome.first.layers.len()));
+        crate::outln!("{}", output::layer_table(&[&outcome.first, &outcome.last], spec.activation.name()));
+        crate::outln!("{}", output::styled_verdict(&output::evidence(&outcome.summary, &outcome.first)));
     };
     let Some((rows, dirs)) = run_setups(setups(a.steps.unwrap_or(3000), a.threads), &a.out, a, print_run)? else {
         return Ok(Status::Interrupted);
     };
     finish(&rows, &dirs, &a.out, a, false)?;
-    let diverged = rows.iter().any(|(_, s, _)| s.diverged);
+    let diverged = rows.iter().any(|(_, s, ..)| s.diverged);
     Ok(if diverged { Status::CheckFailed } else { Status::Ok })
 }

@@ -10,6 +10,7 @@ mod demo;
 mod output;
 mod probe;
 mod report;
+pub mod stdout;
 mod sweep;
 mod theory;
 mod train;

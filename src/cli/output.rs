@@ -3,9 +3,9 @@
 use anstyle::{AnsiColor, Style};
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use gradscope::probe::StepRecord;
-use gradscope::report::model::{Verdict, verdict_sentence};
 use gradscope::run::Observer;
 use gradscope::summary::{RunStatus, Summary};
+use gradscope::verdict::{self, Evidence};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -22,13 +22,32 @@ impl Progress {
         let bar = (show && std::io::stderr().is_terminal()).then(|| {
             let bar = ProgressBar::new(0);
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} steps  {per_sec}  eta {eta}  {msg}")
-                    .expect("valid template"),
+                ProgressStyle::with_template("{spinner} {bar:30} {pos}/{len} steps  {rate}  eta {eta}  {msg}")
+                    .expect("valid template")
+                    .with_key("rate", |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&steps_per_second(s.per_sec()));
+                    }),
             );
             bar
         });
         Self { bar }
     }
+}
+
+/// A training rate with three significant digits at most: "27.0 steps/s", "412 steps/s",
+/// "0.53 steps/s" (indicatif's `{per_sec}` printed "27.0139/s").
+pub fn steps_per_second(rate: f64) -> String {
+    if !rate.is_finite() || rate <= 0.0 {
+        return "– steps/s".into();
+    }
+    let decimals = if rate >= 100.0 {
+        0
+    } else if rate >= 10.0 {
+        1
+    } else {
+        2
+    };
+    format!("{rate:.decimals$} steps/s")
 }
 
 impl Drop for Progress {
@@ -81,32 +100,40 @@ pub fn layer_table(records: &[&StepRecord], hidden_activation: &str) -> Table {
     t
 }
 
-/// One sentence on what the first/last gradient ratio means.
-pub fn verdict(ratio: f64, layers: usize) -> String {
-    verdict_sentence(ratio, layers)
+/// What a finished (or interrupted) run's verdict is judged from.
+pub fn evidence(s: &Summary, first: &StepRecord) -> Evidence {
+    let finished = s.status != RunStatus::Interrupted;
+    Evidence {
+        layers: first.layers.len(),
+        ratio_start: first.vanishing_ratio,
+        ratio_end: Some(s.vanishing_ratio_final),
+        loss_start: first.train_loss,
+        loss_end: finished.then_some(s.train_loss),
+        diverged_at: s.diverged.then(|| s.diverged_at_step.unwrap_or(0)),
+    }
 }
 
-/// The verdict with its last word in colour (red: vanishing or exploding, green: healthy);
-/// print it with `anstream`, which drops the colour unless stdout is a terminal and `NO_COLOR`
-/// is unset.
-pub fn styled_verdict(ratio: f64, layers: usize) -> String {
-    let plain = verdict(ratio, layers);
-    let v = Verdict::of(ratio);
-    let color = match v {
-        Verdict::Vanishing | Verdict::Exploding => AnsiColor::Red,
-        Verdict::Healthy => AnsiColor::Green,
-        Verdict::Broken => AnsiColor::Magenta,
+/// The verdict line with its headline in colour (green: healthy; red: vanishing, exploding or
+/// did not learn; magenta: diverged or not finite); print it with [`crate::outln!`], which drops
+/// the colour unless stdout is a terminal and `NO_COLOR` is unset.
+pub fn styled_verdict(e: &Evidence) -> String {
+    let plain = verdict::sentence(e);
+    let v = verdict::judge(e);
+    let color = match v.class() {
+        "healthy" => AnsiColor::Green,
+        "diverged" | "broken" => AnsiColor::Magenta,
+        _ => AnsiColor::Red,
     };
     let style = Style::new().fg_color(Some(color.into())).bold();
-    let word = v.word();
-    let head = plain.strip_suffix(word).unwrap_or(&plain);
+    let word = v.headline();
+    let head = plain.strip_suffix(word.as_str()).unwrap_or(&plain);
     format!("{head}{style}{word}{style:#}")
 }
 
 /// The lines `train` prints at the end.
 pub fn print_summary(s: &Summary, first: &StepRecord, last: &StepRecord, activation: &str, dir: &Path) {
-    println!("{}", layer_table(&[first, last], activation));
-    anstream::println!("{}", styled_verdict(first.vanishing_ratio, first.layers.len()));
+    crate::outln!("{}", layer_table(&[first, last], activation));
+    crate::outln!("{}", styled_verdict(&evidence(s, first)));
     let mut line = format!("steps {}  train loss {}", s.steps, sci(s.train_loss));
     if let Some(t) = s.test_loss {
         line += &format!("  test loss {}", sci(t));
@@ -115,18 +142,31 @@ pub fn print_summary(s: &Summary, first: &StepRecord, last: &StepRecord, activat
         line += &format!("  test accuracy {:.2}%", 100.0 * a);
     }
     line += &format!("  ({:.1} s)", s.wall_time_s);
-    println!("{line}");
+    crate::outln!("{line}");
     if s.diverged {
         match &s.nonfinite {
-            Some(at) => println!("diverged: {at}"),
-            None => println!("diverged: the loss became non-finite at step {}", s.diverged_at_step.unwrap_or(0)),
+            Some(at) => crate::outln!("diverged: {at}"),
+            None => crate::outln!("diverged: the loss became non-finite at step {}", s.diverged_at_step.unwrap_or(0)),
         }
     } else if s.skipped_steps > 0 {
         let at = s.nonfinite.as_ref().map(|a| format!(" ({a})")).unwrap_or_default();
-        println!("skipped {} updates for a NaN or infinity{at}", s.skipped_steps);
+        crate::outln!("skipped {} updates for a NaN or infinity{at}", s.skipped_steps);
     }
     if s.status == RunStatus::Interrupted {
-        println!("interrupted after step {}; continue with: gradscope train --resume {}", s.steps, dir.display());
+        crate::outln!("interrupted after step {}; continue with: gradscope train --resume {}", s.steps, dir.display());
     }
-    println!("wrote {}", dir.display());
+    crate::outln!("wrote {}", dir.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_have_sensible_precision() {
+        assert_eq!(steps_per_second(27.0139), "27.0 steps/s");
+        assert_eq!(steps_per_second(412.7), "413 steps/s");
+        assert_eq!(steps_per_second(0.5312), "0.53 steps/s");
+        assert_eq!(steps_per_second(0.0), "– steps/s");
+    }
 }

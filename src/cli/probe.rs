@@ -32,6 +32,19 @@ fn load_weights(
     let activation_given = args::given("activation", file_table, matches);
     let w = weights::load(path)?;
     let activation = match (activation_given, w.activation) {
+        (true, Some(act)) if act != spec.activation => {
+            return Err(Error::Weights {
+                path: path.into(),
+                msg: format!(
+                    "was trained with activation {}, but --activation is {}; drop --activation (the file's is \
+                     used) or probe weights trained with {}",
+                    act.name(),
+                    spec.activation.name(),
+                    spec.activation.name()
+                ),
+            }
+            .into());
+        }
         (true, _) => spec.activation,
         (false, Some(act)) => act,
         (false, None) => {
@@ -154,11 +167,17 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     }
     io::write_json(&out.join("probe.json"), &rec)?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rec)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&rec)?);
     } else {
-        println!("{}", super::output::layer_table(&[&rec], mlp.activation.name()));
-        println!("{}", super::output::verdict(rec.vanishing_ratio, rec.layers.len()));
-        println!("loss {} on {rows} rows; wrote {}", super::output::sci(loss), out.display());
+        crate::outln!("{}", super::output::layer_table(&[&rec], mlp.activation.name()));
+        crate::outln!(
+            "{}",
+            gradscope::verdict::sentence(&gradscope::verdict::Evidence::at_one_point(
+                rec.vanishing_ratio,
+                rec.layers.len()
+            ))
+        );
+        crate::outln!("loss {} on {rows} rows; wrote {}", super::output::sci(loss), out.display());
     }
     Ok(Status::Ok)
 }

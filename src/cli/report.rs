@@ -61,7 +61,7 @@ pub fn run(a: &ReportArgs) -> anyhow::Result<Status> {
         None => default_out(&a.runs)?,
     };
     let html = make(&a.runs, &out)?;
-    println!("report: {}", html.display());
+    crate::outln!("report: {}", html.display());
     Ok(Status::Ok)
 }
 

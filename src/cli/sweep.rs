@@ -228,7 +228,7 @@ fn conclude(
         )));
     }
     if !a.quiet {
-        println!(
+        crate::outln!(
             "{} runs in {:.1} s; results: {} and {} ({} rows{})",
             total,
             start.elapsed().as_secs_f64(),
@@ -278,7 +278,7 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
     let jobs = jobs.min(todo.len()).max(1);
     if !a.quiet {
         let slice = if shard == Shard::ALL { String::new() } else { format!(", shard {shard} has {in_shard}") };
-        println!(
+        crate::outln!(
             "sweep: {} points{slice}; {} finished before, {} to run, {jobs} at a time × {threads} thread{} each → {}",
             sd.sweep.len(),
             in_shard - todo.len(),
@@ -314,7 +314,7 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
             }
             finished += 1;
             if !a.quiet {
-                println!(
+                crate::outln!(
                     "[{finished:>w$}/{total}] {} {}: {}",
                     p.id,
                     values_text(p),
@@ -336,6 +336,9 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
         }
     });
     sd.finish(&mut rows)?;
+    // a signal that came after the last runs started (and that they did not see) still ends
+    // the sweep with 130
+    interrupted |= super::interrupted();
     conclude(a, &out, shard, &rows, total, start, interrupted, failure)
 }
 
@@ -356,7 +359,7 @@ pub fn run_merge(a: &MergeArgs) -> anyhow::Result<Status> {
     io::create_dir(&a.out)?;
     io::write_atomic(&a.out.join(SWEEP_FILE), m.text.as_bytes())?;
     results::write_tables(&a.out, &m.sweep.keys(), &m.rows)?;
-    println!(
+    crate::outln!(
         "merged {} rows of {} folders into {} and {}: {} of {} grid points",
         m.rows.len(),
         a.dirs.len(),
@@ -367,26 +370,29 @@ pub fn run_merge(a: &MergeArgs) -> anyhow::Result<Status> {
     );
     const SHOWN: usize = 20;
     if !m.missing.is_empty() {
-        println!("missing: {} points", m.missing.len());
+        crate::outln!("missing: {} points", m.missing.len());
         for &i in m.missing.iter().take(SHOWN) {
-            println!("  {}", describe(&m.sweep, i));
+            crate::outln!("  {}", describe(&m.sweep, i));
         }
         if m.missing.len() > SHOWN {
-            println!("  … and {} more", m.missing.len() - SHOWN);
+            crate::outln!("  … and {} more", m.missing.len() - SHOWN);
         }
     }
     if !m.duplicates.is_empty() {
-        println!("duplicates: {} points found more than once (the first folder's row is kept)", m.duplicates.len());
+        crate::outln!(
+            "duplicates: {} points found more than once (the first folder's row is kept)",
+            m.duplicates.len()
+        );
         for (id, dirs) in m.duplicates.iter().take(SHOWN) {
             let dirs: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            println!("  {id} in {}", dirs.join(", "));
+            crate::outln!("  {id} in {}", dirs.join(", "));
         }
         if m.duplicates.len() > SHOWN {
-            println!("  … and {} more", m.duplicates.len() - SHOWN);
+            crate::outln!("  … and {} more", m.duplicates.len() - SHOWN);
         }
     }
     if m.missing.is_empty() && m.duplicates.is_empty() {
-        println!("complete: every grid point once");
+        crate::outln!("complete: every grid point once");
         Ok(Status::Ok)
     } else {
         Ok(Status::CheckFailed)
@@ -458,7 +464,7 @@ pub fn run_phase(a: &PhaseArgs) -> anyhow::Result<Status> {
     io::write_atomic(&out.join(format!("{stem}.png")), &png)?;
     io::write_atomic(&out.join(format!("{stem}.csv")), &csv)?;
     let cells: usize = g.runs.iter().flatten().filter(|&&n| n > 0).count();
-    println!(
+    crate::outln!(
         "{}: {} rows in {} of {} cells{}",
         title,
         rows.len(),
@@ -471,14 +477,14 @@ pub fn run_phase(a: &PhaseArgs) -> anyhow::Result<Status> {
         }
     );
     for n in &fig.notes {
-        println!("note: {n}");
+        crate::outln!("note: {n}");
     }
     match &theory {
         Ok(t) => {
             if let Some(threshold) = a.threshold.or(g.midpoint()) {
                 let (b, agree, total) = phase::boundary(&g, t, threshold);
                 let rule = if phase::higher_is_better(&g.metric) { "≥" } else { "≤" };
-                println!(
+                crate::outln!(
                     "trained = mean {} {rule} {threshold:.4}; trainable by theory = depth ≤ 6 ξ_c ({}, σ_b² = {})",
                     g.metric,
                     t.activation.name(),
@@ -495,16 +501,16 @@ pub fn run_phase(a: &PhaseArgs) -> anyhow::Result<Status> {
                         fmt_depth(r.shallowest_failed),
                     ]);
                 }
-                println!("{table}");
-                println!(
+                crate::outln!("{table}");
+                crate::outln!(
                     "{agree} of {total} cells ({:.0}%) agree with the theory (trained exactly when depth ≤ 6 ξ_c)",
                     100.0 * agree as f64 / total.max(1) as f64
                 );
             }
         }
-        Err(why) => println!("{why}"),
+        Err(why) => crate::outln!("{why}"),
     }
-    println!("figure: {} (and .png, .csv)", out.join(format!("{stem}.svg")).display());
+    crate::outln!("figure: {} (and .png, .csv)", out.join(format!("{stem}.svg")).display());
     Ok(Status::Ok)
 }
 

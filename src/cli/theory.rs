@@ -66,6 +66,7 @@ struct Output<'a> {
 
 /// Runs `gradscope theory`.
 pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
+    super::stdout::quit_when_closed(); // its output is its only product
     let activation = Activation::from_name(&a.activation, a.negative_slope)?;
     let init = Init::from_name(&a.init)?;
     check("q0", a.q0, true)?;
@@ -111,7 +112,7 @@ pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
 
     if a.json {
         let out = Output { theory: &prediction, measurement: measurement.as_ref(), jacobian: jacobian.as_ref() };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(Status::Ok);
     }
     print_prediction(&prediction, a.layers);
@@ -185,7 +186,7 @@ pub fn print_prediction(p: &Prediction, always_layers: bool) {
         Source::Critical => " (critical: χ₁ = 1)".into(),
         Source::Init => format!(" ({} amounts to this)", p.init),
     };
-    println!(
+    crate::outln!(
         "{}, σ_w² = {}{source}, σ_b² = {}, inputs with q⁰ = ‖x‖²/fan_in = {}, {} hidden layers",
         p.activation,
         sci(p.sigma_w2),
@@ -193,7 +194,7 @@ pub fn print_prediction(p: &Prediction, always_layers: bool) {
         sci(p.q0),
         p.depth
     );
-    println!("mean-field theory (Poole et al. 2016; Schoenholz et al. 2017):");
+    crate::outln!("mean-field theory (Poole et al. 2016; Schoenholz et al. 2017):");
     let q_line = match t.q_fixed_point {
         QFixedPoint::Finite(q) => format!("q*  = {}   fixed point of q^l = σ_w² ∫Dz φ(√q^(l−1) z)² + σ_b²", sci(q)),
         QFixedPoint::Zero => {
@@ -201,18 +202,18 @@ pub fn print_prediction(p: &Prediction, always_layers: bool) {
         }
         QFixedPoint::Unbounded => "q*  = ∞   q^l grows without bound; the values below are its q → ∞ limit".into(),
     };
-    println!("  {q_line}");
+    crate::outln!("  {q_line}");
     let phase = match t.phase {
         Phase::Ordered => "ordered: gradients vanish",
         Phase::Critical => "critical: gradients keep their size",
         Phase::Chaotic => "chaotic: gradients explode",
     };
-    println!("  χ₁  = {}   σ_w² ∫Dz φ′(√q* z)², the per-layer factor of E‖∂L/∂z_l‖²; {phase}", sci(t.chi1));
+    crate::outln!("  χ₁  = {}   σ_w² ∫Dz φ′(√q* z)², the per-layer factor of E‖∂L/∂z_l‖²; {phase}", sci(t.chi1));
     match t.xi_q {
         Some(x) => {
-            println!("  ξ_q = {}   q^l approaches q* as e^(−l/ξ_q) (χ_q = {})", layers_text(Some(x)), sci(t.chi_q))
+            crate::outln!("  ξ_q = {}   q^l approaches q* as e^(−l/ξ_q) (χ_q = {})", layers_text(Some(x)), sci(t.chi_q))
         }
-        None => println!("  ξ_q: none (q^l has no finite stable fixed point; χ_q = {})", sci(t.chi_q)),
+        None => crate::outln!("  ξ_q: none (q^l has no finite stable fixed point; χ_q = {})", sci(t.chi_q)),
     }
     let c_line = match (t.correlation_convergence, t.phase) {
         (Convergence::Polynomial, _) => format!(
@@ -227,8 +228,8 @@ pub fn print_prediction(p: &Prediction, always_layers: bool) {
         ),
         _ => format!("c* = 1, χ_c = χ₁, ξ_c = −1/ln χ₁ = {}", layers_text(t.xi_c)),
     };
-    println!("  {c_line}");
-    println!(
+    crate::outln!("  {c_line}");
+    crate::outln!(
         "  E‖∂L/∂z_0‖² / E‖∂L/∂z_{}‖²: χ₁^{} = {} at the fixed point; {} following q^l from q¹ = {}",
         p.depth,
         p.depth,
@@ -237,17 +238,17 @@ pub fn print_prediction(p: &Prediction, always_layers: bool) {
         sci(p.layers[0].q)
     );
     if let Some(x) = t.gradient_depth_scale {
-        println!("  E‖∂L/∂z_l‖² changes by a factor e every 1/|ln χ₁| = {}", layers_text(Some(x)));
+        crate::outln!("  E‖∂L/∂z_l‖² changes by a factor e every 1/|ln χ₁| = {}", layers_text(Some(x)));
     }
     match t.trainable_depth {
-        Some(d) => println!(
+        Some(d) => crate::outln!(
             "  trainable depth ≈ {}ξ_c = {} (Schoenholz et al. 2017): a {}-layer network is {}",
             TRAINABLE_XI_C,
             layers_text(Some(d)),
             p.depth,
             if (p.depth as f64) <= d { "within it" } else { "beyond it" }
         ),
-        None => println!("  trainable depth: no limit from the correlation length (ξ_c = ∞)"),
+        None => crate::outln!("  trainable depth: no limit from the correlation length (ξ_c = ∞)"),
     }
     let far = match t.q_fixed_point {
         QFixedPoint::Finite(q) => (p.layers[0].q - q).abs() > 0.01 * q,
@@ -265,11 +266,11 @@ pub fn print_prediction(p: &Prediction, always_layers: bool) {
                 sci(l.grad_z2),
             ]);
         }
-        println!(
+        crate::outln!(
             "layer by layer, following q^l from the input (q¹ is {}):",
             if far { "far from q*" } else { "near q*" }
         );
-        println!("{table}");
+        crate::outln!("{table}");
     }
 }
 
@@ -280,7 +281,7 @@ fn layer_name(l: usize, depth: usize) -> String {
 /// Measured beside predicted, per layer and fitted.
 pub fn print_measurement(m: &Measurement) {
     let net = &m.spec.network;
-    println!(
+    crate::outln!(
         "\nmeasured: {} {} networks of {} hidden layers × {} units, {} input pairs each (correlation {}), \
          ∂L/∂ŷ ~ N(0, 1)",
         m.spec.seeds,
@@ -312,9 +313,9 @@ pub fn print_measurement(m: &Measurement) {
             format!("{:.4}", l.c_measured),
         ]);
     }
-    println!("{table}");
-    println!("(‖∂L/∂z_l‖² relative to the output layer's)");
-    println!(
+    crate::outln!("{table}");
+    crate::outln!("(‖∂L/∂z_l‖² relative to the output layer's)");
+    crate::outln!(
         "per-layer factor of ‖∂L/∂z_l‖², fitted over layers {}..{}: measured {}, theory χ₁ = {} ({:+.2}%); \
          the prediction fitted alike: {}",
         m.fit_from,
@@ -325,14 +326,14 @@ pub fn print_measurement(m: &Measurement) {
         format_args!("{:.4}", m.predicted_factor)
     );
     let depth_scale = |f: f64| if (f - 1.0).abs() < 1e-12 { None } else { Some(1.0 / f.ln().abs()) };
-    println!(
+    crate::outln!(
         "layers over which ‖∂L/∂z_l‖² changes by e: measured {}, theory {}",
         layers_text(depth_scale(m.measured_factor)),
         layers_text(m.theory.gradient_depth_scale)
     );
     if m.theory.phase == Phase::Ordered {
         let measured = depth_scale(m.measured_factor).map(|x| TRAINABLE_XI_C * x);
-        println!(
+        crate::outln!(
             "trainable depth ≈ 6ξ_c, with ξ_c = −1/ln χ₁ in the ordered phase: measured {}, theory {}",
             layers_text(measured),
             layers_text(m.theory.trainable_depth)
@@ -343,7 +344,7 @@ pub fn print_measurement(m: &Measurement) {
 /// The singular values' summary and a terminal histogram.
 pub fn print_jacobian(j: &JacobianSpectrum) {
     let net = &j.network;
-    println!(
+    crate::outln!(
         "\ninput–output Jacobian ∂h_{}/∂x of {} {} networks ({} × {} units, σ_w² = {}, σ_b² = {}), one input each:",
         net.depth - 1,
         j.samples,
@@ -359,7 +360,7 @@ pub fn print_jacobian(j: &JacobianSpectrum) {
     } else {
         sci(j.condition_number)
     };
-    println!(
+    crate::outln!(
         "  mean s² = {} (predicted Π σ_w² ∫φ′(√q^l z)² = {}), largest s = {}, smallest s = {}, condition number \
          (median) = {condition}, fraction of s in [1/2, 2] = {:.1}%",
         sci(j.mean_sq),
@@ -371,6 +372,6 @@ pub fn print_jacobian(j: &JacobianSpectrum) {
     let peak = j.histogram.counts.iter().copied().max().unwrap_or(1).max(1);
     for (i, &c) in j.histogram.counts.iter().enumerate() {
         let bar = "█".repeat((40 * c).div_ceil(peak));
-        println!("  [{:>9}, {:>9}) {bar} {c}", sci(j.histogram.edges[i]), sci(j.histogram.edges[i + 1]));
+        crate::outln!("  [{:>9}, {:>9}) {bar} {c}", sci(j.histogram.edges[i]), sci(j.histogram.edges[i + 1]));
     }
 }

@@ -68,7 +68,7 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
             }
             if let Some(s) = run::finished_summary(dir)? {
                 if !a.quiet && !a.json {
-                    println!(
+                    crate::outln!(
                         "{} already finished ({:?} after {} steps); nothing to resume",
                         dir.display(),
                         s.status,
@@ -86,7 +86,7 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
         }
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&outcome.summary)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&outcome.summary)?);
     } else if !a.quiet {
         output::print_summary(&outcome.summary, &outcome.first, &outcome.last, spec.activation.name(), dir);
     }
@@ -94,7 +94,7 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     if !a.no_report && status != Status::Interrupted {
         let html = super::report::make(std::slice::from_ref(dir), dir)?;
         if !a.quiet && !a.json {
-            println!("report: {}", html.display());
+            crate::outln!("report: {}", html.display());
         }
     }
     Ok(status)

@@ -148,9 +148,13 @@ fn lane_sum<F: Scalar>(a: ArrayView2<F>, g: impl Fn(F) -> F) -> f64 {
     }
 }
 
-/// Σ x².
+/// Σ x², each square taken in f64 (in f32 a square underflows to 0 below |x| ≈ 1e-22, and
+/// vanishing gradients go lower), summed as the optimizer sums its norms.
 fn sum_sq<F: Scalar>(a: ArrayView2<F>) -> f64 {
-    lane_sum(a, |x| x * x)
+    match a.as_slice() {
+        Some(xs) => kernel::sum_sq(xs),
+        None => a.iter().map(|&x| x.f64() * x.f64()).sum(),
+    }
 }
 
 /// Σ x.

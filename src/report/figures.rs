@@ -90,6 +90,9 @@ pub struct Axis {
     pub min: f64,
     /// Upper end.
     pub max: f64,
+    /// When not empty, the axis is categorical: position i (a cell spanning i ± 0.5) is ticked
+    /// and labelled `labels[i]` (the swept values of a phase diagram), and nothing else is.
+    pub labels: Vec<String>,
 }
 
 /// A line through points.
@@ -125,6 +128,8 @@ pub struct Cell {
     pub y: (f64, f64),
     /// Colour value (on the colour bar's scale), None when not finite.
     pub value: Option<f64>,
+    /// Text printed in the cell, with a border around it (phase diagrams of small grids).
+    pub text: Option<String>,
 }
 
 /// One chart of a figure.
@@ -319,7 +324,7 @@ fn axis_over(label: &str, log: bool, integer: bool, values: impl IntoIterator<It
         lo -= pad;
         hi += pad;
     }
-    Axis { label: label.into(), log, integer, min: lo, max: hi }
+    Axis { label: label.into(), log, integer, min: lo, max: hi, labels: Vec::new() }
 }
 
 fn lines(title: String, x: Axis, y: Axis, bands: Vec<Band>, series: Vec<Series>) -> Panel {
@@ -571,7 +576,7 @@ pub fn heatmap(r: &Report) -> Figure {
                     let value = (v.is_finite() && v > 0.0).then(|| v.log10());
                     missing += usize::from(value.is_none());
                     let y = l.layer as f64;
-                    cells.push(Cell { x: (edges[i], edges[i + 1]), y: (y - 0.5, y + 0.5), value });
+                    cells.push(Cell { x: (edges[i], edges[i + 1]), y: (y - 0.5, y + 0.5), value, text: None });
                 }
             }
             if missing > 0 {
@@ -586,9 +591,16 @@ pub fn heatmap(r: &Report) -> Figure {
                 integer: true,
                 min: edges[0],
                 max: *edges.last().unwrap_or(&1.0),
+                labels: Vec::new(),
             };
-            let y =
-                Axis { label: "layer l".into(), log: false, integer: true, min: -0.5, max: run.layers() as f64 - 0.5 };
+            let y = Axis {
+                label: "layer l".into(),
+                log: false,
+                integer: true,
+                min: -0.5,
+                max: run.layers() as f64 - 0.5,
+                labels: Vec::new(),
+            };
             Panel::Heat { title, x, y, cells, lines: Vec::new() }
         })
         .collect();
@@ -951,6 +963,7 @@ pub fn dact(r: &Report) -> Figure {
                         x: (x0, x0 + 1.0 / DACT_BINS as f64),
                         y: (y - 0.5, y + 0.5),
                         value: f.is_finite().then_some(f),
+                        text: None,
                     });
                 }
             }
@@ -958,9 +971,15 @@ pub fn dact(r: &Report) -> Figure {
                 panels.push(note(&title, "this record has no φ′ histogram (written by an older gradscope)".into()));
                 continue;
             }
-            let x = Axis { label: x_label.clone(), log: false, integer: false, min: 0.0, max: 1.0 };
-            let y =
-                Axis { label: "hidden layer l".into(), log: false, integer: true, min: -0.5, max: depth as f64 - 0.5 };
+            let x = Axis { label: x_label.clone(), log: false, integer: false, min: 0.0, max: 1.0, labels: Vec::new() };
+            let y = Axis {
+                label: "hidden layer l".into(),
+                log: false,
+                integer: true,
+                min: -0.5,
+                max: depth as f64 - 0.5,
+                labels: Vec::new(),
+            };
             panels.push(Panel::Heat { title, x, y, cells, lines: Vec::new() });
         }
     }

@@ -2,7 +2,8 @@
 //! figures with their captions, a verdict per run, and how every run was made.
 
 use super::figures::Figure;
-use super::model::{Report, Run, Verdict, sci, verdict_sentence};
+use super::model::{Report, Run, sci};
+use crate::verdict::{self, Flow};
 use std::fmt::Write;
 
 /// Escapes text for HTML.
@@ -39,6 +40,7 @@ td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
 .exploding { background: #fff0d6; color: #8a4b00; }
 .healthy { background: #e0f4e4; color: #1d6b2f; }
 .broken, .diverged { background: #e9e9e9; color: #333; }
+.stuck { background: #ece4f7; color: #4a2a7a; }
 .warning { background: #fff8e1; border-left: 4px solid #e0a800; padding: 8px 12px; margin: 10px 0; }
 figure { margin: 28px 0; }
 figure svg { display: block; max-width: 100%; height: auto; }
@@ -60,27 +62,17 @@ fn hex(c: (u8, u8, u8)) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
 }
 
+/// The run's verdict, in the words the terminal prints (`crate::verdict`).
 fn verdict_badge(run: &Run) -> String {
-    if let Some(step) = run.diverged_at() {
-        return format!("<span class=\"badge diverged\">diverged at step {step}</span>");
-    }
-    let ratio = run.records.first().map_or(f64::NAN, |r| r.vanishing_ratio);
-    let v = Verdict::of(ratio);
-    let class = match v {
-        Verdict::Vanishing => "vanishing",
-        Verdict::Healthy => "healthy",
-        Verdict::Exploding => "exploding",
-        Verdict::Broken => "broken",
-    };
-    let word = if v == Verdict::Broken { "not finite" } else { v.word() };
-    format!("<span class=\"badge {class}\">{word}</span>")
+    let v = verdict::judge(&run.evidence());
+    format!("<span class=\"badge {}\">{}</span>", v.class(), escape(&v.headline()))
 }
 
 fn runs_table(r: &Report, out: &mut String) {
     out.push_str(
         "<table class=\"runs\">\n<thead><tr><th>run</th><th>‖∂L/∂W‖ layer 0 / output layer, step 0</th>\
          <th>… at the last probe</th><th>loss at step 0 → at the end</th><th>test loss at the end</th>\
-         <th>gradient at step 0</th></tr></thead>\n<tbody>\n",
+         <th>verdict</th></tr></thead>\n<tbody>\n",
     );
     for (i, run) in r.runs.iter().enumerate() {
         let (first, last) = (run.records.first(), run.records.last());
@@ -120,8 +112,8 @@ fn run_details(run: &Run, out: &mut String) {
         row("gradscope", escape(&s.gradscope_version));
         let epochs = if s.epochs == 1 { "1 epoch".to_string() } else { format!("{} epochs", s.epochs) };
         row("steps", format!("{} ({epochs}, {:.1} s)", s.steps, s.wall_time_s));
-        if let Some(line) = run.records.first().map(|r| verdict_sentence(r.vanishing_ratio, r.layers.len())) {
-            row("at step 0", escape(&line));
+        if !run.records.is_empty() {
+            row("verdict", escape(&verdict::sentence(&run.evidence())));
         }
         if let Some(a) = s.test_accuracy {
             row("test accuracy", format!("{:.2} %", 100.0 * a));
@@ -224,7 +216,7 @@ fn lead(r: &Report) -> Option<String> {
         .collect();
     let min = ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
     let max = ratios.iter().max_by(|a, b| a.1.total_cmp(&b.1))?;
-    let says = |v: f64| Verdict::of(v).word();
+    let says = |v: f64| Flow::of(v).word();
     if ratios.len() == 1 || min.1 == max.1 {
         return Some(format!(
             "At step 0 the first layer gets {} of the output layer's gradient: {}.",

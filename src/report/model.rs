@@ -49,64 +49,8 @@ pub struct Theory {
     pub max_derivative: Option<f64>,
 }
 
-/// What the first/last gradient ratio says.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Below 10⁻²: the first layer gets less than 1 % of the output layer's gradient.
-    Vanishing,
-    /// Between 10⁻² and 10².
-    Healthy,
-    /// Above 10².
-    Exploding,
-    /// NaN or infinite.
-    Broken,
-}
-
-impl Verdict {
-    /// Classifies grad_w_norm(first layer) / grad_w_norm(output layer).
-    pub fn of(ratio: f64) -> Self {
-        if !ratio.is_finite() {
-            Self::Broken
-        } else if ratio < 1e-2 {
-            Self::Vanishing
-        } else if ratio > 1e2 {
-            Self::Exploding
-        } else {
-            Self::Healthy
-        }
-    }
-
-    /// The word printed after the ratio.
-    pub fn word(self) -> &'static str {
-        match self {
-            Self::Vanishing => "vanishing",
-            Self::Healthy => "healthy",
-            Self::Exploding => "exploding",
-            Self::Broken => "not finite: the gradient broke down",
-        }
-    }
-}
-
-/// "gradient at layer 0 is 3.17e-17 of layer 20's: vanishing"
-pub fn verdict_sentence(ratio: f64, layers: usize) -> String {
-    format!(
-        "gradient at layer 0 is {} of layer {}'s: {}",
-        sci(ratio),
-        layers.saturating_sub(1),
-        Verdict::of(ratio).word()
-    )
-}
-
-/// A compact number: 4 decimals near 1, else 3 significant digits in scientific notation.
-pub fn sci(v: f64) -> String {
-    if !v.is_finite() {
-        return format!("{v}");
-    }
-    if v == 0.0 {
-        return "0".into();
-    }
-    if (1e-2..1e4).contains(&v.abs()) { format!("{v:.4}") } else { format!("{v:.2e}") }
-}
+use crate::verdict::Evidence;
+pub use crate::verdict::sci;
 
 impl Run {
     /// The run's hidden activation, as its config names it.
@@ -117,6 +61,21 @@ impl Run {
     /// The step at which the loss became non-finite, if it did.
     pub fn diverged_at(&self) -> Option<u64> {
         self.summary.as_ref().filter(|s| s.diverged).map(|s| s.diverged_at_step.unwrap_or(0))
+    }
+
+    /// What the verdict is judged from: the first and last probe records, and the summary's
+    /// final loss when the run finished (not when it was interrupted).
+    pub fn evidence(&self) -> Evidence {
+        let (first, last) = (self.records.first(), self.records.last());
+        let finished = self.summary.as_ref().filter(|s| s.status != crate::summary::RunStatus::Interrupted);
+        Evidence {
+            layers: self.layers(),
+            ratio_start: first.map_or(f64::NAN, |r| r.vanishing_ratio),
+            ratio_end: finished.map(|s| s.vanishing_ratio_final).or(last.map(|r| r.vanishing_ratio)),
+            loss_start: first.map_or(f64::NAN, |r| r.train_loss),
+            loss_end: finished.map(|s| s.train_loss),
+            diverged_at: self.diverged_at(),
+        }
     }
 
     /// Linear layers of the network (hidden layers + the output layer).
@@ -218,6 +177,10 @@ fn natural_key(name: &str) -> Vec<(String, u64)> {
     key
 }
 
+/// The file by which a sweep marks a finished run (`crate::sweep::results::ROW_FILE`; the report
+/// reads records and imports nothing from the sweep).
+const SWEEP_ROW_FILE: &str = "row.json";
+
 fn run_error(dir: &Path, msg: impl Into<String>) -> Error {
     Error::RunFolder { path: dir.into(), msg: msg.into() }
 }
@@ -238,7 +201,30 @@ pub fn load_run(dir: &Path) -> Result<Run> {
     let missing = |name: &str| {
         run_error(dir, format!("no {name}: not a run folder; pass a folder written by `gradscope train --out DIR`"))
     };
-    let metrics = read(METRICS_FILE)?.ok_or_else(|| missing(METRICS_FILE))?;
+    let metrics = read(METRICS_FILE)?.ok_or_else(|| {
+        if dir.join(SWEEP_ROW_FILE).is_file() {
+            run_error(
+                dir,
+                format!(
+                    "no {METRICS_FILE}: this is a sweep's run, and sweeps delete each run's {METRICS_FILE} \
+                     unless they are run with --keep-metrics; run the sweep again with --keep-metrics (its \
+                     results.csv holds every run's final numbers meanwhile)"
+                ),
+            )
+        } else if dir.join("runs").is_dir() && dir.join("results.csv").is_file() {
+            run_error(
+                dir,
+                format!(
+                    "is a sweep's folder, not a run's; pass its run folders ({}/runs/ID, or {}/runs for all of \
+                     them), which hold {METRICS_FILE} when the sweep ran with --keep-metrics",
+                    dir.display(),
+                    dir.display()
+                ),
+            )
+        } else {
+            missing(METRICS_FILE)
+        }
+    })?;
     let config_text = read(CONFIG_FILE)?.ok_or_else(|| missing(CONFIG_FILE))?;
     let config = Config::from_toml(&config_text, &dir.join(CONFIG_FILE).display().to_string())?;
     let mut records = Vec::new();
@@ -252,7 +238,13 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         records.push(rec);
     }
     if records.is_empty() {
-        return Err(run_error(dir, format!("{METRICS_FILE} has no probed step: the run stopped before its first")));
+        return Err(run_error(
+            dir,
+            format!(
+                "{METRICS_FILE} has no probed step: the run stopped before its first probe (at step 0); \
+                 there is nothing to report: run it again"
+            ),
+        ));
     }
     let summary = read(SUMMARY_FILE)?
         .map(|text| serde_json::from_str::<Summary>(&text).map_err(|e| run_error(dir, format!("{SUMMARY_FILE}: {e}"))))
@@ -359,11 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn verdicts_and_natural_order() {
-        assert_eq!(verdict_sentence(3.17e-17, 21), "gradient at layer 0 is 3.17e-17 of layer 20's: vanishing");
-        assert_eq!(Verdict::of(0.5), Verdict::Healthy);
-        assert_eq!(Verdict::of(1e3), Verdict::Exploding);
-        assert_eq!(Verdict::of(f64::NAN), Verdict::Broken);
+    fn natural_order() {
         let mut v = vec!["sigmoid-depth10", "sigmoid-depth2", "relu-depth20", "sigmoid-depth5"];
         v.sort_by_key(|s| natural_key(s));
         assert_eq!(v, ["relu-depth20", "sigmoid-depth2", "sigmoid-depth5", "sigmoid-depth10"]);

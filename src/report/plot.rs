@@ -72,7 +72,23 @@ fn font(px: f64) -> TextStyle<'static> {
 }
 
 /// Ticks to ask plotters for on an axis `pixels` long (it picks at most this many round values).
+/// A tick's label: the category's at whole positions of a categorical axis, else [`tick`].
+fn axis_tick(a: &Axis, v: f64) -> String {
+    if a.labels.is_empty() {
+        return tick(v, a.log, a.integer);
+    }
+    let i = v.round();
+    if (v - i).abs() > 1e-9 || i < 0.0 {
+        return String::new();
+    }
+    a.labels.get(i as usize).cloned().unwrap_or_default()
+}
+
 fn tick_count(a: &Axis, pixels: f64) -> usize {
+    if !a.labels.is_empty() {
+        // one tick per category while they fit (about 40 px each), else every other, …
+        return a.labels.len().min(((pixels / 40.0) as usize).max(2));
+    }
     if a.log || a.integer {
         ((pixels / 34.0) as usize).clamp(3, 12).min((a.max - a.min).round() as usize + 1).max(2)
     } else {
@@ -121,6 +137,7 @@ fn draw<DB: DrawingBackend>(fig: &Figure, root: &DrawingArea<DB, Shift>, s: f64)
                         Rectangle::new([(c.x.0, c.y.0), (c.x.1, c.y.1)], color.filled())
                     }))
                     .map_err(e)?;
+                cell_texts(&mut chart, cells, bar, s)?;
                 draw_lines(&mut chart, lines, s)?;
             }
             Panel::Note { title, text } => note(area, title, text, s).map_err(e)?,
@@ -131,6 +148,35 @@ fn draw<DB: DrawingBackend>(fig: &Figure, root: &DrawingArea<DB, Shift>, s: f64)
     } else if !fig.legend.is_empty() {
         legend(&side_area, fig, s).map_err(e)?;
     }
+    Ok(())
+}
+
+/// Borders around the cells that carry a text, and the text, dark or light by the cell's colour.
+fn cell_texts<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    cells: &[super::figures::Cell],
+    bar: Option<&ColorBar>,
+    s: f64,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let marked: Vec<&super::figures::Cell> = cells.iter().filter(|c| c.text.is_some()).collect();
+    let border = ShapeStyle::from(&WHITE).stroke_width((1.5 * s).round().max(1.0) as u32);
+    chart.draw_series(marked.iter().map(|c| Rectangle::new([(c.x.0, c.y.0), (c.x.1, c.y.1)], border))).map_err(e)?;
+    let center = Pos::new(HPos::Center, VPos::Center);
+    chart
+        .draw_series(marked.iter().filter(|c| c.text.as_deref().is_some_and(|t| !t.is_empty())).map(|c| {
+            let (r, g, b) = match (c.value, bar) {
+                (Some(v), Some(bar)) => bar.color(v),
+                _ => (200, 200, 200),
+            };
+            // relative luminance: dark text on light cells (viridis' yellow end), light on dark
+            let light = 0.2126 * r as f64 + 0.7152 * g as f64 + 0.0722 * b as f64 > 140.0;
+            let ink = if light { RGBColor(20, 20, 20) } else { RGBColor(245, 245, 245) };
+            let text = c.text.clone().unwrap_or_default();
+            let at = ((c.x.0 + c.x.1) / 2.0, (c.y.0 + c.y.1) / 2.0);
+            Text::new(text, at, (FAMILY, 13.0 * s).into_font().color(&ink).pos(center))
+        }))
+        .map_err(e)?;
     Ok(())
 }
 
@@ -182,8 +228,8 @@ fn chart<'a, DB: DrawingBackend>(
     let (w, h) = chart.plotting_area().dim_in_pixel();
     let (nx, ny) = (tick_count(x, w as f64 / s), tick_count(y, h as f64 / s));
     let (xl, yl) = (x.clone(), y.clone());
-    let xf = move |v: &f64| tick(*v, xl.log, xl.integer);
-    let yf = move |v: &f64| tick(*v, yl.log, yl.integer);
+    let xf = move |v: &f64| axis_tick(&xl, *v);
+    let yf = move |v: &f64| axis_tick(&yl, *v);
     chart
         .configure_mesh()
         .x_desc(x.label.as_str())
@@ -285,7 +331,7 @@ fn color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &ColorBar, s:
         .map_err(e)?;
     let log = b.log;
     let fmt = move |v: &f64| tick(*v, log, false);
-    let axis = Axis { label: String::new(), log, integer: false, min: b.min, max: b.max };
+    let axis = Axis { label: String::new(), log, integer: false, min: b.min, max: b.max, labels: Vec::new() };
     chart
         .configure_mesh()
         .disable_x_axis()

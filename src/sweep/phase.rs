@@ -226,20 +226,70 @@ impl Theory {
     }
 }
 
-/// Cell edges around sorted centres: midpoints, the outer ones half a spacing out.
-fn edges(v: &[f64]) -> Vec<f64> {
-    match v {
-        [] => vec![0.0, 1.0],
-        [one] => vec![one - 0.5, one + 0.5],
+/// Where value `v` sits on a categorical axis whose category i holds `values[i]` (ascending):
+/// linear between neighbouring values (in log₁₀ when `log`), continued past the ends.
+fn to_index(values: &[f64], v: f64, log: bool) -> f64 {
+    let t = |x: f64| if log { x.log10() } else { x };
+    let ts: Vec<f64> = values.iter().map(|&x| t(x)).collect();
+    let tv = t(v);
+    match ts.as_slice() {
+        [] => 0.0,
+        [one] => tv - one,
         _ => {
-            let mut e = Vec::with_capacity(v.len() + 1);
-            e.push(v[0] - (v[1] - v[0]) / 2.0);
-            e.extend(v.windows(2).map(|w| (w[0] + w[1]) / 2.0));
-            e.push(v[v.len() - 1] + (v[v.len() - 1] - v[v.len() - 2]) / 2.0);
-            e
+            let k = ts.iter().rposition(|&x| x <= tv).unwrap_or(0).min(ts.len() - 2);
+            k as f64 + (tv - ts[k]) / (ts[k + 1] - ts[k])
         }
     }
 }
+
+/// The value at position `i` of such an axis (the inverse of [`to_index`]).
+fn from_index(values: &[f64], i: f64, log: bool) -> f64 {
+    let t = |x: f64| if log { x.log10() } else { x };
+    let un = |x: f64| if log { 10f64.powf(x) } else { x };
+    match values {
+        [] => i,
+        [one] => un(t(*one) + i),
+        _ => {
+            let k = (i.floor().max(0.0) as usize).min(values.len() - 2);
+            let (a, b) = (t(values[k]), t(values[k + 1]));
+            un(a + (i - k as f64) * (b - a))
+        }
+    }
+}
+
+/// A swept value as a tick label: whole numbers plainly, others to 3 decimals, trailing zeros cut.
+fn value_label(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 && v.abs() < 1e6 {
+        return format!("{}", v.round() as i64);
+    }
+    if (1e-3..1e4).contains(&v.abs()) {
+        let s = format!("{v:.3}");
+        return s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{v:.2e}")
+}
+
+/// A cell's value as printed in it: 3 significant digits, at most 7 characters.
+fn cell_text(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        "0".into()
+    } else if (0.01..1.0).contains(&a) {
+        format!("{v:.3}")
+    } else if (1.0..10.0).contains(&a) {
+        format!("{v:.2}")
+    } else if (10.0..100.0).contains(&a) {
+        format!("{v:.1}")
+    } else if (100.0..1000.0).contains(&a) {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+/// Grids up to this many columns and rows print each cell's value in it (cells of about 45 px
+/// and more).
+pub const PRINTED_GRID: (usize, usize) = (12, 16);
 
 fn label(key: &str) -> String {
     match key {
@@ -253,11 +303,12 @@ fn label(key: &str) -> String {
 }
 
 /// The heat map of `g`, with the 6 ξ_c curve when `theory` is given.
+///
+/// Both axes are categorical: one equal cell per swept value, ticked and labelled with it, so
+/// that the axes span exactly the grid (a depth grid of 5 and 40 is two rows, not a scale from
+/// −10 to 55). Cells have borders, and small grids ([`PRINTED_GRID`]) print each value.
 pub fn figure(g: &PhaseGrid, theory: Option<&Theory>, title: &str) -> Figure {
-    let tf = |v: f64, log: bool| if log { v.log10() } else { v };
-    let xs: Vec<f64> = g.xs.iter().map(|&v| tf(v, g.x_log)).collect();
-    let ys: Vec<f64> = g.ys.iter().map(|&v| tf(v, g.y_log)).collect();
-    let (ex, ey) = (edges(&xs), edges(&ys));
+    let (nx, ny) = (g.xs.len(), g.ys.len());
     let values: Vec<f64> = g.mean.iter().flatten().flatten().copied().collect();
     let positive = values.iter().all(|v| *v > 0.0);
     let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
@@ -268,20 +319,30 @@ pub fn figure(g: &PhaseGrid, theory: Option<&Theory>, title: &str) -> Figure {
     let (cmin, cmax) = if lo.is_finite() { (c(lo), c(hi)) } else { (0.0, 1.0) };
     let (cmin, cmax) =
         if higher_is_better(&g.metric) && !log_colour { (cmin.min(0.0), cmax.max(cmin)) } else { (cmin, cmax) };
+    let printed = nx <= PRINTED_GRID.0 && ny <= PRINTED_GRID.1;
     let mut cells = Vec::new();
     let mut notes = Vec::new();
     let mut grey = 0;
     for (iy, row) in g.mean.iter().enumerate() {
         for (ix, v) in row.iter().enumerate() {
             grey += usize::from(v.is_none());
-            cells.push(Cell { x: (ex[ix], ex[ix + 1]), y: (ey[iy], ey[iy + 1]), value: v.map(c) });
+            let text = if printed { v.map_or_else(|| "–".into(), cell_text) } else { String::new() };
+            let (x, y) = (ix as f64, iy as f64);
+            cells.push(Cell { x: (x - 0.5, x + 0.5), y: (y - 0.5, y + 0.5), value: v.map(c), text: Some(text) });
         }
     }
     if grey > 0 {
         notes.push(format!("{grey} cells are grey: no finished run there has a finite {}.", g.metric));
     }
-    let x = Axis { label: label(&g.x_key), log: g.x_log, integer: false, min: ex[0], max: ex[ex.len() - 1] };
-    let y = Axis { label: label(&g.y_key), log: g.y_log, integer: false, min: ey[0], max: ey[ey.len() - 1] };
+    let axis = |key: &str, vs: &[f64]| Axis {
+        label: label(key),
+        log: false,
+        integer: true,
+        min: -0.5,
+        max: vs.len() as f64 - 0.5,
+        labels: vs.iter().map(|&v| value_label(v)).collect(),
+    };
+    let (x, y) = (axis(&g.x_key, &g.xs), axis(&g.y_key, &g.ys));
     let mut lines = Vec::new();
     let mut caption = format!("Each cell is the mean {} of the runs at that point", g.metric);
     if !g.averaged_over.is_empty() {
@@ -290,19 +351,19 @@ pub fn figure(g: &PhaseGrid, theory: Option<&Theory>, title: &str) -> Figure {
     caption.push('.');
     if let Some(t) = theory {
         let sigma_on_x = g.x_key == "sigma_w2";
+        let (sigmas, slog, depths, dlog) =
+            if sigma_on_x { (&g.xs, g.x_log, &g.ys, g.y_log) } else { (&g.ys, g.y_log, &g.xs, g.x_log) };
         // the plotted ranges, back in data units: the curve spans the cells and stops at the top
-        let un = |v: f64, log: bool| if log { 10f64.powf(v) } else { v };
-        let (se, slog, de, dlog) = if sigma_on_x { (&ex, g.x_log, &ey, g.y_log) } else { (&ey, g.y_log, &ex, g.x_log) };
-        let (lo, hi) = (un(se[0], slog).max(1e-6), un(se[se.len() - 1], slog));
-        let top = un(de[de.len() - 1], dlog);
+        let lo = from_index(sigmas, -0.5, slog).max(1e-6);
+        let hi = from_index(sigmas, sigmas.len() as f64 - 0.5, slog);
+        let top = from_index(depths, depths.len() as f64 - 0.5, dlog);
         for piece in t.curve(lo, hi, top) {
             let points = piece
                 .into_iter()
-                .map(
-                    |(s, d)| {
-                        if sigma_on_x { (tf(s, g.x_log), tf(d, g.y_log)) } else { (tf(d, g.x_log), tf(s, g.y_log)) }
-                    },
-                )
+                .map(|(s, d)| {
+                    let (i, j) = (to_index(sigmas, s, slog), to_index(depths, d, dlog));
+                    if sigma_on_x { (i, j) } else { (j, i) }
+                })
                 .collect();
             lines
                 .push(Series { label: "6 ξ_c".into(), color: (255, 255, 255), dashed: false, markers: false, points });
@@ -320,6 +381,9 @@ pub fn figure(g: &PhaseGrid, theory: Option<&Theory>, title: &str) -> Figure {
             t.activation.name(),
             t.sigma_b2
         ));
+        if sigmas.len() > 2 || depths.len() > 2 {
+            caption.push_str(" Between swept values the line is placed by linear interpolation of the axis.");
+        }
     }
     let panel = Panel::Heat { title: String::new(), x, y, cells, lines };
     Figure {
@@ -386,6 +450,29 @@ pub fn boundary(g: &PhaseGrid, t: &Theory, threshold: f64) -> (Vec<Boundary>, us
 mod tests {
     use super::*;
     use crate::summary::Summary;
+
+    #[test]
+    fn categorical_axes_span_the_grid() {
+        // issue 13: depth [5, 40] drew a y axis from −10 to 55
+        let depths = [5.0, 40.0];
+        assert_eq!(to_index(&depths, 5.0, false), 0.0);
+        assert_eq!(to_index(&depths, 40.0, false), 1.0);
+        assert_eq!(to_index(&depths, 22.5, false), 0.5);
+        assert_eq!(from_index(&depths, 1.5, false), 57.5);
+        let logs = [10.0, 100.0, 1000.0];
+        assert!((to_index(&logs, 31.622776601683793, true) - 0.5).abs() < 1e-12);
+        assert!((from_index(&logs, 2.5, true) - 3162.2776601683795).abs() < 1e-6);
+        assert_eq!([value_label(1.25), value_label(40.0), value_label(21.544346900318832)], ["1.25", "40", "21.544"]);
+        assert_eq!([cell_text(0.91234), cell_text(2.3456), cell_text(3.17e-17)], ["0.912", "2.35", "3.2e-17"]);
+        let s = Sweep::from_toml("[grid]\ndepth = [5, 40]\nsigma_w2 = [1.0, 2.0]", "t").unwrap();
+        let g = phase_grid(&s, &[], "sigma_w2", "depth", "test_accuracy").unwrap();
+        let fig = figure(&g, None, "t");
+        let Panel::Heat { x, y, cells, .. } = &fig.panels[0] else { panic!("a heat map") };
+        assert_eq!((y.min, y.max, y.labels.clone()), (-0.5, 1.5, vec!["5".to_string(), "40".to_string()]));
+        assert_eq!(x.labels, ["1", "2"]);
+        // no run: every cell grey, bordered and marked
+        assert!(cells.iter().all(|c| c.value.is_none() && c.text.as_deref() == Some("–")));
+    }
 
     fn sweep() -> Sweep {
         Sweep::from_toml(
@@ -465,8 +552,14 @@ mod tests {
         assert_eq!(cells.len(), 6);
         // the curve leaves the top near the critical σ_w² ≈ 1.76 and comes back: two pieces, two lines each
         assert_eq!(lines.len(), 4);
-        assert!(lines.iter().flat_map(|l| &l.points).all(|p| p.1 <= 150.0 + 1e-9));
-        crate::report::plot::svg(&fig).unwrap();
+        // index coordinates: depth 100 is row 1, and the plot's top is row 1.5
+        assert!(lines.iter().flat_map(|l| &l.points).all(|p| p.1 <= 1.5 + 1e-9));
+        let svg = crate::report::plot::svg(&fig).unwrap();
+        // small grid: every cell's value printed, ticks at the swept values
+        assert!(cells.iter().all(|c| c.text.as_deref().is_some_and(|t| !t.is_empty())));
+        for label in ["1", "1.76", "4", "10", "100", "0.900", "0.100"] {
+            assert!(svg.contains(&format!("\n{label}\n</text>")), "{label} not in the SVG");
+        }
         // the swept width rules nothing out, but a swept activation does
         let s2 = Sweep::from_toml("[base]\ninit = \"gaussian\"\n[grid]\ndepth = [1, 2]\nsigma_w2 = [1.0, 2.0]\nactivation = [\"tanh\", \"relu\"]", "t").unwrap();
         let g2 = phase_grid(&s2, &[], "sigma_w2", "depth", "test_accuracy").unwrap();
