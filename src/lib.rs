@@ -35,6 +35,7 @@ pub mod io;
 pub mod nn;
 pub mod nonfinite;
 pub mod optim;
+pub mod peak;
 pub mod probe;
 pub mod report;
 pub mod sweep;

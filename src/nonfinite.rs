@@ -67,6 +67,7 @@ impl fmt::Display for NonFinite {
 const LANES: usize = 16;
 
 /// True when every entry of `v` is finite (branch-free, vectorised).
+#[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
 pub fn all_finite<F: Scalar>(v: &[F]) -> bool {
     let mut lanes = [F::zero(); LANES];
     let chunks = v.chunks_exact(LANES);

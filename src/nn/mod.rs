@@ -9,6 +9,7 @@ pub mod loss;
 pub mod mlp;
 pub mod norm;
 pub mod scalar;
+pub mod simd;
 
 pub use activation::{ACTIVATION_NAMES, Activation};
 pub use init::{INIT_NAMES, Init};
