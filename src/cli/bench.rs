@@ -67,10 +67,11 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
         println!("{table}");
         println!("{threads} threads, {} timed steps per config, probe every {} (0: never)", a.steps, a.probe_every);
         println!(
-            "peak {} GFLOP/s: {} FMA kernel, {} accumulators per thread, {threads} threads at once",
+            "peak {} GFLOP/s: {} FMA kernel, {} accumulators per thread, {} threads at once, over their CPU time",
             sci(peak.gflops),
             peak.isa.name(),
-            crate::peak::ACCUMULATORS
+            crate::peak::ACCUMULATORS,
+            peak.threads
         );
     }
     Ok(Status::Ok)
