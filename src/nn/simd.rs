@@ -6,7 +6,10 @@
 //! for x86-64-v4 (AVX-512), x86-64-v3 (AVX2+FMA) and AArch64 SVE, and the first call on a CPU
 //! picks the best clone (one atomic load per call after that). The bodies are plain slice loops
 //! that the compiler vectorises for whichever width it is given; everything they call is
-//! `#[inline]`, so it is compiled into the clone.
+//! `#[inline]`, so it is compiled into the clone. Elsewhere in the crate, `nonfinite::all_finite`
+//! and the probes' lane sums carry the same attribute. Check a new clone's code before keeping
+//! it: the optimizer's update loop, cloned, was vectorised with gathers and ran 2.6× slower
+//! (docs/DESIGN.md, Speed).
 //!
 //! Same bits on every clone: Rust neither reassociates nor fuses floating-point operations
 //! unless asked (`mul_add`), so an AVX-512 clone computes exactly what the SSE one does, lane

@@ -47,7 +47,6 @@ impl<F: Scalar> AdamState<F> {
 
 impl Adam {
     /// One update of `param` from `grad`; with `measure`, returns `[‖Δθ‖², ‖θ‖², ‖g‖²]`.
-    #[inline(always)] // into optim::update's vectorised clones
     pub fn step<F: Scalar>(
         &self,
         lr: f64,

@@ -259,7 +259,6 @@ pub(crate) fn apply_update<F: Scalar>(
     total
 }
 
-#[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
 fn update<F: Scalar>(
     rule: Optimizer,
     lr: f64,

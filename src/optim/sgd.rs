@@ -38,7 +38,6 @@ impl<F: Scalar> SgdState<F> {
 
 impl Sgd {
     /// One update of `param` from `grad`; with `measure`, returns `[‖Δθ‖², ‖θ‖², ‖g‖²]`.
-    #[inline(always)] // into optim::update's vectorised clones
     pub fn step<F: Scalar>(
         &self,
         lr: F,
