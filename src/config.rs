@@ -5,10 +5,31 @@
 //! `threads` made concrete) is saved beside every run, so passing it back repeats the run.
 
 use crate::data::DataSpec;
-use crate::error::{Error, Result, closest};
+use crate::error::{Error, Result, closest, parse_name};
 use crate::nn::{Activation, Arch, Init, Loss, NormKind, NormPosition, Residual};
 use crate::optim::{Adam, Clip, Optimizer, OptimizerKind, Sgd};
 use serde::{Deserialize, Serialize};
+
+/// What a step does when its loss, an activation or a gradient is NaN or infinite.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnNonFinite {
+    /// Stop there: the run ends `diverged`, with the weights before that step's update.
+    #[default]
+    Stop,
+    /// Skip that update and go on (counted in `skipped_steps`).
+    Skip,
+}
+
+/// The names of [`OnNonFinite`].
+pub const ON_NONFINITE_NAMES: [&str; 2] = ["stop", "skip"];
+
+impl OnNonFinite {
+    /// Parses `stop` or `skip`.
+    pub fn from_name(name: &str) -> Result<Self> {
+        parse_name("on_nonfinite", name, &[("stop", Self::Stop), ("skip", Self::Skip)])
+    }
+}
 
 /// Every key of a run's config, as written in `config.toml` (flags spell them in kebab case).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -215,7 +236,7 @@ pub struct RunSpec {
     /// Checkpoint period in steps (0: only when interrupted).
     pub checkpoint_every: u64,
     /// What a NaN or infinity does.
-    pub on_nonfinite: crate::train::OnNonFinite,
+    pub on_nonfinite: OnNonFinite,
 }
 
 fn positive(key: &str, v: f64) -> Result<()> {
@@ -370,7 +391,7 @@ impl Config {
             arch,
             clip,
             checkpoint_every: self.checkpoint_every,
-            on_nonfinite: crate::train::OnNonFinite::from_name(&self.on_nonfinite)?,
+            on_nonfinite: OnNonFinite::from_name(&self.on_nonfinite)?,
         })
     }
 

@@ -5,8 +5,44 @@
 //! `∂L/∂W₁ = ∂L/∂ŷ · ∂ŷ/∂h₂ · ∂h₂/∂h₁ · ∂h₁/∂W₁`; the sigmoid's derivative is at most 1/4, so in a
 //! deep sigmoid network the product shrinks layer after layer and the first layers barely learn.
 //!
-//! Layout, dependencies pointing one way: `cli → train → {probe, optim} → nn`; `data` and `io`
-//! sit beside them, and `theory → nn` predicts what the probes measure.
+//! Layout: modules and what each may import (`use crate::…`), checked by `tests/layers.rs`:
+//!
+//! | module | imports from |
+//! |---|---|
+//! | `error` | — |
+//! | `nn` | `error` |
+//! | `data` | `error` |
+//! | `optim`, `probe` | `nn`, `optim`, `error` |
+//! | `nonfinite` | `nn`, `optim`, `probe` |
+//! | `io` | `nn`, `optim`, `probe`, `nonfinite`, `error` |
+//! | `summary` | `nonfinite`, `probe` |
+//! | `config` | `nn`, `optim`, `data`, `error` |
+//! | `theory` | `nn`, `error` |
+//! | `report` | `config`, `io`, `probe`, `summary`, `error` (records only: no `nn`, `theory`, `run`) |
+//! | `run` | all of the above but `sweep`, `bench`, `demo` |
+//! | `sweep` | `config`, `io`, `summary`, `report`, `theory`, `nn`, `error` |
+//! | `demo` | `config` |
+//! | `bench` | `nn`, `optim`, `probe`, `nonfinite` |
+//! | `peak` | (none) |
+//!
+//! The binary's command-line layer (`src/cli/`, private to it) parses flags, calls this library
+//! and prints.
+//!
+//! A run, from config to report ([`run::train_into`] writes the folder a report reads):
+//!
+//! ```no_run
+//! use gradscope::{Config, Mode, Silent, run};
+//! # fn main() -> gradscope::Result<()> {
+//! let config = Config { depth: 10, steps: Some(300), ..Config::default() };
+//! let dir = std::path::Path::new("out/sigmoid-depth10");
+//! let (_spec, outcome) = run::train_into(&config, dir, Mode::New, &mut Silent)?;
+//! println!("vanishing ratio at step 0: {:.2e}", outcome.summary.vanishing_ratio);
+//! run::write_report(&[dir.to_path_buf()], dir, "library example".into())?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The engine alone:
 //!
 //! ```
 //! use gradscope::nn::{Activation, Init, Loss, MlpConfig, Targets, Threads};
@@ -27,9 +63,9 @@
 #![warn(missing_docs)]
 
 pub mod bench;
-pub mod cli;
 pub mod config;
 pub mod data;
+pub mod demo;
 pub mod error;
 pub mod io;
 pub mod nn;
@@ -38,8 +74,14 @@ pub mod optim;
 pub mod peak;
 pub mod probe;
 pub mod report;
+pub mod run;
+pub mod summary;
 pub mod sweep;
 pub mod theory;
-pub mod train;
 
+pub use config::{Config, OnNonFinite, RunSpec};
 pub use error::{Error, Result};
+pub use probe::{GradientProbe, LayerStats, StepRecord};
+pub use report::Report;
+pub use run::{Mode, Observer, Outcome, RunDir, Silent, Trainer, train, train_from, train_into};
+pub use summary::{RunStatus, Summary};

@@ -1,6 +1,8 @@
 //! The `gradscope` binary: parses flags, runs a command, maps the outcome to an exit code.
 
-use gradscope::cli::{self, Status};
+mod cli;
+
+use cli::Status;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

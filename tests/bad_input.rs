@@ -2,15 +2,13 @@
 //! the problem, exit 2, and no output (or the old output untouched). Files are made here, except
 //! the inputs fuzzing found, which are kept in tests/corpus/ (see `fuzz_findings_are_errors`).
 
-use assert_cmd::Command;
+mod common;
+
+use common::gradscope;
 use predicates::prelude::*;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-fn gradscope() -> Command {
-    Command::cargo_bin("gradscope").unwrap()
-}
 
 fn idx(dims: &[u32], data: &[u8]) -> Vec<u8> {
     let mut v = vec![0, 0, 8, dims.len() as u8];

@@ -4,7 +4,9 @@
 //! Needs Debian's `chromium` (`.ci/run` installs it). Without it the tests print a note and pass,
 //! except under CI (`CI=true`), where a missing browser fails them.
 
-use assert_cmd::Command;
+mod common;
+
+use common::gradscope;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -142,8 +144,7 @@ fn check_report(bin: &Path, html: &Path, figures: &[&str]) -> Vec<String> {
 
 /// A real run's report, as `train` writes it.
 fn trained_report(dir: &Path) -> PathBuf {
-    Command::cargo_bin("gradscope")
-        .unwrap()
+    gradscope()
         .args(["train", "--depth", "6", "--width", "16", "--steps", "40", "--probe-every", "10", "--quiet", "--out"])
         .arg(dir)
         .assert()

@@ -1,16 +1,15 @@
 //! The `gradscope` binary end to end: commands, formats and exit codes as a user meets them.
 
+mod common;
+
 use assert_cmd::Command;
+use common::gradscope;
 use gradscope::nn::gradcheck::rel_error;
 use gradscope::nn::{Activation, Loss, Targets, Threads};
 use predicates::prelude::*;
 use safetensors::SafeTensors;
 use serde_json::Value;
 use std::path::Path;
-
-fn gradscope() -> Command {
-    Command::cargo_bin("gradscope").unwrap()
-}
 
 /// Runs `cmd`, asserts it succeeded, and returns its stdout.
 fn stdout_of(cmd: &mut Command) -> String {

@@ -2,11 +2,14 @@
 //! one; Ctrl-C stops after a step with a checkpoint and exit 130; a NaN or infinity is caught at
 //! its step and named.
 
-use assert_cmd::Command;
+mod common;
+
+use common::gradscope;
 use gradscope::config::Config;
 use gradscope::data::{self, LoadOptions};
 use gradscope::nn::{Scalar, Threads};
-use gradscope::train::{RunStatus, Silent, Summary, build_mlp, train};
+use gradscope::run::{Silent, build_mlp, train};
+use gradscope::{RunStatus, Summary};
 use predicates::prelude::*;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -15,10 +18,6 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gradscope");
-
-fn gradscope() -> Command {
-    Command::cargo_bin("gradscope").unwrap()
-}
 
 fn summary_without_wall_time(dir: &Path) -> Value {
     let mut v: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();

@@ -2,11 +2,13 @@
 //! eval mode, clipping in the metrics, the deep sigmoid network that trains only with a remedy,
 //! the exploding network that trains only clipped, and bad remedy settings refused.
 
+mod common;
+
 use gradscope::config::Config;
 use gradscope::data::{self, LoadOptions};
 use gradscope::nn::Threads;
 use gradscope::probe::StepRecord;
-use gradscope::train::{Observer, Silent, evaluate, train};
+use gradscope::run::{Observer, Silent, evaluate, train};
 
 struct Records(Vec<StepRecord>);
 impl Observer for Records {
@@ -22,12 +24,12 @@ fn data(config: &Config) -> data::Dataset {
     data::load(&spec.data, &opts).unwrap()
 }
 
-fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::train::Outcome<f32> {
+fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::run::Outcome<f32> {
     train::<f32>(&config.resolve().unwrap(), &data(config), observer).unwrap()
 }
 
 /// Every state tensor (parameters and batch norm's running estimates), flattened.
-fn state(o: &gradscope::train::Outcome<f32>) -> Vec<(String, Vec<f32>)> {
+fn state(o: &gradscope::run::Outcome<f32>) -> Vec<(String, Vec<f32>)> {
     o.mlp.state().into_iter().map(|(n, _, v)| (n, v.to_vec())).collect()
 }
 
@@ -120,7 +122,7 @@ fn evaluation_uses_the_running_estimates() {
 #[test]
 fn deep_sigmoid_trains_only_with_a_remedy_and_exploding_relu_only_clipped() {
     let steps = 600;
-    let runs = gradscope::cli::demo::remedies_setups(steps, 1);
+    let runs = gradscope::demo::remedies_setups(steps, 1);
     let get = |name: &str| runs.iter().find(|(n, _)| n == name).unwrap().1.clone();
     let plain = run(&get("sigmoid-plain"), &mut Silent).summary;
     let residual = run(&get("sigmoid-residual"), &mut Silent).summary;
@@ -181,13 +183,11 @@ fn bad_remedy_settings_are_refused() {
 /// network from it alone and writes every gradient, and refuses a file that does not fit.
 #[test]
 fn weights_with_remedies_save_load_and_probe() {
-    use assert_cmd::Command;
     use safetensors::{Dtype, SafeTensors};
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
     let common = ["--depth", "3", "--width", "8", "--norm", "batch", "--residual", "--residual-block", "1"];
-    Command::cargo_bin("gradscope")
-        .unwrap()
+    common::gradscope()
         .args(["train", "--quiet", "--no-report", "--steps", "5", "--threads", "1", "--out"])
         .arg(&a)
         .args(common)
@@ -211,8 +211,7 @@ fn weights_with_remedies_save_load_and_probe() {
     assert_eq!(again, bytes, "load then save gives the same bytes");
     // probe reads it (architecture from the metadata) and writes every gradient
     let p = tmp.path().join("p");
-    Command::cargo_bin("gradscope")
-        .unwrap()
+    common::gradscope()
         .args(["probe", "--batch-size", "32", "--depth", "3", "--width", "8", "--out"])
         .arg(&p)
         .arg("--weights")
@@ -230,8 +229,7 @@ fn weights_with_remedies_save_load_and_probe() {
     assert!(probe["layers"][0]["norm_grad_w_norm"].as_f64().is_some_and(|g| g > 0.0));
     assert!(probe["layers"][3]["norm_grad_w_norm"].is_null());
     // flags that contradict the file: a clear error, exit 2
-    let out = Command::cargo_bin("gradscope")
-        .unwrap()
+    let out = common::gradscope()
         .args(["probe", "--norm", "none", "--out"])
         .arg(tmp.path().join("q"))
         .arg("--weights")

@@ -1,14 +1,13 @@
 //! `gradscope sweep`, `merge` and `phase` end to end: tables, resuming after SIGKILL, shards.
 
+mod common;
+
 use assert_cmd::Command;
+use common::gradscope;
 use predicates::prelude::*;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-fn gradscope() -> Command {
-    Command::cargo_bin("gradscope").unwrap()
-}
 
 /// Tiny networks on the built-in regression set: 3 × 3 × 2 seeds = 18 quick runs.
 const TINY: &str = r#"

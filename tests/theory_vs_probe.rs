@@ -1,7 +1,9 @@
 //! Theory beside measurement (issue 5): random networks built by the engine agree with the
 //! mean-field prediction, and `gradscope theory` says so end to end.
 
-use assert_cmd::Command;
+mod common;
+
+use common::gradscope;
 use gradscope::nn::{Activation, Init};
 use gradscope::theory::measure::{MeasureSpec, NetworkSpec};
 use gradscope::theory::{Critical, MeanField, critical_sigma_w2, jacobian_spectrum, measure};
@@ -105,10 +107,6 @@ fn orthogonal_tanh_at_criticality_is_dynamically_isometric() {
     assert_eq!(orth.histogram.counts.iter().sum::<usize>(), 2 * 200);
 }
 
-fn gradscope() -> Command {
-    Command::cargo_bin("gradscope").unwrap()
-}
-
 fn json_of(args: &[&str]) -> Value {
     let out = gradscope().args(args).assert().success().get_output().stdout.clone();
     serde_json::from_slice(&out).unwrap()
@@ -166,8 +164,7 @@ fn report_overlays_the_predicted_decay() {
     use gradscope::report::{figures, model};
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    assert_cmd::Command::cargo_bin("gradscope")
-        .unwrap()
+    gradscope()
         .args(["train", "--depth", "20", "--width", "256", "--init", "gaussian", "--sigma-w2", "1.0"])
         .args(["--sigma-b2", "0.05", "--activation", "tanh", "--steps", "1", "--quiet", "--no-report", "--out"])
         .arg(&out)

@@ -1,11 +1,13 @@
 //! Training-level guarantees: determinism, probes that only observe, the vanishing gradient
 //! measured at initialisation, and real MNIST.
 
+mod common;
+
+use common::mnist_dir;
 use gradscope::config::Config;
 use gradscope::data::{self, DataSpec, LoadOptions};
 use gradscope::probe::StepRecord;
-use gradscope::train::{Observer, Silent, train};
-use std::path::PathBuf;
+use gradscope::run::{Observer, Silent, train};
 
 struct Records(Vec<StepRecord>);
 impl Observer for Records {
@@ -15,7 +17,7 @@ impl Observer for Records {
     }
 }
 
-fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::train::Outcome<f32> {
+fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::run::Outcome<f32> {
     let spec = config.resolve().unwrap();
     let opts = LoadOptions {
         target: None,
@@ -27,7 +29,7 @@ fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::trai
     train::<f32>(&spec, &data, observer).unwrap()
 }
 
-fn weights(o: &gradscope::train::Outcome<f32>) -> Vec<f32> {
+fn weights(o: &gradscope::run::Outcome<f32>) -> Vec<f32> {
     o.mlp.layers.iter().flat_map(|l| l.weight.iter().chain(l.bias.iter()).copied()).collect()
 }
 
@@ -77,13 +79,6 @@ fn deep_sigmoid_gradient_vanishes_at_init() {
     let relu = run(&Config { activation: "relu".into(), init: "kaiming_normal".into(), ..base }, &mut Silent);
     assert!(relu.summary.vanishing_ratio > 1e3 * sig.summary.vanishing_ratio);
     assert!(relu.summary.vanishing_ratio > 1e-2, "relu ratio {}", relu.summary.vanishing_ratio);
-}
-
-/// Where the shared copy of MNIST lives (override with GRADSCOPE_MNIST_DIR).
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("GRADSCOPE_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist"))
 }
 
 #[test]

@@ -1,12 +1,12 @@
 //! Flags. Every config key is a flag (kebab case); a flag given on the command line overrides
 //! the same key of `--config FILE`, which overrides the default.
 
-use crate::config::{CONFIG_KEYS, Config};
-use crate::error::{Error, Result};
-use crate::nn::{ACTIVATION_NAMES, INIT_NAMES, LOSS_NAMES, NORM_NAMES, NORM_POSITION_NAMES};
-use crate::optim::OPTIMIZER_NAMES;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Parser, Subcommand, builder::PossibleValuesParser};
+use gradscope::config::{CONFIG_KEYS, Config};
+use gradscope::error::{Error, Result};
+use gradscope::nn::{ACTIVATION_NAMES, INIT_NAMES, LOSS_NAMES, NORM_NAMES, NORM_POSITION_NAMES};
+use gradscope::optim::OPTIMIZER_NAMES;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -389,7 +389,7 @@ pub struct ScheduleArgs {
     pub checkpoint_every: u64,
     /// At a NaN or infinity in the loss, an activation or a gradient: stop (the run ends
     /// diverged) or skip that update.
-    #[arg(long, default_value_t = Config::default().on_nonfinite, value_parser = PossibleValuesParser::new(crate::train::ON_NONFINITE_NAMES))]
+    #[arg(long, default_value_t = Config::default().on_nonfinite, value_parser = PossibleValuesParser::new(gradscope::config::ON_NONFINITE_NAMES))]
     pub on_nonfinite: String,
 }
 

@@ -3,9 +3,9 @@
 use super::Status;
 use super::args::BenchArgs;
 use super::output::sci;
-use crate::bench::{self, CONFIGS};
-use crate::error::Error;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use gradscope::bench::{self, CONFIGS};
+use gradscope::error::Error;
 
 /// Runs `gradscope bench`.
 pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
@@ -39,7 +39,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
         "of peak",
     ]);
     // measured once, before the configs, with every thread busy (peak.rs)
-    let peak = crate::peak::measure(threads);
+    let peak = gradscope::peak::measure(threads);
     for cfg in &configs {
         let warmup = a.warmup.unwrap_or(if a.steps < 10 { 1 } else { (a.steps / 5).clamp(2, 20) });
         let mut r = bench::run(cfg, threads, a.steps, warmup, a.probe_every);
@@ -70,7 +70,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
             "peak {} GFLOP/s: {} FMA kernel, {} accumulators per thread, {} threads at once, over their CPU time",
             sci(peak.gflops),
             peak.isa.name(),
-            crate::peak::ACCUMULATORS,
+            gradscope::peak::ACCUMULATORS,
             peak.threads
         );
     }

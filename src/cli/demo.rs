@@ -8,93 +8,17 @@
 use super::Status;
 use super::args::DemoArgs;
 use super::output::{self, sci};
-use super::train::{RunOptions, run_config_with};
-use crate::config::{Config, RunSpec};
-use crate::train::Outcome;
+use super::train::train_config;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use gradscope::config::{Config, RunSpec};
+use gradscope::demo::{
+    EXPLODING_SIGMA_W2, REMEDIES_CLIP_NORM, REMEDIES_DEPTH, REMEDIES_RESIDUAL_SCALE, remedies_setups, setups,
+};
+use gradscope::run::Outcome;
 use std::path::{Path, PathBuf};
 
-/// What every demo run shares: the built-in regression set, 64 units, SGD (lr 0.01, momentum
-/// 0.9, batch 64), `steps` steps probed 16 times, seed 0.
-fn demo_base(steps: u64, threads: usize) -> Config {
-    Config {
-        data: "regression".into(),
-        width: 64,
-        loss: "mse".into(),
-        optimizer: "sgd".into(),
-        lr: Some(0.01),
-        momentum: 0.9,
-        batch_size: 64,
-        steps: Some(steps),
-        probe_every: (steps / 15).max(1),
-        seed: 0,
-        threads,
-        ..Config::default()
-    }
-}
-
-/// One demo run: a name (its folder) and its config.
-pub fn setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
-    let base = demo_base(steps, threads);
-    let mut v: Vec<(String, Config)> = [2, 5, 10, 20]
-        .into_iter()
-        .map(|d| {
-            (
-                format!("sigmoid-depth{d}"),
-                Config { depth: d, activation: "sigmoid".into(), init: "pytorch".into(), ..base.clone() },
-            )
-        })
-        .collect();
-    v.push((
-        "tanh-xavier-depth20".into(),
-        Config { depth: 20, activation: "tanh".into(), init: "xavier_normal".into(), ..base.clone() },
-    ));
-    v.push((
-        "relu-kaiming-depth20".into(),
-        Config { depth: 20, activation: "relu".into(), init: "kaiming_normal".into(), ..base },
-    ));
-    v
-}
-
-/// Hidden layers of the remedies demo.
-pub const REMEDIES_DEPTH: usize = 50;
-/// α of the residual runs: with α = 1 the sigmoid's positive outputs pile up along the residual
-/// stream and SGD diverges within ten steps; a small branch scale (as SkipInit and Fixup do)
-/// keeps the stream near its input.
-pub const REMEDIES_RESIDUAL_SCALE: f64 = 0.05;
-/// σ_w² of the exploding network (ReLU's critical value is 2).
-pub const EXPLODING_SIGMA_W2: f64 = 2.5;
-/// clip_norm of the clipped runs.
-pub const REMEDIES_CLIP_NORM: f64 = 1.0;
-
-/// The runs of `gradscope demo --remedies`: for sigmoid and tanh at depth 50 (PyTorch's init),
-/// plain, each remedy alone and all combined; then ReLU with gaussian σ_w² = 2.5 plain and
-/// clipped. Same data, seed, batches and SGD for all.
-pub fn remedies_setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
-    let base = Config { depth: REMEDIES_DEPTH, ..demo_base(steps, threads) };
-    let residual = |c: Config| Config { residual: true, residual_scale: REMEDIES_RESIDUAL_SCALE, ..c };
-    let mut v = Vec::new();
-    for act in ["sigmoid", "tanh"] {
-        let plain = Config { activation: act.into(), ..base.clone() };
-        v.push((format!("{act}-plain"), plain.clone()));
-        v.push((format!("{act}-residual"), residual(plain.clone())));
-        v.push((format!("{act}-batchnorm"), Config { norm: "batch".into(), ..plain.clone() }));
-        v.push((format!("{act}-layernorm"), Config { norm: "layer".into(), ..plain.clone() }));
-        v.push((format!("{act}-clip"), Config { clip_norm: Some(REMEDIES_CLIP_NORM), ..plain.clone() }));
-        v.push((
-            format!("{act}-combined"),
-            Config { norm: "batch".into(), clip_norm: Some(REMEDIES_CLIP_NORM), ..residual(plain) },
-        ));
-    }
-    let exploding =
-        Config { activation: "relu".into(), init: "gaussian".into(), sigma_w2: EXPLODING_SIGMA_W2, ..base.clone() };
-    v.push(("relu-exploding".into(), exploding.clone()));
-    v.push(("relu-exploding-clip".into(), Config { clip_norm: Some(REMEDIES_CLIP_NORM), ..exploding }));
-    v
-}
-
 /// One finished demo run: its name, summary and loss at step 0.
-type Row = (String, crate::train::Summary, f64);
+type Row = (String, gradscope::Summary, f64);
 
 /// Trains each setup into `out/NAME` (replacing the demo's own earlier run there), calling
 /// `each` after every run; `None` when Ctrl-C interrupted a run (its checkpoint stays).
@@ -107,8 +31,8 @@ fn run_setups(
     let (mut rows, mut dirs) = (Vec::new(), Vec::new());
     for (name, config) in setups {
         let dir = out.join(&name);
-        let (spec, outcome) = run_config_with(&config, &dir, RunOptions { progress: !a.quiet, overwrite: true })?;
-        if outcome.summary.status == crate::train::RunStatus::Interrupted {
+        let (spec, outcome) = train_config(&config, &dir, !a.quiet, true)?;
+        if outcome.summary.status == gradscope::RunStatus::Interrupted {
             eprintln!("interrupted during {name}; its checkpoint is in {}", dir.display());
             return Ok(None);
         }

@@ -4,15 +4,15 @@
 //! 2 an error (bad input, unreadable file), with nothing half-written; 130 interrupted by
 //! Ctrl-C (SIGINT) or SIGTERM after writing a checkpoint.
 
-pub mod args;
-pub mod bench;
-pub mod demo;
-pub mod output;
-pub mod probe;
-pub mod report;
-pub mod sweep;
-pub mod theory;
-pub mod train;
+mod args;
+mod bench;
+mod demo;
+mod output;
+mod probe;
+mod report;
+mod sweep;
+mod theory;
+mod train;
 
 use args::{Cli, Command};
 use clap::{CommandFactory, FromArgMatches};

@@ -2,19 +2,80 @@
 
 use super::Status;
 use super::args::{self, ProbeArgs};
-use super::train::load_data;
-use crate::data::{Labels, Split};
-use crate::error::Error;
-use crate::io::{self, weights};
-use crate::nn::{Mlp, Targets, Threads};
-use crate::probe::record;
-use crate::train::build_mlp;
 use anyhow::Context;
 use clap::ArgMatches;
+use gradscope::config::RunSpec;
+use gradscope::data::{Dataset, Labels, Split};
+use gradscope::error::Error;
+use gradscope::io::{self, weights};
+use gradscope::nn::{Mlp, Targets, Threads};
+use gradscope::probe::record;
+use gradscope::run::{build_mlp, load_data};
 use ndarray::Array2;
+use std::path::Path;
 
 /// Largest buffer budget (bytes) a probe may use before it asks for `--batch-size`.
 const MAX_PROBE_BYTES: f64 = 8e9;
+
+/// The (weight, bias) names of each layer in a weights file.
+type ParamNames = Vec<(String, String)>;
+
+/// A weights file as an f64 network, checked against the data's shape and the flags given;
+/// its parameter names.
+fn load_weights(
+    path: &Path,
+    spec: &RunSpec,
+    data: &Dataset,
+    file_table: Option<&toml::Table>,
+    matches: &ArgMatches,
+) -> anyhow::Result<(Mlp<f64>, ParamNames)> {
+    let activation_given = args::given("activation", file_table, matches);
+    let w = weights::load(path)?;
+    let activation = match (activation_given, w.activation) {
+        (true, _) => spec.activation,
+        (false, Some(act)) => act,
+        (false, None) => {
+            return Err(Error::Weights {
+                path: path.into(),
+                msg: "records no activation (PyTorch files do not); pass --activation NAME".into(),
+            }
+            .into());
+        }
+    };
+    let sizes = w.sizes();
+    let bad = |msg: String| Error::Weights { path: path.into(), msg };
+    if sizes[0] != data.inputs() {
+        return Err(bad(format!(
+            "the first layer takes {} inputs but the data has {} features",
+            sizes[0],
+            data.inputs()
+        ))
+        .into());
+    }
+    if *sizes.last().expect("non-empty") != data.outputs() {
+        return Err(bad(format!(
+            "the last layer gives {} outputs but the data's targets need {}",
+            sizes.last().expect("non-empty"),
+            data.outputs()
+        ))
+        .into());
+    }
+    let depth = sizes.len() - 2;
+    if args::given("depth", file_table, matches) && spec.depth != depth {
+        return Err(bad(format!("holds {depth} hidden layers but --depth is {}", spec.depth)).into());
+    }
+    if args::given("width", file_table, matches) && sizes[1..sizes.len() - 1].iter().any(|&s| s != spec.width) {
+        return Err(
+            bad(format!("hidden widths are {:?} but --width is {}", &sizes[1..sizes.len() - 1], spec.width)).into()
+        );
+    }
+    // the architecture: flags (or the config file) first, then the file's metadata
+    let arch_given = ["residual", "residual_scale", "residual_block", "norm", "norm_position"]
+        .iter()
+        .any(|k| args::given(k, file_table, matches));
+    let arch = if arch_given { spec.arch } else { w.arch.unwrap_or(spec.arch) };
+    Ok((w.to_mlp_with(activation, arch, path)?, w.names.clone()))
+}
 
 /// Runs `gradscope probe`.
 pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
@@ -34,59 +95,10 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let rows = a.batch_size.unwrap_or(data.train.len()).min(data.train.len());
     let split: Split = data.train.head(rows);
 
-    let activation_given = args::given("activation", file_table.as_ref(), matches);
     let (mut mlp, names, fresh): (Mlp<f64>, Vec<(String, String)>, bool) = match &a.weights {
         Some(path) => {
-            let w = weights::load(path)?;
-            let activation = match (activation_given, w.activation) {
-                (true, _) => spec.activation,
-                (false, Some(act)) => act,
-                (false, None) => {
-                    return Err(Error::Weights {
-                        path: path.clone(),
-                        msg: "records no activation (PyTorch files do not); pass --activation NAME".into(),
-                    }
-                    .into());
-                }
-            };
-            let sizes = w.sizes();
-            let bad = |msg: String| Error::Weights { path: path.clone(), msg };
-            if sizes[0] != data.inputs() {
-                return Err(bad(format!(
-                    "the first layer takes {} inputs but the data has {} features",
-                    sizes[0],
-                    data.inputs()
-                ))
-                .into());
-            }
-            if *sizes.last().expect("non-empty") != data.outputs() {
-                return Err(bad(format!(
-                    "the last layer gives {} outputs but the data's targets need {}",
-                    sizes.last().expect("non-empty"),
-                    data.outputs()
-                ))
-                .into());
-            }
-            let depth = sizes.len() - 2;
-            if args::given("depth", file_table.as_ref(), matches) && spec.depth != depth {
-                return Err(bad(format!("holds {depth} hidden layers but --depth is {}", spec.depth)).into());
-            }
-            if args::given("width", file_table.as_ref(), matches)
-                && sizes[1..sizes.len() - 1].iter().any(|&s| s != spec.width)
-            {
-                return Err(bad(format!(
-                    "hidden widths are {:?} but --width is {}",
-                    &sizes[1..sizes.len() - 1],
-                    spec.width
-                ))
-                .into());
-            }
-            // the architecture: flags (or the config file) first, then the file's metadata
-            let arch_given = ["residual", "residual_scale", "residual_block", "norm", "norm_position"]
-                .iter()
-                .any(|k| args::given(k, file_table.as_ref(), matches));
-            let arch = if arch_given { spec.arch } else { w.arch.unwrap_or(spec.arch) };
-            (w.to_mlp_with(activation, arch, path)?, w.names.clone(), false)
+            let (m, names) = load_weights(path, &spec, &data, file_table.as_ref(), matches)?;
+            (m, names, false)
         }
         None => {
             // drawn and rounded exactly as `train` would, so weights.safetensors (f32) is the point probed

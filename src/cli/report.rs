@@ -3,9 +3,8 @@
 
 use super::Status;
 use super::args::ReportArgs;
-use crate::error::Error;
-use crate::io;
-use crate::report::{self, Report};
+use gradscope::error::Error;
+use gradscope::io;
 use std::path::{Path, PathBuf};
 
 /// The command line of this process, shell-quoted, with the program's path cut to its name.
@@ -22,25 +21,24 @@ pub fn command_line() -> String {
         .join(" ")
 }
 
-/// Quotes an argument for a POSIX shell when it needs it.
+/// Quotes an argument for a POSIX shell when it needs it (shlex). An argument holding a NUL
+/// byte, which no shell can pass, is kept as it is.
 pub fn quote(a: &str) -> String {
-    let plain = !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c));
-    if plain { a.to_string() } else { format!("'{}'", a.replace('\'', "'\\''")) }
+    shlex::try_quote(a).map_or_else(|_| a.to_string(), |q| q.into_owned())
 }
 
 /// Saves this process's command line in a run folder, for reports made later.
-pub fn save_command(dir: &Path) -> crate::Result<()> {
+pub fn save_command(dir: &Path) -> gradscope::Result<()> {
     io::write_atomic(&dir.join(io::COMMAND_FILE), format!("{}\n", command_line()).as_bytes())
 }
 
 /// Writes the report of `runs` into `out`; returns the page's path.
-pub fn make(runs: &[PathBuf], out: &Path) -> crate::Result<PathBuf> {
-    let report = Report::load(runs, command_line())?;
-    Ok(report::write(&report, out)?.html)
+pub fn make(runs: &[PathBuf], out: &Path) -> gradscope::Result<PathBuf> {
+    gradscope::run::write_report(runs, out, command_line())
 }
 
 /// Where the report of several runs goes without `--out`: their common parent folder.
-fn default_out(runs: &[PathBuf]) -> crate::Result<PathBuf> {
+fn default_out(runs: &[PathBuf]) -> gradscope::Result<PathBuf> {
     if let [one] = runs {
         return Ok(one.clone());
     }
@@ -75,9 +73,11 @@ mod tests {
     fn quoting_keeps_plain_words_and_quotes_the_rest() {
         assert_eq!(quote("--depth"), "--depth");
         assert_eq!(quote("csv:data/x.csv"), "csv:data/x.csv");
-        assert_eq!(quote("my run"), "'my run'");
-        assert_eq!(quote("it's"), "'it'\\''s'");
-        assert_eq!(quote(""), "''");
+        // what a shell splits back into the same words
+        let words = ["my run", "it's", "", "$HOME", "a\"b", "x;rm"];
+        let line = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
+        assert_ne!(line, words.join(" "));
+        assert_eq!(shlex::split(&line).unwrap(), words);
     }
 
     #[test]

@@ -1,16 +1,16 @@
 //! `gradscope sweep`, `merge` and `phase`: grids of runs, their tables, their phase diagram.
 
 use super::Status;
-use crate::error::Error;
-use crate::io;
-use crate::sweep::merge::{self, describe};
-use crate::sweep::phase::{self, Theory};
-use crate::sweep::results::{self, RESULTS_CSV, RESULTS_JSONL, Row};
-use crate::sweep::schedule::{self, Next};
-use crate::sweep::{Point, SWEEP_FILE, Shard, Sweep, SweepDir, read_sweep};
-use crate::train::Summary;
 use anyhow::Context;
 use clap::Args;
+use gradscope::Summary;
+use gradscope::error::Error;
+use gradscope::io;
+use gradscope::sweep::merge::{self, describe};
+use gradscope::sweep::phase::{self, Theory};
+use gradscope::sweep::results::{self, RESULTS_CSV, RESULTS_JSONL, Row};
+use gradscope::sweep::schedule::{self, Next};
+use gradscope::sweep::{Point, SWEEP_FILE, Shard, Sweep, SweepDir, read_sweep};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Instant;
@@ -200,6 +200,51 @@ fn die_with_parent(cmd: &mut std::process::Command) {
 #[cfg(not(target_os = "linux"))]
 fn die_with_parent(_cmd: &mut std::process::Command) {}
 
+/// What a sweep says at its end, and its status: interrupted, failed (the error) or done.
+#[allow(clippy::too_many_arguments)]
+fn conclude(
+    a: &SweepArgs,
+    out: &Path,
+    shard: Shard,
+    rows: &[Row],
+    total: usize,
+    start: Instant,
+    interrupted: bool,
+    failure: Option<anyhow::Error>,
+) -> anyhow::Result<Status> {
+    if interrupted && failure.is_none() {
+        eprintln!(
+            "sweep interrupted; the {} finished runs are kept in {}: run the same command to resume",
+            rows.len(),
+            out.display()
+        );
+        return Ok(Status::Interrupted);
+    }
+    if let Some(e) = failure {
+        return Err(e.context(format!(
+            "the sweep stopped; the {} finished runs are kept in {}: fix the problem and run the same command to resume",
+            rows.len(),
+            out.display()
+        )));
+    }
+    if !a.quiet {
+        println!(
+            "{} runs in {:.1} s; results: {} and {} ({} rows{})",
+            total,
+            start.elapsed().as_secs_f64(),
+            out.join(RESULTS_CSV).display(),
+            out.join(RESULTS_JSONL).display(),
+            rows.len(),
+            if shard == Shard::ALL {
+                String::new()
+            } else {
+                "; merge the shards with `gradscope merge DIR... --out DIR`".to_string()
+            }
+        );
+    }
+    Ok(Status::Ok)
+}
+
 /// Runs `gradscope sweep`.
 pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
     let text = std::fs::read_to_string(&a.config).map_err(|err| Error::Io {
@@ -228,7 +273,7 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
         .indices(sd.sweep.len())
         .filter(|i| !done.contains(i))
         .map(|i| sd.sweep.point(i))
-        .collect::<crate::Result<_>>()?;
+        .collect::<gradscope::Result<_>>()?;
     let in_shard = shard.indices(sd.sweep.len()).count();
     let jobs = jobs.min(todo.len()).max(1);
     if !a.quiet {
@@ -291,37 +336,7 @@ pub fn run(a: &SweepArgs) -> anyhow::Result<Status> {
         }
     });
     sd.finish(&mut rows)?;
-    if interrupted && failure.is_none() {
-        eprintln!(
-            "sweep interrupted; the {} finished runs are kept in {}: run the same command to resume",
-            rows.len(),
-            out.display()
-        );
-        return Ok(Status::Interrupted);
-    }
-    if let Some(e) = failure {
-        return Err(e.context(format!(
-            "the sweep stopped; the {} finished runs are kept in {}: fix the problem and run the same command to resume",
-            rows.len(),
-            out.display()
-        )));
-    }
-    if !a.quiet {
-        println!(
-            "{} runs in {:.1} s; results: {} and {} ({} rows{})",
-            total,
-            start.elapsed().as_secs_f64(),
-            out.join(RESULTS_CSV).display(),
-            out.join(RESULTS_JSONL).display(),
-            rows.len(),
-            if shard == Shard::ALL {
-                String::new()
-            } else {
-                "; merge the shards with `gradscope merge DIR... --out DIR`".to_string()
-            }
-        );
-    }
-    Ok(Status::Ok)
+    conclude(a, &out, shard, &rows, total, start, interrupted, failure)
 }
 
 /// Runs `gradscope merge`.
@@ -406,8 +421,8 @@ pub fn run_phase(a: &PhaseArgs) -> anyhow::Result<Status> {
     let out = a.out.clone().unwrap_or_else(|| a.dir.clone());
     io::create_dir(&out)?;
     let stem = format!("phase-{}", g.metric);
-    let svg = crate::report::plot::svg(&fig)?;
-    let png = crate::report::plot::png(&fig, 2)?;
+    let svg = gradscope::report::plot::svg(&fig)?;
+    let png = gradscope::report::plot::png(&fig, 2)?;
     // the table behind the figure
     let mut csv = csv::Writer::from_writer(Vec::new());
     let six_header = if theory.is_ok() { "six_xi_c" } else { "" };

@@ -4,16 +4,16 @@
 use super::Status;
 use super::args::TheoryArgs;
 use super::output::sci;
-use crate::error::Error;
-use crate::nn::{Activation, Init};
-use crate::theory::jacobian::JacobianSpectrum;
-use crate::theory::mean_field::{CRITICAL_RANGE, TRAINABLE_XI_C, check};
-use crate::theory::measure::{MeasureSpec, NetworkSpec};
-use crate::theory::{
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use gradscope::error::Error;
+use gradscope::nn::{Activation, Init};
+use gradscope::theory::jacobian::JacobianSpectrum;
+use gradscope::theory::mean_field::{CRITICAL_RANGE, TRAINABLE_XI_C, check};
+use gradscope::theory::measure::{MeasureSpec, NetworkSpec};
+use gradscope::theory::{
     Convergence, Critical, FixedPointTheory, LayerPrediction, MeanField, Measurement, Phase, QFixedPoint,
     critical_sigma_w2, init_variances, jacobian_spectrum, measure,
 };
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use serde::Serialize;
 
 /// Where σ_w² and σ_b² came from.
@@ -125,7 +125,7 @@ pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
 }
 
 /// σ_w², σ_b² and where they came from: the flags, the critical σ_w², or what `--init` amounts to.
-fn sigmas(a: &TheoryArgs, activation: Activation, init: Init) -> crate::Result<(f64, f64, Source)> {
+fn sigmas(a: &TheoryArgs, activation: Activation, init: Init) -> gradscope::Result<(f64, f64, Source)> {
     let takes_sigmas = matches!(init, Init::Gaussian | Init::Orthogonal);
     Ok(match (takes_sigmas, a.sigma_w2, a.critical) {
         (true, Some(w), false) => (w, a.sigma_b2, Source::Given),

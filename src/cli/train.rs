@@ -2,122 +2,44 @@
 
 use super::Status;
 use super::args::{self, TrainArgs};
-use super::output::{self, Mode, RunObserver};
-use crate::config::{CONFIG_KEYS, Config, RunSpec};
-use crate::data::{self, Dataset, LoadOptions};
-use crate::error::Error;
-use crate::io::checkpoint::Checkpoint;
-use crate::io::{CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE};
-use crate::nn::Loss;
-use crate::train::{Outcome, RunStatus, Summary, train_from};
+use super::output::{self, Progress};
 use clap::ArgMatches;
 use clap::parser::ValueSource;
+use gradscope::config::{CONFIG_KEYS, Config, RunSpec};
+use gradscope::error::Error;
+use gradscope::io::CONFIG_FILE;
+use gradscope::run::{self, Mode, Outcome};
+use gradscope::summary::{RunStatus, Summary};
 use std::path::Path;
 
-/// Loads the data a spec names.
-pub fn load_data(spec: &RunSpec) -> crate::Result<Dataset> {
-    data::load(
-        &spec.data,
-        &LoadOptions {
-            target: spec.target.as_deref(),
-            classes: spec.loss == Loss::CrossEntropy,
-            seed: spec.seed,
-            test_fraction: spec.test_fraction,
-        },
-    )
+/// Trains `config` into `dir` with a progress bar when `progress`; `overwrite` replaces a run
+/// there (else such a folder is refused, exit 2). Saves the command line beside the run.
+pub fn train_config(
+    config: &Config,
+    dir: &Path,
+    progress: bool,
+    overwrite: bool,
+) -> anyhow::Result<(RunSpec, Outcome<f32>)> {
+    let mode = if overwrite { Mode::Overwrite } else { Mode::New };
+    let r = run::train_into(config, dir, mode, &mut Progress::new(progress))?;
+    save_command(dir)?;
+    Ok(r)
 }
 
-/// How [`run_config_with`] treats its output folder.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RunOptions {
-    /// Show a progress bar (on a terminal).
-    pub progress: bool,
-    /// Replace a run already in the folder (else such a folder is refused, exit 2).
-    pub overwrite: bool,
-}
-
-/// Trains `config` into `dir`, which must not hold a run; validates everything before the folder
-/// is created. A diverged or interrupted run is a result (see [`Summary::status`]), not an error.
-pub fn run_config(config: &Config, dir: &Path, progress: bool) -> anyhow::Result<(RunSpec, Outcome<f32>)> {
-    run_config_with(config, dir, RunOptions { progress, overwrite: false })
-}
-
-/// [`run_config`] with options.
-pub fn run_config_with(config: &Config, dir: &Path, opts: RunOptions) -> anyhow::Result<(RunSpec, Outcome<f32>)> {
-    let spec = config.resolve()?;
-    let data = load_data(&spec)?;
-    let resolved = config.resolved(&spec);
-    let mode = if opts.overwrite { Mode::Overwrite } else { Mode::New };
-    let mut observer = RunObserver::open(dir, &resolved, opts.progress, mode)?;
-    let outcome = train_from::<f32>(&spec, &data, &mut observer, None)?;
-    finish(dir, observer, &outcome)?;
-    Ok((spec, outcome))
-}
-
-fn finish(dir: &Path, observer: RunObserver, outcome: &Outcome<f32>) -> anyhow::Result<()> {
-    observer.finish()?;
-    output::write_outcome(dir, outcome)?;
-    // a resumed run keeps the command line that started it
-    if !dir.join(crate::io::COMMAND_FILE).exists() {
+/// Saves this process's command line in a run folder, unless there is one: a resumed run
+/// keeps the command line that started it.
+fn save_command(dir: &Path) -> anyhow::Result<()> {
+    if !dir.join(gradscope::io::COMMAND_FILE).exists() {
         super::report::save_command(dir)?;
     }
     Ok(())
 }
 
-/// The summary of a run in `dir` that ended (completed or diverged), if it has one.
-pub fn finished_summary(dir: &Path) -> anyhow::Result<Option<Summary>> {
-    let path = dir.join(SUMMARY_FILE);
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text =
-        std::fs::read_to_string(&path).map_err(|err| Error::Io { action: "cannot read", path: path.clone(), err })?;
-    let s: Summary = serde_json::from_str(&text).map_err(|e| Error::Folder {
-        path: path.clone(),
-        msg: format!("is not a gradscope summary ({e}); start afresh with --overwrite"),
-    })?;
-    Ok((s.status != RunStatus::Interrupted).then_some(s))
-}
-
-/// Continues the run in `dir` from its `checkpoint.safetensors`, or from step 0 when it was
-/// stopped before its first checkpoint; `metrics.jsonl` is cut back to the checkpoint's length.
-pub fn resume(dir: &Path, progress: bool) -> anyhow::Result<(RunSpec, Outcome<f32>)> {
-    let cfg_path = dir.join(CONFIG_FILE);
-    if !cfg_path.is_file() {
-        return Err(Error::Folder {
-            path: dir.into(),
-            msg: format!("holds no {CONFIG_FILE}, so it is not a run folder and nothing can be resumed; start the run without --resume"),
-        }
-        .into());
-    }
-    let text = std::fs::read_to_string(&cfg_path).map_err(|err| Error::Io {
-        action: "cannot read",
-        path: cfg_path.clone(),
-        err,
-    })?;
-    let config = Config::from_toml(&text, &cfg_path.display().to_string())?;
-    let spec = config.resolve()?;
-    let data = load_data(&spec)?;
-    let ck_path = dir.join(CHECKPOINT_FILE);
-    let ck = if ck_path.is_file() { Some(Checkpoint::read(&ck_path)?) } else { None };
-    if let Some(ck) = &ck
-        && ck.meta.config != config.to_toml()
-    {
-        return Err(Error::Checkpoint {
-            path: ck_path,
-            msg: format!("it was written for another config than {}", cfg_path.display()),
-        }
-        .into());
-    }
-    let mut observer =
-        RunObserver::open(dir, &config, progress, Mode::Resume(ck.as_ref().map_or(0, |c| c.meta.metrics_len)))?;
-    let summary = dir.join(SUMMARY_FILE);
-    if summary.exists() {
-        std::fs::remove_file(&summary).map_err(|err| Error::Io { action: "cannot remove", path: summary, err })?;
-    }
-    let outcome = train_from::<f32>(&spec, &data, &mut observer, ck.as_ref().map(|c| (ck_path.as_path(), c)))?;
-    finish(dir, observer, &outcome)?;
-    Ok((spec, outcome))
+/// Continues the run in `dir` (see [`run::resume`]).
+fn resume(dir: &Path, progress: bool) -> anyhow::Result<(RunSpec, Outcome<f32>)> {
+    let r = run::resume(dir, &mut Progress::new(progress))?;
+    save_command(dir)?;
+    Ok(r)
 }
 
 /// The exit status of a run that ended this way.
@@ -144,7 +66,7 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
                 )
                 .into());
             }
-            if let Some(s) = finished_summary(dir)? {
+            if let Some(s) = run::finished_summary(dir)? {
                 if !a.quiet && !a.json {
                     println!(
                         "{} already finished ({:?} after {} steps); nothing to resume",
@@ -160,7 +82,7 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
         None => {
             let groups = [args::table(&a.data), args::table(&a.model), args::table(&a.optim), args::table(&a.schedule)];
             let config = args::merge(a.config.as_deref(), &groups, matches)?;
-            (&a.out, run_config_with(&config, &a.out, RunOptions { progress, overwrite: a.overwrite })?)
+            (&a.out, train_config(&config, &a.out, progress, a.overwrite)?)
         }
     };
     if a.json {

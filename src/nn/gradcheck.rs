@@ -1,7 +1,7 @@
 //! Finite-difference gradient checks in f64.
 //!
 //! Central differences `(L(θ + h) − L(θ − h)) / 2h` with `h = ε^(1/3)·max(1, |θ|)`, one entry at a
-//! time: perturb, evaluate, restore (as argmin's `finitediff` does); see [`numeric_grad`] for
+//! time: perturb, evaluate, restore (as argmin's `finitediff` does); see `numeric_grad` for
 //! vanishing gradients. A tensor passes when the
 //! difference between the analytic and the numeric gradient is small relative to the larger of
 //! the two: ‖g_analytic − g_numeric‖ ≤ tol·max(‖g_analytic‖, ‖g_numeric‖) (Frobenius norms).
@@ -78,7 +78,7 @@ pub fn check_mlp(mlp: &Mlp<f64>, x: ArrayView2<f64>, target: Targets<f64>, loss:
     net.want_input_grad = true;
     net.loss_and_grads(x, target, loss, Threads::One);
     let mut analytic: Vec<(String, Vec<f64>)> = Vec::new();
-    net.for_each_param(|k, l, _, g| analytic.push((k.name(l), g.to_vec())));
+    net.for_each_param(|name, _, _, g| analytic.push((name.to_string(), g.to_vec())));
     let mut probe = mlp.clone();
     probe.set_track_running_stats(false);
     let eval = |p: &mut Mlp<f64>, x: ArrayView2<f64>| {

@@ -2,7 +2,7 @@
 //! records, with the values a figure cannot draw (zero or not finite on a log scale) left out
 //! and said so. [`super::plot`] draws these with plotters.
 
-use super::model::{Report, Run};
+use super::model::{Report, Run, sci};
 use crate::probe::{DACT_BINS, StepRecord};
 
 /// An sRGB colour.
@@ -360,14 +360,58 @@ fn last_step(run: &Run) -> u64 {
     run.records.last().map_or(0, |r| r.step)
 }
 
+/// A tick label: powers of ten on log axes, whole numbers on integer axes, compact otherwise.
+pub fn tick(v: f64, log: bool, integer: bool) -> String {
+    let whole = (v - v.round()).abs() < 1e-9;
+    if log {
+        if whole {
+            return format!("10{}", superscript(v.round() as i64));
+        }
+        return sci(10f64.powf(v));
+    }
+    if integer {
+        return if whole { format!("{}", v.round() as i64) } else { String::new() };
+    }
+    if v == 0.0 || whole && v.abs() < 1e6 {
+        return format!("{}", v.round() as i64);
+    }
+    let a = v.abs();
+    if (0.01..1e4).contains(&a) {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        format!("{v:.1e}")
+    }
+}
+
+/// Superscript digits for tick labels: 10⁻¹⁸.
+fn superscript(n: i64) -> String {
+    n.to_string()
+        .chars()
+        .map(|c| match c {
+            '-' => '⁻',
+            '0' => '⁰',
+            '1' => '¹',
+            '2' => '²',
+            '3' => '³',
+            '4' => '⁴',
+            '5' => '⁵',
+            '6' => '⁶',
+            '7' => '⁷',
+            '8' => '⁸',
+            _ => '⁹',
+        })
+        .collect()
+}
+
 const GRAD_LABEL: &str = "‖∂L/∂W‖ of the layer (Frobenius norm, log scale)";
 
 /// The mean-field prediction of ‖∂L/∂W_l‖ at initialisation for a run's hidden layers 1..depth−1,
-/// anchored at the measured step-0 norm of the last hidden layer: `theory::predicted_decay`
-/// gives E‖∂L/∂z_l‖², and away from the input ‖∂L/∂W_l‖ ∝ ‖∂L/∂z_l‖ (its docs). The init's
-/// σ_w², σ_b² come from `theory::init_variances`; inputs are taken with q⁰ = 1 (standardised).
-/// None when the run is too shallow, its step-0 norms are not finite, or the theory refuses
-/// the parameters.
+/// anchored at the measured step-0 norm of the last hidden layer: [`Theory::decay`] (given by
+/// the caller) is E‖∂L/∂z_l‖², and away from the input ‖∂L/∂W_l‖ ∝ ‖∂L/∂z_l‖. None when the
+/// run is too shallow, its step-0 norms are not finite, or there is no prediction.
+///
+/// [`Theory::decay`]: super::model::Theory::decay
 pub fn predicted_flow(run: &Run) -> Option<Vec<(f64, f64)>> {
     let c = &run.config;
     let rec = run.records.first().filter(|r| r.step == 0)?;
@@ -375,10 +419,7 @@ pub fn predicted_flow(run: &Run) -> Option<Vec<(f64, f64)>> {
     if depth < 3 || rec.layers.len() != depth + 1 {
         return None;
     }
-    let act = crate::nn::Activation::from_name(&c.activation, c.negative_slope).ok()?;
-    let init = crate::nn::Init::from_name(&c.init).ok()?;
-    let v = crate::theory::init_variances(init, act, c.width, c.width, c.sigma_w2, c.sigma_b2);
-    let decay = crate::theory::predicted_decay(act, v.sigma_w2, v.sigma_b2, 1.0, depth).ok()?;
+    let decay = run.theory.decay.as_ref()?;
     let anchor = rec.layers[depth - 1].grad_w_norm;
     let base = decay.get(depth - 1).copied()?;
     if !(anchor.is_finite() && anchor > 0.0 && base.is_finite() && base > 0.0) {
@@ -882,12 +923,10 @@ pub fn dact(r: &Report) -> Figure {
     let mut panels = Vec::new();
     for run in &r.runs {
         let depth = run.layers().saturating_sub(1);
-        let max = crate::nn::Activation::from_name(&run.config.activation, run.config.negative_slope)
-            .map(|a| a.max_derivative())
-            .ok();
+        let max = run.theory.max_derivative;
         let x_label = match max {
             Some(m) => {
-                format!("φ′(z) / max φ′   ({}: max φ′ = {})", run.activation(), super::plot::tick(m, false, false))
+                format!("φ′(z) / max φ′   ({}: max φ′ = {})", run.activation(), tick(m, false, false))
             }
             None => "φ′(z) / max φ′".into(),
         };

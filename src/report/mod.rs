@@ -2,7 +2,7 @@
 //! and `.png` out.
 //!
 //! Reports read records (the files a run wrote), never a network. Renderers are pure functions
-//! from a [`Report`] to bytes; [`write`] is the one place that writes files, after everything
+//! from a [`Report`] to bytes; [`write()`] is the one place that writes files, after everything
 //! rendered, each file atomically.
 
 pub mod figures;
@@ -13,7 +13,7 @@ pub mod plot;
 use crate::error::Result;
 use crate::io;
 pub use figures::{Figure, figures};
-pub use model::{Report, Run};
+pub use model::{Report, Run, Theory};
 use std::path::{Path, PathBuf};
 
 /// The page's file name.
@@ -66,7 +66,7 @@ fn svgs(figs: &[Figure]) -> Result<Vec<Option<String>>> {
     figs.iter().map(|f| if f.is_empty() { Ok(None) } else { plot::svg(f).map(Some) }).collect()
 }
 
-/// What [`write`] wrote.
+/// What [`write()`] wrote.
 #[derive(Debug)]
 pub struct Written {
     /// `report.html`.
@@ -104,7 +104,7 @@ pub mod sample {
     use super::model::{Report, Run};
     use crate::config::Config;
     use crate::probe::{DACT_BINS, LayerStats, StepRecord};
-    use crate::train::Summary;
+    use crate::summary::Summary;
 
     /// A record of `layers` layers at `step` whose gradient falls by `decay` per layer towards
     /// the input.
@@ -183,6 +183,7 @@ pub mod sample {
             summary: Some(summary),
             records,
             command: Some(format!("gradscope train --depth {depth} --activation {activation} --out {dir}")),
+            theory: Default::default(),
         }
     }
 

@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::io::{COMMAND_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use crate::probe::StepRecord;
-use crate::train::Summary;
+use crate::summary::Summary;
 use std::path::{Path, PathBuf};
 
 /// Everything a report shows: the runs, and how the report was made.
@@ -34,6 +34,19 @@ pub struct Run {
     pub records: Vec<StepRecord>,
     /// The command line that made the run, when it was saved.
     pub command: Option<String>,
+    /// Predictions for this run's config, computed by the caller (empty: none drawn).
+    pub theory: Theory,
+}
+
+/// What theory predicts for a run, as plain numbers given by the report's caller (the report
+/// reads records and draws; it computes no theory and builds no network).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Theory {
+    /// The mean-field prediction of E‖∂L/∂z_l‖² at initialisation for l = 0..=depth, relative
+    /// to its input (`theory::predicted_decay` for the run's activation and init).
+    pub decay: Option<Vec<f64>>,
+    /// The hidden activation's largest derivative, max φ′ (the φ′ histograms' scale).
+    pub max_derivative: Option<f64>,
 }
 
 /// What the first/last gradient ratio says.
@@ -245,7 +258,15 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         .map(|text| serde_json::from_str::<Summary>(&text).map_err(|e| run_error(dir, format!("{SUMMARY_FILE}: {e}"))))
         .transpose()?;
     let command = read(COMMAND_FILE)?.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
-    Ok(Run { dir: dir.display().to_string(), label: String::new(), config, summary, records, command })
+    Ok(Run {
+        dir: dir.display().to_string(),
+        label: String::new(),
+        config,
+        summary,
+        records,
+        command,
+        theory: Theory::default(),
+    })
 }
 
 /// Labels that tell runs apart: the config values that differ between them, the activation and
@@ -305,7 +326,15 @@ mod tests {
     use super::*;
 
     pub(crate) fn run_with(config: Config, dir: &str) -> Run {
-        Run { dir: dir.into(), label: String::new(), config, summary: None, records: Vec::new(), command: None }
+        Run {
+            dir: dir.into(),
+            label: String::new(),
+            config,
+            summary: None,
+            records: Vec::new(),
+            command: None,
+            theory: Theory::default(),
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! `assets/fonts/LICENSE-DejaVu.txt`), so figures look the same on a machine with no fonts.
 //! In SVG the text stays text, in the browser's sans-serif.
 
-use super::figures::{Axis, ColorBar, Figure, Mark, Panel, Rgb, Series};
+use super::figures::{Axis, ColorBar, Figure, Mark, Panel, Rgb, Series, tick};
 use crate::error::{Error, Result};
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
@@ -69,50 +69,6 @@ fn rgb(c: Rgb) -> RGBColor {
 
 fn font(px: f64) -> TextStyle<'static> {
     (FAMILY, px).into_font().color(&RGBColor(30, 30, 30))
-}
-
-/// Superscript digits for tick labels: 10⁻¹⁸.
-fn superscript(n: i64) -> String {
-    n.to_string()
-        .chars()
-        .map(|c| match c {
-            '-' => '⁻',
-            '0' => '⁰',
-            '1' => '¹',
-            '2' => '²',
-            '3' => '³',
-            '4' => '⁴',
-            '5' => '⁵',
-            '6' => '⁶',
-            '7' => '⁷',
-            '8' => '⁸',
-            _ => '⁹',
-        })
-        .collect()
-}
-
-/// A tick label: powers of ten on log axes, whole numbers on integer axes, compact otherwise.
-pub fn tick(v: f64, log: bool, integer: bool) -> String {
-    let whole = (v - v.round()).abs() < 1e-9;
-    if log {
-        if whole {
-            return format!("10{}", superscript(v.round() as i64));
-        }
-        return super::model::sci(10f64.powf(v));
-    }
-    if integer {
-        return if whole { format!("{}", v.round() as i64) } else { String::new() };
-    }
-    if v == 0.0 || whole && v.abs() < 1e6 {
-        return format!("{}", v.round() as i64);
-    }
-    let a = v.abs();
-    if (0.01..1e4).contains(&a) {
-        let s = format!("{v:.3}");
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        format!("{v:.1e}")
-    }
 }
 
 /// Ticks to ask plotters for on an axis `pixels` long (it picks at most this many round values).

@@ -104,7 +104,7 @@ pub fn describe(sweep: &Sweep, index: usize) -> String {
 mod tests {
     use super::super::{SWEEP_FILE, results::write_tables};
     use super::*;
-    use crate::train::Summary;
+    use crate::summary::Summary;
 
     fn summary() -> Summary {
         Summary {

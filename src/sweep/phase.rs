@@ -385,7 +385,7 @@ pub fn boundary(g: &PhaseGrid, t: &Theory, threshold: f64) -> (Vec<Boundary>, us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::Summary;
+    use crate::summary::Summary;
 
     fn sweep() -> Sweep {
         Sweep::from_toml(

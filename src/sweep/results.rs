@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::io;
-use crate::train::Summary;
+use crate::summary::Summary;
 use serde_json::{Map, Value};
 use std::fs::OpenOptions;
 use std::io::Write;

@@ -55,7 +55,7 @@ pub struct JacobianSpectrum {
 pub struct Histogram {
     /// `counts.len() + 1` increasing edges.
     pub edges: Vec<f64>,
-    /// Values in [edges[i], edges[i + 1]) (the last bin also holds its upper edge).
+    /// Values in \[edges\[i\], edges\[i + 1\]) (the last bin also holds its upper edge).
     pub counts: Vec<usize>,
 }
 

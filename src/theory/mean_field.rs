@@ -204,7 +204,7 @@ pub struct FixedPointTheory {
 pub struct LayerPrediction {
     /// 0-based index of the linear layer.
     pub layer: usize,
-    /// q^l = E[z_l²], the pre-activations' second moment.
+    /// q^l = E\[z_l²\], the pre-activations' second moment.
     pub q: f64,
     /// σ_w² ∫Dz φ′(√q^l z)² = E‖∂L/∂z_l‖² / E‖∂L/∂z_{l+1}‖² (null for the output layer).
     pub factor: Option<f64>,
@@ -224,7 +224,7 @@ pub struct MeanField {
 }
 
 /// Checks that `value` is finite and positive (`positive`) or non-negative.
-pub(crate) fn check(key: &str, value: f64, positive: bool) -> Result<()> {
+pub fn check(key: &str, value: f64, positive: bool) -> Result<()> {
     let ok = value.is_finite() && if positive { value > 0.0 } else { value >= 0.0 };
     if ok {
         Ok(())

@@ -261,7 +261,7 @@ pub fn fit_start(predicted: &[LayerPrediction], fp: QFixedPoint, depth: usize) -
     from.min(depth.saturating_sub(2))
 }
 
-/// exp(−slope) of the least-squares line through (l, ln values[l]) for l ≥ from: the per-layer
+/// exp(−slope) of the least-squares line through (l, ln values\[l\]) for l ≥ from: the per-layer
 /// factor by which the values grow towards lower l.
 pub fn fitted_factor(values: &[f64], from: usize) -> f64 {
     let pts: Vec<(f64, f64)> = values.iter().enumerate().skip(from).map(|(l, v)| (l as f64, v.ln())).collect();

@@ -6,7 +6,7 @@
 //!   chaos"; Schoenholz et al. 2017, "Deep Information Propagation"), and the layer-by-layer
 //!   prediction of E‖∂L/∂z_l‖² that the report draws.
 //! - [`quadrature`]: the Gaussian integrals behind them.
-//! - [`measure`]: random networks built by the engine, measured beside the prediction.
+//! - [`measure`](mod@measure): random networks built by the engine, measured beside the prediction.
 //! - [`jacobian`]: the singular values of the input–output Jacobian at initialisation
 //!   (Pennington, Schoenholz & Ganguli 2017, "Resurrecting the sigmoid in deep learning
 //!   through dynamical isometry").

@@ -14,7 +14,7 @@
 //! out.
 //!
 //! Why not Gauss–Hermite alone: it converges fast only for integrands smooth on the whole line,
-//! and φ′ of relu, leaky_relu and selu jumps at 0 (relu's φ′² is the step [z > 0]); even for
+//! and φ′ of relu, leaky_relu and selu jumps at 0 (relu's φ′² is the step \[z > 0\]); even for
 //! tanh the poles at ±iπ/2 slow it (tanh(1.3z + 0.2)²: 60 points leave a 7e-7 relative error,
 //! 200 points are needed for 1e-11). [`GaussRule::hermite`] is kept as an independent check on
 //! smooth integrands; the tests show both agree there, and that Gauss–Hermite misses a jump
@@ -51,7 +51,7 @@ const MIN_WIDTH: f64 = 1e-9;
 /// 1/√(2π).
 const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
 
-/// A Gauss quadrature rule: Σ weights[i]·f(nodes[i]).
+/// A Gauss quadrature rule: Σ weights\[i\]·f(nodes\[i\]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GaussRule {
     /// The nodes, increasing.
