@@ -117,6 +117,11 @@ pub struct BenchResult {
     pub flops_per_step: f64,
     /// flops_per_step / median time, in GFLOP/s.
     pub gflops: f64,
+    /// This machine's peak at this thread count ([`crate::peak::measure`]), in GFLOP/s; NaN
+    /// (`null` in JSON) until the caller measures it.
+    pub peak_gflops: f64,
+    /// gflops / peak_gflops.
+    pub fraction_of_peak: f64,
 }
 
 /// Times `steps` training steps of `cfg` after `warmup` untimed ones.
@@ -175,6 +180,8 @@ fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, p
         max_ms: times[times.len() - 1],
         flops_per_step: flops,
         gflops: flops / (median * 1e-3) / 1e9,
+        peak_gflops: f64::NAN,
+        fraction_of_peak: f64::NAN,
     }
 }
 

@@ -18,11 +18,13 @@
 //! | `summary` | `nonfinite`, `probe` |
 //! | `config` | `nn`, `optim`, `data`, `error` |
 //! | `theory` | `nn`, `error` |
-//! | `report` | `config`, `io`, `probe`, `summary`, `error` (records only: no `nn`, `theory`, `run`) |
+//! | `verdict` | — |
+//! | `report` | `config`, `io`, `probe`, `summary`, `verdict`, `error` (records only: no `nn`, `theory`, `run`) |
 //! | `run` | all of the above but `sweep`, `bench`, `demo` |
 //! | `sweep` | `config`, `io`, `summary`, `report`, `theory`, `nn`, `error` |
 //! | `demo` | `config` |
 //! | `bench` | `nn`, `optim`, `probe`, `nonfinite` |
+//! | `peak` | (none) |
 //!
 //! The binary's command-line layer (`src/cli/`, private to it) parses flags, calls this library
 //! and prints.
@@ -70,6 +72,7 @@ pub mod io;
 pub mod nn;
 pub mod nonfinite;
 pub mod optim;
+pub mod peak;
 pub mod probe;
 pub mod report;
 pub mod run;

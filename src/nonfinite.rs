@@ -63,6 +63,7 @@ impl fmt::Display for NonFinite {
 
 /// True when every entry of `v` is finite: Σ x·0 in the lanes of [`kernel::lane_sum`] is 0
 /// for finite entries and NaN as soon as one is NaN or infinite (branch-free, vectorised).
+#[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
 pub fn all_finite<F: Scalar>(v: &[F]) -> bool {
     kernel::lane_sum(v, |x| x * F::zero()).is_finite()
 }

@@ -17,11 +17,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("summary", &["nonfinite", "probe", "error"]),
     ("config", &["nn", "optim", "data", "error"]),
     ("theory", &["nn", "error"]),
-    ("report", &["config", "io", "probe", "summary", "error"]),
+    ("verdict", &[]),
+    ("report", &["config", "io", "probe", "summary", "verdict", "error"]),
     ("run", &["config", "data", "error", "io", "nn", "nonfinite", "optim", "probe", "report", "summary", "theory"]),
     ("sweep", &["config", "error", "io", "nn", "report", "summary", "theory"]),
     ("demo", &["config"]),
     ("bench", &["nn", "optim", "probe", "nonfinite"]),
+    ("peak", &[]),
 ];
 
 /// Module → the crate modules its files name, for every library file under `src/`.

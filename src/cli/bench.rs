@@ -37,10 +37,14 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
         "min ms",
         "max ms",
         "GFLOP/s",
+        "of peak",
     ]);
+    // measured once, before the configs, with every thread busy (peak.rs)
+    let peak = gradscope::peak::measure(threads);
     for cfg in &configs {
         let warmup = a.warmup.unwrap_or(if a.steps < 10 { 1 } else { (a.steps / 5).clamp(2, 20) });
-        let r = bench::run(cfg, threads, a.steps, warmup, a.probe_every);
+        let mut r = bench::run(cfg, threads, a.steps, warmup, a.probe_every);
+        (r.peak_gflops, r.fraction_of_peak) = (peak.gflops, r.gflops / peak.gflops);
         if a.json {
             crate::outln!("{}", serde_json::to_string(&r)?);
         } else {
@@ -56,6 +60,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
                 format!("{:.3}", r.min_ms),
                 format!("{:.3}", r.max_ms),
                 sci(r.gflops),
+                format!("{:.0} %", 100.0 * r.fraction_of_peak),
             ]);
         }
     }
@@ -65,6 +70,13 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
             "{threads} threads, {} timed steps per config, probe every {} (0: never)",
             a.steps,
             a.probe_every
+        );
+        crate::outln!(
+            "peak {} GFLOP/s: {} FMA kernel, {} accumulators per thread, {} threads at once, over their CPU time",
+            sci(peak.gflops),
+            peak.isa.name(),
+            gradscope::peak::ACCUMULATORS,
+            peak.threads
         );
     }
     Ok(Status::Ok)

@@ -18,7 +18,7 @@
 //! Klambauer et al. 2017.
 
 use crate::error::{Result, parse_name};
-use crate::nn::Scalar;
+use crate::nn::{Scalar, simd};
 use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 use serde::{Deserialize, Serialize};
 
@@ -250,13 +250,13 @@ impl Activation {
 
     /// h = φ(z), elementwise.
     pub fn forward<F: Scalar>(&self, z: ArrayView2<F>, mut h: ArrayViewMut2<F>) {
-        let fast = match (z.as_slice(), h.as_slice_mut()) {
-            (Some(z), Some(h)) => F::activation_fast(*self, z, h),
-            _ => false,
-        };
-        if !fast {
-            Zip::from(h).and(z).for_each(|h, &z| *h = self.f(z));
+        if let (Some(z), Some(h)) = (z.as_slice(), h.as_slice_mut()) {
+            if !F::activation_fast(*self, z, h) {
+                simd::activation(*self, z, h);
+            }
+            return;
         }
+        Zip::from(h).and(z).for_each(|h, &z| *h = self.f(z));
     }
 
     /// h = φ(z) and `dphi` = φ′(z) in one forward pass, so that backward only multiplies.
@@ -267,15 +267,13 @@ impl Activation {
         &self,
         z: ArrayView2<F>,
         mut h: ArrayViewMut2<F>,
-        dphi: ArrayViewMut2<F>,
+        mut dphi: ArrayViewMut2<F>,
     ) {
         self.forward(z, h.view_mut());
-        let one = F::one();
-        match *self {
-            Activation::Sigmoid => Zip::from(dphi).and(&h).for_each(|d, &h| *d = h * (one - h)),
-            Activation::Tanh => Zip::from(dphi).and(&h).for_each(|d, &h| *d = one - h * h),
-            _ => Zip::from(dphi).and(z).for_each(|d, &z| *d = self.df(z)),
+        if let (Some(z), Some(h), Some(d)) = (z.as_slice(), h.as_slice(), dphi.as_slice_mut()) {
+            return simd::derivative(*self, z, h, d);
         }
+        Zip::from(dphi).and(z).and(&h).for_each(|d, &z, &h| *d = self.df_given_output(z, h));
     }
 
     /// φ′(z) given also h = φ(z), the way [`Activation::forward_with_derivative`] computes it.
@@ -290,7 +288,10 @@ impl Activation {
 
     /// ∂L/∂z = ∂L/∂h ⊙ φ′(z): the chain rule's one factor per layer, with φ′(z) from
     /// [`Activation::forward_with_derivative`].
-    pub fn backward<F: Scalar>(&self, dphi: ArrayView2<F>, grad_h: ArrayView2<F>, grad_z: ArrayViewMut2<F>) {
+    pub fn backward<F: Scalar>(&self, dphi: ArrayView2<F>, grad_h: ArrayView2<F>, mut grad_z: ArrayViewMut2<F>) {
+        if let (Some(d), Some(gh), Some(gz)) = (dphi.as_slice(), grad_h.as_slice(), grad_z.as_slice_mut()) {
+            return simd::mul(gz, gh, d);
+        }
         Zip::from(grad_z).and(grad_h).and(dphi).for_each(|gz, &gh, &d| *gz = gh * d);
     }
 }

@@ -12,6 +12,7 @@ pub mod mlp;
 pub mod norm;
 pub mod recurrent;
 pub mod scalar;
+pub mod simd;
 pub mod tensor;
 
 pub use activation::{ACTIVATION_NAMES, Activation};

@@ -158,17 +158,20 @@ fn sum_sq<F: Scalar>(a: ArrayView2<F>) -> f64 {
 }
 
 /// Σ x.
+#[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
 fn sum<F: Scalar>(a: ArrayView2<F>) -> f64 {
     lane_sum(a, |x| x)
 }
 
 /// Σ (x − mean)² (the second pass of a two-pass variance: no cancellation).
+#[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
 fn sum_dev_sq<F: Scalar>(a: ArrayView2<F>, mean: f64) -> f64 {
     let m = F::of(mean);
     lane_sum(a, |x| (x - m) * (x - m))
 }
 
 /// Σ x and the number of entries below `t`, in one pass.
+#[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
 fn sum_and_count_below<F: Scalar>(a: ArrayView2<F>, t: F) -> (f64, usize) {
     let Some(xs) = a.as_slice() else {
         return (a.iter().map(|&x| x.f64()).sum(), a.iter().filter(|&&x| x < t).count());

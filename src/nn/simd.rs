@@ -1,0 +1,114 @@
+//! Our own hot elementwise loops, compiled once per instruction set and chosen at run time.
+//!
+//! The default build targets x86-64-v2 (`.cargo/config.toml`) so that one binary runs on every
+//! node of a cluster; left at that, these loops would run in 128-bit SSE. Each function here
+//! carries `#[multiversion(targets = "simd")]`: the `multiversion` crate compiles its body again
+//! for x86-64-v4 (AVX-512), x86-64-v3 (AVX2+FMA) and AArch64 SVE, and the first call on a CPU
+//! picks the best clone (one atomic load per call after that). The bodies are plain slice loops
+//! that the compiler vectorises for whichever width it is given; everything they call is
+//! `#[inline]`, so it is compiled into the clone. Elsewhere in the crate, `nonfinite::all_finite`
+//! and the probes' lane sums carry the same attribute. Check a new clone's code before keeping
+//! it: the optimizer's update loop, cloned, was vectorised with gathers and ran 2.6× slower
+//! (docs/DESIGN.md, Speed).
+//!
+//! Same bits on every clone: Rust neither reassociates nor fuses floating-point operations
+//! unless asked (`mul_add`), so an AVX-512 clone computes exactly what the SSE one does, lane
+//! by lane (tested below, and by the fixed-seed baseline compare).
+
+use crate::nn::{Activation, Scalar};
+use multiversion::multiversion;
+
+/// `g ← g ⊙ d`: the chain rule's factor φ′ applied in place.
+#[multiversion(targets = "simd")]
+pub fn mul_assign<F: Scalar>(g: &mut [F], d: &[F]) {
+    assert_eq!(g.len(), d.len(), "gradscope internal error: mul_assign lengths");
+    for (g, &d) in g.iter_mut().zip(d) {
+        *g *= d;
+    }
+}
+
+/// `out = a ⊙ b`.
+#[multiversion(targets = "simd")]
+pub fn mul<F: Scalar>(out: &mut [F], a: &[F], b: &[F]) {
+    assert!(out.len() == a.len() && a.len() == b.len(), "gradscope internal error: mul lengths");
+    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+        *o = a * b;
+    }
+}
+
+/// `acc[j] += rows[i·w + j]` for every row i in order, w = `acc.len()`: ∂L/∂b = Σ_rows ∂L/∂y.
+#[multiversion(targets = "simd")]
+pub fn add_rows<F: Scalar>(acc: &mut [F], rows: &[F]) {
+    if acc.is_empty() {
+        return;
+    }
+    assert_eq!(rows.len() % acc.len(), 0, "gradscope internal error: add_rows lengths");
+    for row in rows.chunks_exact(acc.len()) {
+        for (a, &r) in acc.iter_mut().zip(row) {
+            *a += r;
+        }
+    }
+}
+
+/// `h = φ(z)` with the scalar definitions ([`Activation::f`]).
+#[multiversion(targets = "simd")]
+pub fn activation<F: Scalar>(act: Activation, z: &[F], h: &mut [F]) {
+    assert_eq!(z.len(), h.len(), "gradscope internal error: activation lengths");
+    for (h, &z) in h.iter_mut().zip(z) {
+        *h = act.f(z);
+    }
+}
+
+/// `dphi = φ′(z)`, from the output h where that is how PyTorch computes it
+/// ([`Activation::df_given_output`]).
+#[multiversion(targets = "simd")]
+pub fn derivative<F: Scalar>(act: Activation, z: &[F], h: &[F], dphi: &mut [F]) {
+    assert!(z.len() == h.len() && h.len() == dphi.len(), "gradscope internal error: derivative lengths");
+    let one = F::one();
+    match act {
+        Activation::Sigmoid => dphi.iter_mut().zip(h).for_each(|(d, &h)| *d = h * (one - h)),
+        Activation::Tanh => dphi.iter_mut().zip(h).for_each(|(d, &h)| *d = one - h * h),
+        _ => dphi.iter_mut().zip(z).for_each(|(d, &z)| *d = act.df(z)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::ACTIVATION_NAMES;
+
+    /// The dispatched loops give the bits of the plain scalar expressions, for every activation,
+    /// at lengths around the vector widths.
+    #[test]
+    fn dispatched_loops_match_scalar_expressions_bit_for_bit() {
+        for n in [0, 1, 7, 15, 16, 17, 33, 1000] {
+            let z: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 6.0 - 0.5).collect();
+            let g: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.11).cos()).collect();
+            for name in ACTIVATION_NAMES {
+                let act = Activation::from_name(name, 0.02).unwrap();
+                let mut h = vec![0.0f32; n];
+                activation(act, &z, &mut h);
+                let mut d = vec![0.0f32; n];
+                derivative(act, &z, &h, &mut d);
+                for i in 0..n {
+                    assert_eq!(h[i].to_bits(), act.f(z[i]).to_bits(), "{name} φ({})", z[i]);
+                    assert_eq!(d[i].to_bits(), act.df_given_output(z[i], h[i]).to_bits(), "{name} φ′({})", z[i]);
+                }
+            }
+            let mut acc = g[..n.min(5)].to_vec();
+            add_rows(&mut acc, &z[..n / 5 * 5]);
+            for (j, a) in acc.iter().enumerate() {
+                let want = z[..n / 5 * 5].iter().skip(j).step_by(5).fold(g[j], |s, &x| s + x);
+                assert_eq!(a.to_bits(), want.to_bits(), "add_rows column {j}");
+            }
+            let mut out = vec![0.0f32; n];
+            mul(&mut out, &z, &g);
+            let mut inplace = z.clone();
+            mul_assign(&mut inplace, &g);
+            for i in 0..n {
+                assert_eq!(out[i].to_bits(), (z[i] * g[i]).to_bits());
+                assert_eq!(inplace[i].to_bits(), out[i].to_bits());
+            }
+        }
+    }
+}
