@@ -187,11 +187,32 @@ fn relative_links_point_to_files_and_headings_that_exist() {
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
 
+/// The commands `gradscope --help` lists.
+fn commands() -> Vec<String> {
+    let out = Command::new(bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let listed = help.split("Commands:").nth(1).expect("gradscope --help lists its commands");
+    listed
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect()
+}
+
 /// `gradscope COMMAND …` as the documents show it: in code blocks, lines that start with it (after
-/// an optional `$ `), and inline code spans that start with it. Returns (command, its text).
-fn shown_commands(text: &str) -> Vec<(String, String)> {
+/// an optional `$ `); inline code spans that start with it; and table rows whose first cell is
+/// one of `commands` in backticks (docs/reference.md's flag table). Returns (command, its text).
+fn shown_commands(text: &str, commands: &[String]) -> Vec<(String, String)> {
     let mut shown = Vec::new();
     for (code, line) in lines_with_fences(text) {
+        if let Some(row) = line.strip_prefix("| `") {
+            if let Some((first, rest)) = row.split_once("` |") {
+                if commands.iter().any(|c| c == first) {
+                    shown.push((first.to_string(), rest.to_string()));
+                }
+            }
+        }
         let spans: Vec<&str> = if code {
             vec![line.trim_start().trim_start_matches("$ ")]
         } else {
@@ -229,6 +250,7 @@ fn help(command: &str) -> Option<String> {
 #[test]
 fn every_command_and_flag_the_docs_show_exists() {
     let mut shown: BTreeMap<String, BTreeSet<(String, String)>> = BTreeMap::new();
+    let commands = commands();
     let mut sources = documents();
     sources.extend(files_with_extension(&repo().join("scripts"), "sh"));
     for doc in sources {
@@ -239,7 +261,7 @@ fn every_command_and_flag_the_docs_show_exists() {
             text = format!("```\n{}\n```\n", lines.join("\n"));
         }
         let name = doc.strip_prefix(repo()).unwrap().display().to_string();
-        for (command, rest) in shown_commands(&text) {
+        for (command, rest) in shown_commands(&text, &commands) {
             let set = shown.entry(command).or_default();
             set.insert((name.clone(), String::new()));
             for flag in flags(&rest) {
