@@ -60,11 +60,8 @@ fi
 "$python" -c 'import torch; print("PyTorch", torch.__version__)'
 
 worst=0
-for c in "${cases[@]}"; do
-  read -r dir csv target act loss <<<"$c"
-  echo "== $act $loss ($(basename "$dir"))"
-  "$python" "$here/torch_probe_check.py" "$dir" "$csv" "$target" "$act" "$loss" || worst=1
-done
+printf '%s\n' "${cases[@]}" > "$work/cases"
+"$python" "$here/torch_probe_check.py" --cases "$work/cases" || worst=1
 echo "== remedies"
 "$python" "$here/torch_remedies.py" "$gradscope" "$work/regression.csv" y || worst=1
 if [ "$worst" = 0 ]; then echo "every comparison within its tolerance"; else echo "FAILED: see above"; fi

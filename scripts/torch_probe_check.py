@@ -2,6 +2,7 @@
 
   gradscope probe --data csv:data.csv --target y --test-fraction 0 --activation tanh --loss mse --out p
   python scripts/torch_probe_check.py p data.csv y tanh mse [weights.safetensors, if probed with --weights]
+  python scripts/torch_probe_check.py --cases FILE   (one such argument list per line; one import of torch)
 
 Rebuilds the probed network (plain MLP: Linear and activation layers) in PyTorch from the weights
 gradscope probed, recomputes the loss on every CSV row (`--test-fraction 0` keeps them all, in file
@@ -27,8 +28,9 @@ def rel(a, b):
     return 0.0 if d == 0 and e == 0 else e / d
 
 
-def main(out, csv, target, act, loss, *wts):
-    torch.set_num_threads(2)
+def check(out, csv, target, act, loss, *wts):
+    """Compares one probe; returns whether its largest error is within the tolerance."""
+    print(f"== {out}: {act}, {loss}")
     phi = {"identity": torch.nn.Identity(), "sigmoid": torch.nn.Sigmoid(), "tanh": torch.nn.Tanh(),
            "relu": torch.nn.ReLU(), "leaky_relu": torch.nn.LeakyReLU(0.01), "elu": torch.nn.ELU(),
            "selu": torch.nn.SELU(), "gelu": torch.nn.GELU(), "silu": torch.nn.SiLU(),
@@ -65,10 +67,20 @@ def main(out, csv, target, act, loss, *wts):
     print(f"max rel err {worst:.2e}")
     if not worst <= tol:
         print(f"FAILED: above the tolerance {tol:.0e} of {', '.join(sorted({str(v.dtype) for v in G.values()}))}")
-        sys.exit(1)
+    return worst <= tol
+
+
+def main(args):
+    torch.set_num_threads(2)
+    if args[:1] == ["--cases"] and len(args) == 2:
+        cases = [line.split() for line in open(args[1]) if line.strip()]
+    elif len(args) in (5, 6):
+        cases = [args]
+    else:
+        sys.exit(__doc__)
+    ok = [check(*case) for case in cases]
+    sys.exit(0 if all(ok) else 1)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 6:
-        sys.exit(__doc__)
-    main(*sys.argv[1:])
+    main(sys.argv[1:])
