@@ -23,10 +23,7 @@ fn bin() -> &'static str {
 
 /// Whether `python` runs and imports what the PyTorch scripts import.
 fn imports_torch(python: &str) -> bool {
-    Command::new(python)
-        .args(["-c", "import torch, numpy, safetensors"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new(python).args(["-c", "import torch, numpy, safetensors"]).output().is_ok_and(|o| o.status.success())
 }
 
 /// The Python to run the PyTorch comparison with: `GRADSCOPE_TORCH_PYTHON` (which must import
@@ -174,11 +171,14 @@ fn relative_links_point_to_files_and_headings_that_exist() {
                 let (path, fragment) = target.split_once('#').unwrap_or((target, ""));
                 let file = if path.is_empty() { doc.clone() } else { dir.join(path) };
                 if !file.exists() {
-                    broken.push(format!("{}: {target} (no such file)", doc.display()));
+                    broken.push(format!("{}: {target} (no such file)", doc.strip_prefix(repo()).unwrap().display()));
                 } else if !fragment.is_empty() && file.extension().is_some_and(|x| x == "md") {
                     let heads = anchors(&std::fs::read_to_string(&file).unwrap());
                     if !heads.contains(fragment) {
-                        broken.push(format!("{}: {target} (no such heading)", doc.display()));
+                        broken.push(format!(
+                            "{}: {target} (no such heading)",
+                            doc.strip_prefix(repo()).unwrap().display()
+                        ));
                     }
                 }
             }
