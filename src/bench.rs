@@ -5,9 +5,9 @@
 //! gradients of every layer, input gradients of every layer but the first, as autograd does)
 //! and a plain SGD update (lr 0.01), in f32, on one fixed random batch.
 
-use crate::nn::{Activation, Init, Loss, Mlp, MlpConfig, Targets, Threads};
+use crate::nn::{Activation, Hook, Init, Loss, Mlp, MlpConfig, Targets, Threads};
 use crate::optim::{Optimizer, OptimizerState, Sgd};
-use crate::probe::{GradientProbe, Probe};
+use crate::probe::GradientProbe;
 use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -138,7 +138,7 @@ fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, p
     for step in 0..warmup + steps {
         let start = Instant::now();
         let probed = probe_every > 0 && (step as u64).is_multiple_of(probe_every);
-        let attached: Option<&mut dyn Probe<f32>> = if probed { Some(&mut probe) } else { None };
+        let attached: Option<&mut dyn Hook<f32>> = if probed { Some(&mut probe) } else { None };
         // the training loop's divergence check (loss and every gradient), so that its cost is timed
         let mut guard = crate::nonfinite::Guard::new(attached);
         let loss = mlp.loss_and_grads_probed(x.view(), Targets::Values(y.view()), Loss::Mse, t, Some(&mut guard));

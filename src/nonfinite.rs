@@ -13,9 +13,7 @@
 //! What is not caught: a pre-activation that overflows and is squashed to a finite value by a
 //! saturating φ (σ(∞) = 1, tanh(∞) = 1, ReLU(−∞) = 0), since nothing downstream sees it.
 
-use crate::nn::{ForwardView, LayerView, Mlp, Scalar};
-use crate::optim::ParamNorms;
-use crate::probe::Probe;
+use crate::nn::{ForwardView, Hook, LAYERS, LayerView, Mlp, Name, Scalar, kernel};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -63,31 +61,17 @@ impl fmt::Display for NonFinite {
     }
 }
 
-/// Lanes of the finiteness check.
-const LANES: usize = 16;
-
-/// True when every entry of `v` is finite (branch-free, vectorised).
+/// True when every entry of `v` is finite: Σ x·0 in the lanes of [`kernel::lane_sum`] is 0
+/// for finite entries and NaN as soon as one is NaN or infinite (branch-free, vectorised).
 pub fn all_finite<F: Scalar>(v: &[F]) -> bool {
-    let mut lanes = [F::zero(); LANES];
-    let chunks = v.chunks_exact(LANES);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (a, &x) in lanes.iter_mut().zip(c) {
-            *a += x * F::zero();
-        }
-    }
-    for &x in rest {
-        lanes[0] += x * F::zero();
-    }
-    lanes.iter().fold(F::zero(), |s, &a| s + a).is_finite()
+    kernel::lane_sum(v, |x| x * F::zero()).is_finite()
 }
 
 /// True when every parameter gradient of the last backward pass is finite.
 pub fn grads_finite<F: Scalar>(mlp: &Mlp<F>) -> bool {
-    mlp.layers.iter().all(|l| {
-        all_finite(l.grad_weight.as_slice().expect("grads are contiguous"))
-            && all_finite(l.grad_bias.as_slice().expect("grads are contiguous"))
-    })
+    let mut finite = true;
+    mlp.visit(&mut |t| finite &= t.grad.is_none_or(all_finite));
+    finite
 }
 
 /// A probe that checks each layer's parameter gradients as soon as the backward pass has made
@@ -95,19 +79,19 @@ pub fn grads_finite<F: Scalar>(mlp: &Mlp<F>) -> bool {
 /// training loop attaches one at every step.
 pub struct Guard<'a, F: Scalar> {
     /// The probe of a probed step, if any.
-    pub inner: Option<&'a mut dyn Probe<F>>,
+    pub inner: Option<&'a mut dyn Hook<F>>,
     /// False once some parameter gradient held a NaN or infinity.
     pub finite: bool,
 }
 
 impl<'a, F: Scalar> Guard<'a, F> {
     /// A guard around `inner`, nothing seen yet.
-    pub fn new(inner: Option<&'a mut dyn Probe<F>>) -> Self {
+    pub fn new(inner: Option<&'a mut dyn Hook<F>>) -> Self {
         Self { inner, finite: true }
     }
 }
 
-impl<F: Scalar> Probe<F> for Guard<'_, F> {
+impl<F: Scalar> Hook<F> for Guard<'_, F> {
     fn after_layer_forward(&mut self, v: &ForwardView<'_, F>) {
         if let Some(p) = self.inner.as_deref_mut() {
             p.after_layer_forward(v);
@@ -115,32 +99,12 @@ impl<F: Scalar> Probe<F> for Guard<'_, F> {
     }
 
     fn after_layer_backward(&mut self, v: &LayerView<'_, F>) {
-        let l = v.linear;
-        self.finite &= all_finite(l.grad_weight.as_slice().expect("grads are contiguous"))
-            && all_finite(l.grad_bias.as_slice().expect("grads are contiguous"));
-        // a norm layer's γ, β and a residual projection are updated too
-        if let Some(n) = v.norm {
-            self.finite &= all_finite(n.grad_weight.as_slice().expect("grads are contiguous"))
-                && all_finite(n.grad_bias.as_slice().expect("grads are contiguous"));
-        }
-        if let Some(p) = v.shortcut {
-            self.finite &= all_finite(p.grad_weight.as_slice().expect("grads are contiguous"))
-                && all_finite(p.grad_bias.as_slice().expect("grads are contiguous"));
-        }
+        // every trained tensor of the layer (its norm layer's γ, β and projection included)
+        let mut finite = true;
+        v.visit(&mut |t| finite &= t.grad.is_none_or(all_finite));
+        self.finite &= finite;
         if let Some(p) = self.inner.as_deref_mut() {
             p.after_layer_backward(v);
-        }
-    }
-
-    fn after_backward(&mut self, step: u64, epoch: u64, loss: f64, mlp: &Mlp<F>) {
-        if let Some(p) = self.inner.as_deref_mut() {
-            p.after_backward(step, epoch, loss, mlp);
-        }
-    }
-
-    fn after_update(&mut self, mlp: &Mlp<F>, norms: &ParamNorms) {
-        if let Some(p) = self.inner.as_deref_mut() {
-            p.after_update(mlp, norms);
         }
     }
 }
@@ -153,12 +117,9 @@ pub fn locate<F: Scalar>(mlp: &Mlp<F>, step: u64, loss: f64) -> Option<NonFinite
     }
     let at =
         |part, layer, tensor: &str| Some(NonFinite { step, part, layer: Some(layer), tensor: Some(tensor.into()) });
-    for (l, layer) in mlp.layers.iter().enumerate() {
-        if bad(layer.weight.iter()) {
-            return at(Part::Weight, l, "weight");
-        }
-        if bad(layer.bias.iter()) {
-            return at(Part::Weight, l, "bias");
+    for t in mlp.tensors() {
+        if t.kind.is_param() && bad(t.value.iter()) {
+            return at(Part::Weight, t.name.index, &tensor_name(t.name, ""));
         }
     }
     let n = mlp.num_layers();
@@ -182,24 +143,24 @@ pub fn locate<F: Scalar>(mlp: &Mlp<F>, step: u64, loss: f64) -> Option<NonFinite
         if bad(v.grad_z.iter()) {
             return at(Part::Gradient, l, "grad_z");
         }
-        if bad(v.linear.grad_weight.iter()) {
-            return at(Part::Gradient, l, "grad_weight");
-        }
-        if bad(v.linear.grad_bias.iter()) {
-            return at(Part::Gradient, l, "grad_bias");
-        }
-        if let Some(norm) = v.norm
-            && (bad(norm.grad_weight.iter()) || bad(norm.grad_bias.iter()))
-        {
-            return at(Part::Gradient, l, "norm_grad");
-        }
-        if let Some(p) = v.shortcut
-            && (bad(p.grad_weight.iter()) || bad(p.grad_bias.iter()))
-        {
-            return at(Part::Gradient, l, "shortcut_grad");
+        let mut first = None;
+        v.visit(&mut |t| {
+            if first.is_none() && t.grad.is_some_and(|g| bad(g.iter())) {
+                first = Some(t.name);
+            }
+        });
+        if let Some(name) = first {
+            return at(Part::Gradient, l, &tensor_name(name, "grad_"));
         }
     }
     None
+}
+
+/// How [`NonFinite::tensor`] names a parameter (or, with `grad = "grad_"`, its gradient): a
+/// linear layer's by its leaf (`weight`, `grad_bias`), a norm layer's or projection's in full
+/// (`norms.3.weight`, `grad_shortcuts.0.bias`).
+fn tensor_name(name: Name, grad: &str) -> String {
+    if name.group == LAYERS { format!("{grad}{}", name.leaf) } else { format!("{grad}{name}") }
 }
 
 #[cfg(test)]

@@ -8,10 +8,10 @@ use crate::config::RunSpec;
 use crate::data::{Dataset, Labels, Split};
 use crate::error::{Error, Result, parse_name};
 use crate::io::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
-use crate::nn::{Mlp, MlpConfig, Scalar, Targets, Threads};
+use crate::nn::{Hook, Mlp, MlpConfig, Scalar, Targets, Threads};
 use crate::nonfinite::{self, NonFinite};
 use crate::optim::{OptimizerState, ParamNorms};
-use crate::probe::{GradientProbe, Probe, StepRecord, TEST_ROWS_PROBED};
+use crate::probe::{GradientProbe, StepRecord, TEST_ROWS_PROBED};
 use ndarray::{Array2, ArrayView2, s};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -357,7 +357,7 @@ fn train_in_pool<F: Scalar>(
         batch.gather(train, idx);
         let probed = step == 0 || (spec.probe_every > 0 && step.is_multiple_of(spec.probe_every));
         probe.detail = probed && probes_done.is_multiple_of(test_period);
-        let attached: Option<&mut dyn Probe<F>> = if probed { Some(&mut probe) } else { None };
+        let attached: Option<&mut dyn Hook<F>> = if probed { Some(&mut probe) } else { None };
         // the guard reads every parameter gradient as it is made (see crate::nonfinite)
         let mut guard = nonfinite::Guard::new(attached);
         let loss = mlp.loss_and_grads_probed(batch.x(), batch.targets(train), spec.loss, threads, Some(&mut guard));

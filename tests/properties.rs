@@ -54,3 +54,103 @@ proptest! {
         prop_assert!((&lin.grad_weight - &(&once * 2.0)).iter().all(|d| d.abs() < 1e-12));
     }
 }
+
+/// Every architecture the engine builds: plain, norms of both kinds in both positions,
+/// residual blocks of one and two layers (the first changes the width: a projection).
+fn every_arch() -> Vec<gradscope::nn::Arch> {
+    use gradscope::nn::{Arch, NormKind, NormPosition, Residual};
+    let mut out = vec![Arch::plain()];
+    for residual in [None, Some(Residual { block: 1, scale: 1.0 }), Some(Residual { block: 2, scale: 0.5 })] {
+        for norm in [None, Some(NormKind::Batch), Some(NormKind::Layer)] {
+            for norm_position in [NormPosition::Pre, NormPosition::Post] {
+                let arch = Arch { residual, norm, norm_position };
+                let redundant = norm.is_none() && norm_position == NormPosition::Post;
+                if !redundant && !out.contains(&arch) {
+                    out.push(arch);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn net<F: gradscope::nn::Scalar>(arch: gradscope::nn::Arch) -> gradscope::nn::Mlp<F> {
+    use rand::SeedableRng;
+    let mut cfg = gradscope::nn::MlpConfig::uniform(3, 5, 3, 2, Activation::Tanh, gradscope::nn::Init::Pytorch);
+    cfg.arch = arch;
+    let mut mlp: gradscope::nn::Mlp<F> = cfg.init(&mut rand_chacha::ChaCha8Rng::seed_from_u64(7));
+    // distinct values everywhere (γ = 1, β = 0 and the running estimates start constant), and an
+    // integer batch count, as PyTorch stores it
+    let mut k = 0.0;
+    for (name, values) in mlp.state_mut() {
+        for v in values.iter_mut() {
+            k += 1.0;
+            *v = F::of(if name.ends_with("num_batches_tracked") { 17.0 } else { (k * 0.37f64).sin() });
+        }
+    }
+    mlp
+}
+
+/// The state list names each tensor once, in the documented order (per linear layer l:
+/// layers.l, norms.l, shortcuts.l), and the trainable tensors are that list less the buffers,
+/// in the same order, as `for_each_param`, `param_lens` and the optimizer see them.
+#[test]
+fn state_names_are_unique_and_params_are_state_less_buffers() {
+    use gradscope::nn::TensorKind;
+    for arch in every_arch() {
+        let mut mlp = net::<f64>(arch);
+        let state = mlp.state();
+        let names: Vec<&str> = state.iter().map(|(n, ..)| n.as_str()).collect();
+        let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(unique.len(), names.len(), "{arch:?}: {names:?}");
+        assert_eq!(names[..2], ["layers.0.weight", "layers.0.bias"], "{arch:?}");
+        let group_rank = |n: &str| ["layers", "norms", "shortcuts"].iter().position(|g| n.starts_with(g)).unwrap();
+        let index = |n: &str| n.split('.').nth(1).unwrap().parse::<usize>().unwrap();
+        for pair in names.windows(2) {
+            let (a, b) = ((index(pair[0]), group_rank(pair[0])), (index(pair[1]), group_rank(pair[1])));
+            assert!(a <= b, "{arch:?}: {} before {}", pair[0], pair[1]);
+        }
+        let mut buffers = Vec::new();
+        mlp.visit(&mut |t| {
+            assert_eq!(t.shape.numel(), t.value.len(), "{}", t.name);
+            assert_eq!(t.grad.is_none(), t.kind == TensorKind::Buffer, "{}", t.name);
+            if t.kind == TensorKind::Buffer {
+                buffers.push(t.name.to_string());
+            }
+        });
+        assert_eq!(!buffers.is_empty(), arch.norm == Some(gradscope::nn::NormKind::Batch), "{arch:?}");
+        let want: Vec<(String, usize)> =
+            state.iter().filter(|(n, ..)| !buffers.contains(n)).map(|(n, _, v)| (n.clone(), v.len())).collect();
+        let lens = mlp.param_lens();
+        let mut params = Vec::new();
+        mlp.for_each_param(|name, _, p, g| {
+            assert_eq!(p.len(), g.len());
+            params.push((name.to_string(), p.len()));
+        });
+        assert_eq!(params, want, "{arch:?}");
+        assert_eq!(lens, want.iter().map(|(_, n)| *n).collect::<Vec<_>>(), "{arch:?}");
+        assert_eq!(mlp.param_names().len(), mlp.num_layers());
+    }
+}
+
+/// What `weights.safetensors` holds loads back into the same network, tensor for tensor and bit
+/// for bit, for every architecture; and a cast to f64 and back changes nothing.
+#[test]
+fn saved_weights_load_back_for_every_arch() {
+    use gradscope::io::weights;
+    for arch in every_arch() {
+        let mlp = net::<f32>(arch);
+        let bytes = weights::mlp_to_bytes(&mlp);
+        let loaded = weights::parse(std::path::Path::new("w.safetensors"), &bytes).unwrap();
+        assert_eq!(loaded.arch, Some(arch));
+        let back: gradscope::nn::Mlp<f32> =
+            loaded.to_mlp_with(mlp.activation, arch, std::path::Path::new("w.safetensors")).unwrap();
+        let flat = |m: &gradscope::nn::Mlp<f32>| {
+            m.state().into_iter().map(|(n, s, v)| (n, s, v.iter().map(|x| x.to_bits()).collect())).collect()
+        };
+        let want: Vec<(String, Vec<usize>, Vec<u32>)> = flat(&mlp);
+        assert_eq!(flat(&back), want, "{arch:?}");
+        assert_eq!(flat(&mlp.cast::<f64>().cast::<f32>()), want, "{arch:?}");
+        assert_eq!(weights::mlp_to_bytes(&back), bytes, "{arch:?}");
+    }
+}

@@ -18,7 +18,7 @@
 //! file, give it as flags.
 
 use crate::error::{Error, Result};
-use crate::nn::{Activation, Arch, Linear, Mlp, Norm, NormKind, NormPosition, Residual, Scalar};
+use crate::nn::{Activation, Arch, LAYERS, Linear, Mlp, Norm, NormKind, NormPosition, Residual, Scalar, TensorKind};
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -263,24 +263,16 @@ pub fn mlp_to_bytes<F: Scalar>(mlp: &Mlp<F>) -> Vec<u8> {
 /// given names, the norm layers' and projections' under theirs.
 pub fn grads_to_bytes<F: Scalar, G: Scalar>(mlp: &Mlp<F>, names: &[(String, String)]) -> Vec<u8> {
     let mut tensors = Vec::new();
-    let mut net = mlp.clone();
-    let shapes: Vec<Vec<usize>> = mlp.state().into_iter().filter(|(n, ..)| !is_buffer(n)).map(|(_, s, _)| s).collect();
-    let mut k = 0;
-    net.for_each_param(|kind, l, _, g| {
-        let name = match kind {
-            crate::nn::ParamKind::Weight => names[l].0.clone(),
-            crate::nn::ParamKind::Bias => names[l].1.clone(),
-            other => other.name(l),
+    mlp.visit(&mut |t| {
+        let Some(g) = t.grad else { return };
+        let name = match (t.name.group, t.kind) {
+            (LAYERS, TensorKind::Weight) => names[t.name.index].0.clone(),
+            (LAYERS, TensorKind::Bias) => names[t.name.index].1.clone(),
+            _ => t.name.to_string(),
         };
-        tensors.push((name, shapes[k].clone(), to_bytes(g.iter().map(|v| G::of(v.f64())))));
-        k += 1;
+        tensors.push((name, t.shape.dims().to_vec(), to_bytes(g.iter().map(|v| G::of(v.f64())))));
     });
     serialize::<G>(tensors, activation_metadata(mlp.activation))
-}
-
-/// True for the state tensors that are not trained (batch norm's running estimates and count).
-pub fn is_buffer(name: &str) -> bool {
-    name.ends_with(".running_mean") || name.ends_with(".running_var") || name.ends_with(".num_batches_tracked")
 }
 
 fn activation_metadata(a: Activation) -> HashMap<String, String> {

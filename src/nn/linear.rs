@@ -1,5 +1,6 @@
 //! The affine layer `y = x·Wᵀ + b`, stored as `torch.nn.Linear` stores it.
 
+use crate::nn::tensor::{Module, Prefix, Shape, TensorKind, TensorMut, TensorRef, data, data_mut};
 use crate::nn::{Scalar, Threads};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 
@@ -85,5 +86,47 @@ impl<F: Scalar> Linear<F> {
     pub fn zero_grad(&mut self) {
         self.grad_weight.fill(F::zero());
         self.grad_bias.fill(F::zero());
+    }
+}
+
+/// `weight` then `bias`, as `torch.nn.Linear`'s state_dict lists them.
+impl<F: Scalar> Module<F> for Linear<F> {
+    fn visit<'a>(&'a self, p: Prefix, f: &mut dyn FnMut(TensorRef<'a, F>)) {
+        let (weight, bias) = (TensorKind::Weight, TensorKind::Bias);
+        let ws = Shape::of(self.weight.shape());
+        let bs = Shape::of(self.bias.shape());
+        f(TensorRef {
+            name: p.name("weight"),
+            kind: weight,
+            shape: ws,
+            value: data(&self.weight),
+            grad: Some(data(&self.grad_weight)),
+        });
+        f(TensorRef {
+            name: p.name("bias"),
+            kind: bias,
+            shape: bs,
+            value: data(&self.bias),
+            grad: Some(data(&self.grad_bias)),
+        });
+    }
+
+    fn visit_mut<'a>(&'a mut self, p: Prefix, f: &mut dyn FnMut(TensorMut<'a, F>)) {
+        let (ws, bs) = (Shape::of(self.weight.shape()), Shape::of(self.bias.shape()));
+        let Self { weight, bias, grad_weight, grad_bias } = self;
+        f(TensorMut {
+            name: p.name("weight"),
+            kind: TensorKind::Weight,
+            shape: ws,
+            value: data_mut(weight),
+            grad: Some(data_mut(grad_weight)),
+        });
+        f(TensorMut {
+            name: p.name("bias"),
+            kind: TensorKind::Bias,
+            shape: bs,
+            value: data_mut(bias),
+            grad: Some(data_mut(grad_bias)),
+        });
     }
 }

@@ -7,9 +7,9 @@
 //! the identity or, where the widths differ, a linear projection.
 
 use crate::nn::norm::{Norm, NormKind, NormPosition};
-use crate::nn::{Activation, Init, Linear, Loss, Scalar, Targets, Threads, init::gain};
-use crate::probe::Probe;
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip, s};
+use crate::nn::tensor::{Module, Name, Prefix, TensorKind, TensorMut, TensorRef};
+use crate::nn::{Activation, Hook, Init, Linear, Loss, Scalar, Targets, Threads, init::gain};
+use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip, s};
 use rand::Rng;
 
 /// Residual connections: hidden layers grouped into blocks of `block` layers, input first.
@@ -67,36 +67,12 @@ impl Arch {
     }
 }
 
-/// One trainable tensor of an [`Mlp`], as [`Mlp::for_each_param`] visits them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParamKind {
-    /// `layers.{l}.weight`.
-    Weight,
-    /// `layers.{l}.bias`.
-    Bias,
-    /// `norms.{l}.weight` (γ).
-    NormWeight,
-    /// `norms.{l}.bias` (β).
-    NormBias,
-    /// `shortcuts.{l}.weight`, the projection of the residual block starting at hidden layer l.
-    ShortcutWeight,
-    /// `shortcuts.{l}.bias`.
-    ShortcutBias,
-}
-
-impl ParamKind {
-    /// The safetensors name of this tensor of layer `l`.
-    pub fn name(&self, l: usize) -> String {
-        match self {
-            Self::Weight => format!("layers.{l}.weight"),
-            Self::Bias => format!("layers.{l}.bias"),
-            Self::NormWeight => format!("norms.{l}.weight"),
-            Self::NormBias => format!("norms.{l}.bias"),
-            Self::ShortcutWeight => format!("shortcuts.{l}.weight"),
-            Self::ShortcutBias => format!("shortcuts.{l}.bias"),
-        }
-    }
-}
+/// The module list of the linear layers: `layers.{l}.weight`, `layers.{l}.bias`.
+pub const LAYERS: &str = "layers";
+/// The module list of the norm layers, one per hidden layer: `norms.{l}.*`.
+pub const NORMS: &str = "norms";
+/// The residual projections, by the hidden layer their block starts at: `shortcuts.{l}.*`.
+pub const SHORTCUTS: &str = "shortcuts";
 
 /// What builds an [`Mlp`]: the layer sizes, the activation and the initialisation.
 ///
@@ -241,7 +217,32 @@ pub struct LayerView<'a, F> {
     pub shortcut: Option<&'a Linear<F>>,
 }
 
+/// The tensors of linear layer `l` and what belongs to it, named: `layers.l.*`, then the norm
+/// layer `norms.l.*`, then the projection `shortcuts.l.*` (the order of [`Mlp::visit`];
+/// [`Mlp::visit_mut`] is its writable twin).
+fn visit_layer<'a, F: Scalar>(
+    l: usize,
+    linear: &'a Linear<F>,
+    norm: Option<&'a Norm<F>>,
+    shortcut: Option<&'a Linear<F>>,
+    f: &mut dyn FnMut(TensorRef<'a, F>),
+) {
+    linear.visit(Prefix { group: LAYERS, index: l }, f);
+    if let Some(m) = norm {
+        m.visit(Prefix { group: NORMS, index: l }, f);
+    }
+    if let Some(p) = shortcut {
+        p.visit(Prefix { group: SHORTCUTS, index: l }, f);
+    }
+}
+
 impl<'a, F: Scalar> LayerView<'a, F> {
+    /// Calls `f` on this layer's tensors (its linear layer's, its norm layer's, its
+    /// projection's), in state order, with their gradients.
+    pub fn visit(&self, f: &mut dyn FnMut(TensorRef<'a, F>)) {
+        visit_layer(self.index, self.linear, self.norm, self.shortcut, f);
+    }
+
     /// The forward part of the view.
     pub fn forward(&self) -> ForwardView<'a, F> {
         ForwardView { index: self.index, activation: self.activation, z: self.z, h: self.h, dphi: self.dphi }
@@ -392,7 +393,7 @@ impl<F: Scalar> Mlp<F> {
         &mut self,
         x: ArrayView2<F>,
         threads: Threads,
-        mut probe: Option<&mut (dyn Probe<F> + 'p)>,
+        mut probe: Option<&mut (dyn Hook<F> + 'p)>,
     ) -> ArrayView2<'_, F> {
         let n = x.nrows();
         debug_assert_eq!(x.ncols(), self.inputs());
@@ -452,7 +453,7 @@ impl<F: Scalar> Mlp<F> {
         &mut self,
         x: ArrayView2<F>,
         threads: Threads,
-        mut probe: Option<&mut (dyn Probe<F> + 'p)>,
+        mut probe: Option<&mut (dyn Hook<F> + 'p)>,
     ) {
         let n = self.rows;
         debug_assert_eq!(x.nrows(), n, "backward needs the forward pass's input");
@@ -615,43 +616,57 @@ impl<F: Scalar> Mlp<F> {
         }
     }
 
-    /// Visits every trainable tensor with its gradient, in the order of [`Mlp::state`] less
-    /// the buffers: per linear layer l, `layers.l.weight`, `layers.l.bias`, then `norms.l.*`,
-    /// then `shortcuts.l.*`. Allocates nothing.
-    pub fn for_each_param(&mut self, mut f: impl FnMut(ParamKind, usize, &mut [F], &mut [F])) {
-        let c = "gradscope internal error: parameters are contiguous";
-        for l in 0..self.layers.len() {
-            let layer = &mut self.layers[l];
-            f(ParamKind::Weight, l, layer.weight.as_slice_mut().expect(c), layer.grad_weight.as_slice_mut().expect(c));
-            f(ParamKind::Bias, l, layer.bias.as_slice_mut().expect(c), layer.grad_bias.as_slice_mut().expect(c));
-            if let Some(m) = self.norms.get_mut(l) {
-                f(ParamKind::NormWeight, l, m.weight.as_slice_mut().expect(c), m.grad_weight.as_slice_mut().expect(c));
-                f(ParamKind::NormBias, l, m.bias.as_slice_mut().expect(c), m.grad_bias.as_slice_mut().expect(c));
+    /// Calls `f` on every tensor of the network, in state order: per linear layer l,
+    /// `layers.l.{weight, bias}`, then `norms.l.*` (γ, β and, for batch norm, the running
+    /// estimates and count), then `shortcuts.l.{weight, bias}`. The one place where the
+    /// network's layers are named; every list of tensors derives from it. Allocates nothing.
+    pub fn visit<'a>(&'a self, f: &mut dyn FnMut(TensorRef<'a, F>)) {
+        for (l, layer) in self.layers.iter().enumerate() {
+            let shortcut = self.shortcuts.get(l).and_then(Option::as_ref);
+            visit_layer(l, layer, self.norms.get(l), shortcut, f);
+        }
+    }
+
+    /// [`Mlp::visit`], writable, in the same order.
+    pub fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(TensorMut<'a, F>)) {
+        let (mut norms, mut shortcuts) = (self.norms.iter_mut(), self.shortcuts.iter_mut());
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let (norm, shortcut) = (norms.next(), shortcuts.next().and_then(Option::as_mut));
+            layer.visit_mut(Prefix { group: LAYERS, index: l }, f);
+            if let Some(m) = norm {
+                m.visit_mut(Prefix { group: NORMS, index: l }, f);
             }
-            if let Some(Some(p)) = self.shortcuts.get_mut(l) {
-                f(
-                    ParamKind::ShortcutWeight,
-                    l,
-                    p.weight.as_slice_mut().expect(c),
-                    p.grad_weight.as_slice_mut().expect(c),
-                );
-                f(ParamKind::ShortcutBias, l, p.bias.as_slice_mut().expect(c), p.grad_bias.as_slice_mut().expect(c));
+            if let Some(p) = shortcut {
+                p.visit_mut(Prefix { group: SHORTCUTS, index: l }, f);
             }
         }
+    }
+
+    /// Every tensor of [`Mlp::visit`], collected.
+    pub fn tensors(&self) -> Vec<TensorRef<'_, F>> {
+        let mut out = Vec::new();
+        self.visit(&mut |t| out.push(t));
+        out
+    }
+
+    /// Visits every trainable tensor (weights and biases: [`Mlp::visit`] less the buffers) with
+    /// its name, kind, values and gradient, in state order. Allocates nothing.
+    pub fn for_each_param(&mut self, mut f: impl FnMut(Name, TensorKind, &mut [F], &mut [F])) {
+        self.visit_mut(&mut |t| {
+            if let Some(g) = t.grad {
+                f(t.name, t.kind, t.value, g);
+            }
+        });
     }
 
     /// Every trainable tensor's length, in the order of [`Mlp::for_each_param`].
     pub fn param_lens(&self) -> Vec<usize> {
         let mut out = Vec::new();
-        for (l, layer) in self.layers.iter().enumerate() {
-            out.extend([layer.weight.len(), layer.bias.len()]);
-            if let Some(m) = self.norms.get(l) {
-                out.extend([m.weight.len(), m.bias.len()]);
+        self.visit(&mut |t| {
+            if t.grad.is_some() {
+                out.push(t.value.len());
             }
-            if let Some(Some(p)) = self.shortcuts.get(l) {
-                out.extend([p.weight.len(), p.bias.len()]);
-            }
-        }
+        });
         out
     }
 
@@ -667,7 +682,7 @@ impl<F: Scalar> Mlp<F> {
         target: Targets<F>,
         loss: Loss,
         threads: Threads,
-        mut probe: Option<&mut (dyn Probe<F> + 'p)>,
+        mut probe: Option<&mut (dyn Hook<F> + 'p)>,
     ) -> f64 {
         self.zero_grad();
         self.forward_probed(x, threads, probe.as_deref_mut());
@@ -702,86 +717,60 @@ impl<F: Scalar> Mlp<F> {
         LayerView { index: l, activation, linear: &self.layers[l], z, h, dphi, grad_z, grad_h, norm, shortcut }
     }
 
-    /// The same network in another float type (e.g. f32 weights checked in f64).
+    /// The same network in another float type (e.g. f32 weights checked in f64): the same
+    /// layers and modes, every tensor of [`Mlp::visit`] converted.
     pub fn cast<G: Scalar>(&self) -> Mlp<G> {
-        let layers = self
-            .layers
+        let zeros = |l: &Linear<F>| Linear::new(Array2::zeros(l.weight.raw_dim()), Array1::zeros(l.bias.raw_dim()));
+        let layers = self.layers.iter().map(zeros).collect();
+        let norms = self
+            .norms
             .iter()
-            .map(|l| Linear::new(l.weight.mapv(|v| G::of(v.f64())), l.bias.mapv(|v| G::of(v.f64()))))
+            .map(|n| {
+                let mut m = Norm::new(n.kind, n.features());
+                (m.training, m.track_running_stats) = (n.training, n.track_running_stats);
+                m
+            })
             .collect();
-        let cast_linear =
-            |l: &Linear<F>| Linear::new(l.weight.mapv(|v| G::of(v.f64())), l.bias.mapv(|v| G::of(v.f64())));
-        let norms = self.norms.iter().map(Norm::cast).collect();
-        let shortcuts = self.shortcuts.iter().map(|p| p.as_ref().map(cast_linear)).collect();
+        let shortcuts = self.shortcuts.iter().map(|p| p.as_ref().map(zeros)).collect();
         let mut m = Mlp::with_arch(layers, self.activation, self.arch, norms, shortcuts);
         m.want_input_grad = self.want_input_grad;
+        let mut from = self.tensors().into_iter();
+        m.visit_mut(&mut |t| {
+            let src = from.next().expect("gradscope internal error: cast visits the same tensors");
+            debug_assert_eq!(src.name, t.name);
+            for (d, &s) in t.value.iter_mut().zip(src.value) {
+                *d = G::of(s.f64());
+            }
+        });
         m
     }
 
     /// Every tensor of the network's state (parameters, and any buffers such as running
-    /// statistics) as `weights.safetensors` stores it: `(name, shape, values)`, in a fixed order.
-    /// Writing the weights and restoring a checkpoint both go through this list (and
-    /// [`Mlp::state_mut`]), so a tensor added to the network is saved and restored by adding it
-    /// here.
+    /// statistics) as `weights.safetensors` stores it: `(name, shape, values)`, in the order of
+    /// [`Mlp::visit`]. Writing the weights and checkpoints go through this list (and
+    /// [`Mlp::state_mut`]), so a tensor a layer declares is saved and restored.
     pub fn state(&self) -> Vec<(String, Vec<usize>, &[F])> {
-        let mut out = Vec::with_capacity(2 * self.layers.len());
-        let c = "gradscope internal error: state tensors are contiguous";
-        for (l, layer) in self.layers.iter().enumerate() {
-            out.push((format!("layers.{l}.weight"), layer.weight.shape().to_vec(), layer.weight.as_slice().expect(c)));
-            out.push((format!("layers.{l}.bias"), layer.bias.shape().to_vec(), layer.bias.as_slice().expect(c)));
-            if let Some(m) = self.norms.get(l) {
-                let d = vec![m.features()];
-                out.push((format!("norms.{l}.weight"), d.clone(), m.weight.as_slice().expect(c)));
-                out.push((format!("norms.{l}.bias"), d.clone(), m.bias.as_slice().expect(c)));
-                if m.kind == NormKind::Batch {
-                    out.push((format!("norms.{l}.running_mean"), d.clone(), m.running_mean.as_slice().expect(c)));
-                    out.push((format!("norms.{l}.running_var"), d, m.running_var.as_slice().expect(c)));
-                    // a 0-dimensional tensor, as PyTorch stores it
-                    out.push((
-                        format!("norms.{l}.num_batches_tracked"),
-                        vec![],
-                        m.num_batches_tracked.as_slice().expect(c),
-                    ));
-                }
-            }
-            if let Some(Some(p)) = self.shortcuts.get(l) {
-                out.push((format!("shortcuts.{l}.weight"), p.weight.shape().to_vec(), p.weight.as_slice().expect(c)));
-                out.push((format!("shortcuts.{l}.bias"), p.bias.shape().to_vec(), p.bias.as_slice().expect(c)));
-            }
-        }
+        let mut out = Vec::new();
+        self.visit(&mut |t| out.push((t.name.to_string(), t.shape.dims().to_vec(), t.value)));
         out
     }
 
     /// [`Mlp::state`], writable: `(name, values)` in the same order.
     pub fn state_mut(&mut self) -> Vec<(String, &mut [F])> {
-        let mut out = Vec::with_capacity(2 * self.layers.len());
-        let c = "gradscope internal error: state tensors are contiguous";
-        let (mut norms, mut shortcuts) = (self.norms.iter_mut(), self.shortcuts.iter_mut());
-        for (l, layer) in self.layers.iter_mut().enumerate() {
-            out.push((format!("layers.{l}.weight"), layer.weight.as_slice_mut().expect(c)));
-            out.push((format!("layers.{l}.bias"), layer.bias.as_slice_mut().expect(c)));
-            if let Some(m) = norms.next() {
-                out.push((format!("norms.{l}.weight"), m.weight.as_slice_mut().expect(c)));
-                out.push((format!("norms.{l}.bias"), m.bias.as_slice_mut().expect(c)));
-                if m.kind == NormKind::Batch {
-                    out.push((format!("norms.{l}.running_mean"), m.running_mean.as_slice_mut().expect(c)));
-                    out.push((format!("norms.{l}.running_var"), m.running_var.as_slice_mut().expect(c)));
-                    out.push((
-                        format!("norms.{l}.num_batches_tracked"),
-                        m.num_batches_tracked.as_slice_mut().expect(c),
-                    ));
-                }
-            }
-            if let Some(Some(p)) = shortcuts.next() {
-                out.push((format!("shortcuts.{l}.weight"), p.weight.as_slice_mut().expect(c)));
-                out.push((format!("shortcuts.{l}.bias"), p.bias.as_slice_mut().expect(c)));
-            }
-        }
+        let mut out = Vec::new();
+        self.visit_mut(&mut |t| out.push((t.name.to_string(), t.value)));
         out
     }
 
-    /// Parameter names as `weights.safetensors` stores them: `layers.{i}.weight`, `layers.{i}.bias`.
+    /// The linear layers' parameter names as `weights.safetensors` stores them:
+    /// (`layers.{i}.weight`, `layers.{i}.bias`) per linear layer.
     pub fn param_names(&self) -> Vec<(String, String)> {
-        (0..self.layers.len()).map(|i| (format!("layers.{i}.weight"), format!("layers.{i}.bias"))).collect()
+        let mut out = vec![(String::new(), String::new()); self.layers.len()];
+        self.visit(&mut |t| match (t.name.group, t.kind) {
+            (LAYERS, TensorKind::Weight) => out[t.name.index].0 = t.name.to_string(),
+            (LAYERS, TensorKind::Bias) => out[t.name.index].1 = t.name.to_string(),
+            _ => {}
+        });
+        out
     }
 }

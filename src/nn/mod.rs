@@ -3,17 +3,22 @@
 pub mod activation;
 pub mod fastmath;
 pub mod gradcheck;
+pub mod hook;
 pub mod init;
+pub mod kernel;
 pub mod linear;
 pub mod loss;
 pub mod mlp;
 pub mod norm;
 pub mod scalar;
+pub mod tensor;
 
 pub use activation::{ACTIVATION_NAMES, Activation};
+pub use hook::Hook;
 pub use init::{INIT_NAMES, Init};
 pub use linear::Linear;
 pub use loss::{LOSS_NAMES, Loss, Targets};
-pub use mlp::{Arch, ForwardView, LayerView, Mlp, MlpConfig, ParamKind, Residual};
+pub use mlp::{Arch, ForwardView, LAYERS, LayerView, Mlp, MlpConfig, NORMS, Residual, SHORTCUTS};
 pub use norm::{NORM_NAMES, NORM_POSITION_NAMES, Norm, NormKind, NormPosition};
 pub use scalar::{Scalar, Threads};
+pub use tensor::{Module, Name, Prefix, Shape, TensorKind, TensorMut, TensorRef};

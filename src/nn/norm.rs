@@ -17,6 +17,7 @@
 
 use crate::error::{Result, parse_name};
 use crate::nn::Scalar;
+use crate::nn::tensor::{Module, Prefix, Shape, TensorKind, TensorMut, TensorRef, data, data_mut};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip, s};
 
 /// PyTorch's ε of BatchNorm1d and LayerNorm.
@@ -301,23 +302,65 @@ impl<F: Scalar> Norm<F> {
         }
     }
 
-    /// The same layer in another float type (parameters, estimates and mode; empty caches).
-    pub fn cast<G: Scalar>(&self) -> Norm<G> {
-        let c = |a: &Array1<F>| a.mapv(|v| G::of(v.f64()));
-        let mut n = Norm::<G>::new(self.kind, self.features());
-        n.weight = c(&self.weight);
-        n.bias = c(&self.bias);
-        n.running_mean = c(&self.running_mean);
-        n.running_var = c(&self.running_var);
-        n.num_batches_tracked = c(&self.num_batches_tracked);
-        n.training = self.training;
-        n.track_running_stats = self.track_running_stats;
-        n
-    }
-
     /// x̂ of the last forward pass.
     pub fn normalized(&self) -> ArrayView2<'_, F> {
         self.xhat.slice(s![..self.rows, ..])
+    }
+}
+
+/// `weight` (γ), `bias` (β), then for batch norm `running_mean`, `running_var` and
+/// `num_batches_tracked` (0-dimensional), as PyTorch's `BatchNorm1d`/`LayerNorm` state_dicts.
+impl<F: Scalar> Module<F> for Norm<F> {
+    fn visit<'a>(&'a self, p: Prefix, f: &mut dyn FnMut(TensorRef<'a, F>)) {
+        let d = Shape::of(&[self.features()]);
+        let param = |leaf, kind, value, grad| TensorRef { name: p.name(leaf), kind, shape: d, value, grad: Some(grad) };
+        f(param("weight", TensorKind::Weight, data(&self.weight), data(&self.grad_weight)));
+        f(param("bias", TensorKind::Bias, data(&self.bias), data(&self.grad_bias)));
+        if self.kind == NormKind::Batch {
+            let buffer = |leaf, shape, value| TensorRef {
+                name: p.name(leaf),
+                kind: TensorKind::Buffer,
+                shape,
+                value,
+                grad: None,
+            };
+            f(buffer("running_mean", d, data(&self.running_mean)));
+            f(buffer("running_var", d, data(&self.running_var)));
+            f(buffer("num_batches_tracked", Shape::SCALAR, data(&self.num_batches_tracked)));
+        }
+    }
+
+    fn visit_mut<'a>(&'a mut self, p: Prefix, f: &mut dyn FnMut(TensorMut<'a, F>)) {
+        let d = Shape::of(&[self.features()]);
+        let batch = self.kind == NormKind::Batch;
+        let Self { weight, bias, grad_weight, grad_bias, running_mean, running_var, num_batches_tracked, .. } = self;
+        let (w, b) = (TensorKind::Weight, TensorKind::Bias);
+        f(TensorMut {
+            name: p.name("weight"),
+            kind: w,
+            shape: d,
+            value: data_mut(weight),
+            grad: Some(data_mut(grad_weight)),
+        });
+        f(TensorMut {
+            name: p.name("bias"),
+            kind: b,
+            shape: d,
+            value: data_mut(bias),
+            grad: Some(data_mut(grad_bias)),
+        });
+        if batch {
+            let buffer = |leaf, shape, value| TensorMut {
+                name: p.name(leaf),
+                kind: TensorKind::Buffer,
+                shape,
+                value,
+                grad: None,
+            };
+            f(buffer("running_mean", d, data_mut(running_mean)));
+            f(buffer("running_var", d, data_mut(running_var)));
+            f(buffer("num_batches_tracked", Shape::SCALAR, data_mut(num_batches_tracked)));
+        }
     }
 }
 

@@ -12,7 +12,8 @@ pub use clip::{Clip, Clipped};
 pub use sgd::{Sgd, SgdState};
 
 use crate::error::{Result, parse_name};
-use crate::nn::{Mlp, ParamKind, Scalar};
+use crate::nn::kernel::{FLUSH, LANES, flush};
+use crate::nn::{LAYERS, Mlp, Name, Scalar, TensorKind};
 
 /// Which update rule, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,14 +135,23 @@ pub struct ParamNorms {
 }
 
 impl ParamNorms {
-    /// Measures ‖W‖ and ‖∂L/∂W‖ directly (no update made).
+    /// Measures ‖W‖ and ‖∂L/∂W‖ directly (no update made), for every linear layer's weight
+    /// ([`ParamNorms::measures`]).
     pub fn of<F: Scalar>(mlp: &Mlp<F>) -> Self {
-        let norm = |a: &ndarray::Array2<F>| a.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt();
-        Self {
-            weight: mlp.layers.iter().map(|l| norm(&l.weight)).collect(),
-            grad: mlp.layers.iter().map(|l| norm(&l.grad_weight)).collect(),
-            update: None,
-        }
+        let norm = |a: &[F]| a.iter().map(|&v| v.f64() * v.f64()).sum::<f64>().sqrt();
+        let mut out = Self::default();
+        mlp.visit(&mut |t| {
+            if let (true, Some(g)) = (Self::measures(t.name, t.kind), t.grad) {
+                out.weight.push(norm(t.value));
+                out.grad.push(norm(g));
+            }
+        });
+        out
+    }
+
+    /// True for the tensors measured, one per linear layer: `layers.{l}.weight`.
+    pub fn measures(name: Name, kind: TensorKind) -> bool {
+        name.group == LAYERS && kind == TensorKind::Weight
     }
 }
 
@@ -175,11 +185,12 @@ impl<F: Scalar> OptimizerState<F> {
     fn apply(&mut self, mlp: &mut Mlp<F>, lr: f64, measure: bool) {
         let mut states = self.states.iter_mut();
         let (rule, norms) = (self.rule, &mut self.norms);
-        mlp.for_each_param(|kind, l, p, g| {
+        mlp.for_each_param(|name, kind, p, g| {
             let state = states.next().expect("gradscope internal error: one optimizer state per tensor");
-            let weight = kind == ParamKind::Weight;
-            let [du, w2, g2] = update(rule, lr, p, g, state, measure && weight);
-            if measure && weight {
+            let measured = measure && ParamNorms::measures(name, kind);
+            let [du, w2, g2] = update(rule, lr, p, g, state, measured);
+            if measured {
+                let l = name.index;
                 norms.weight[l] = w2.sqrt();
                 norms.grad[l] = g2.sqrt();
                 norms.update.get_or_insert_with(Vec::new)[l] = du.sqrt();
@@ -188,16 +199,13 @@ impl<F: Scalar> OptimizerState<F> {
     }
 }
 
-/// Lanes of the measured loops: wide enough for AVX-512 f32.
-const LANES: usize = 16;
-
 /// `θ ← f(θ, g, s₁, s₂)` for every entry, with up to two per-entry state slices (pass empty
 /// slices when the rule keeps none); when `measure` is set, returns
 /// `[‖θ_new − θ_old‖², ‖θ_old‖², ‖g‖²]` (else zeros): the probes' norms come from this loop,
 /// which reads θ and g anyway, instead of a second trip through memory.
 ///
 /// The loop walks fixed-size chunks of zipped slices (no indexing), so that it vectorises; the
-/// squares are summed in 16 lanes of F, flushed to f64 every 64 chunks. A single f64
+/// squares are summed in the lanes of [`crate::nn::kernel`], flushed to f64 every 64 chunks. A single f64
 /// accumulator would serialise the loop (measured: the update took 4× longer, 10 % of a
 /// 50-layer step).
 #[inline(always)]
@@ -215,10 +223,9 @@ pub(crate) fn apply_update<F: Scalar>(
     let (has1, has2) = (with_state(s1), with_state(s2));
     let mut total = [0.0f64; 3];
     let mut lanes = [[F::zero(); LANES]; 3];
-    let flush = |total: &mut [f64; 3], lanes: &mut [[F; LANES]; 3]| {
+    let flush_all = |total: &mut [f64; 3], lanes: &mut [[F; LANES]; 3]| {
         for (t, l) in total.iter_mut().zip(lanes.iter_mut()) {
-            *t += l.iter().map(|v| v.f64()).sum::<f64>();
-            *l = [F::zero(); LANES];
+            flush(t, l);
         }
     };
     let mut i = 0;
@@ -237,8 +244,8 @@ pub(crate) fn apply_update<F: Scalar>(
             }
         }
         i += LANES;
-        if measure && (i / LANES).is_multiple_of(64) {
-            flush(&mut total, &mut lanes);
+        if measure && i.is_multiple_of(FLUSH) {
+            flush_all(&mut total, &mut lanes);
         }
     }
     for k in i..n {
@@ -255,7 +262,7 @@ pub(crate) fn apply_update<F: Scalar>(
     if !measure {
         return [0.0; 3];
     }
-    flush(&mut total, &mut lanes);
+    flush_all(&mut total, &mut lanes);
     total
 }
 

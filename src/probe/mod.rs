@@ -7,7 +7,8 @@
 //! in cache) and right after its backward (its gradients are), so that measuring every layer at
 //! every step costs a few per cent of the step instead of a second trip through memory.
 
-use crate::nn::{ForwardView, LayerView, Mlp, Scalar};
+use crate::nn::kernel::{self, FLUSH, LANES};
+use crate::nn::{ForwardView, Hook, LayerView, Mlp, Scalar};
 use crate::optim::ParamNorms;
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
@@ -137,38 +138,14 @@ pub fn quantile(values: &mut [f64], p: f64) -> f64 {
     lo + frac * (hi - lo)
 }
 
-/// Observes the network at probed steps. Hooks default to doing nothing.
-pub trait Probe<F: Scalar> {
-    /// Layer `v.index` has just computed z, h and φ′ for this batch.
-    fn after_layer_forward(&mut self, _v: &ForwardView<'_, F>) {}
-    /// Layer `v.index` has just received its gradients (∂L/∂z, ∂L/∂h, ∂L/∂W, ∂L/∂b).
-    fn after_layer_backward(&mut self, _v: &LayerView<'_, F>) {}
-    /// The whole backward pass of a probed step is done; the weights are still those before
-    /// the update.
-    fn after_backward(&mut self, _step: u64, _epoch: u64, _loss: f64, _mlp: &Mlp<F>) {}
-    /// After the update of a probed step, with the norms the optimizer measured in it (or, when
-    /// no update follows, the norms measured directly: [`ParamNorms::of`]).
-    fn after_update(&mut self, _mlp: &Mlp<F>, _norms: &ParamNorms) {}
-}
-
-/// Σ g(x) over a contiguous slice: 16 lanes of F, each flushed to f64 every 1024 entries
-/// (64 additions a lane), so that the loop vectorises and stays accurate in f32.
+/// Σ g(x) through [`kernel::lane_sum`] (a strided view, which the passes never hand out, is
+/// summed plainly).
 #[inline(always)]
 fn lane_sum<F: Scalar>(a: ArrayView2<F>, g: impl Fn(F) -> F) -> f64 {
-    let Some(xs) = a.as_slice() else { return a.iter().map(|&x| g(x).f64()).sum() };
-    let mut total = 0.0f64;
-    for block in xs.chunks(1024) {
-        let mut lanes = [F::zero(); 16];
-        let chunks = block.chunks_exact(16);
-        let tail: f64 = chunks.remainder().iter().map(|&x| g(x).f64()).sum();
-        for c in chunks {
-            for (l, &x) in lanes.iter_mut().zip(c) {
-                *l += g(x);
-            }
-        }
-        total += lanes.iter().map(|l| l.f64()).sum::<f64>() + tail;
+    match a.as_slice() {
+        Some(xs) => kernel::lane_sum(xs, g),
+        None => a.iter().map(|&x| g(x).f64()).sum(),
     }
-    total
 }
 
 /// Σ x².
@@ -193,9 +170,9 @@ fn sum_and_count_below<F: Scalar>(a: ArrayView2<F>, t: F) -> (f64, usize) {
         return (a.iter().map(|&x| x.f64()).sum(), a.iter().filter(|&&x| x < t).count());
     };
     let (mut total, mut below) = (0.0f64, 0usize);
-    for block in xs.chunks(1024) {
-        let (mut lanes, mut counts) = ([F::zero(); 16], [0u32; 16]);
-        let chunks = block.chunks_exact(16);
+    for block in xs.chunks(FLUSH) {
+        let (mut lanes, mut counts) = ([F::zero(); LANES], [0u32; LANES]);
+        let chunks = block.chunks_exact(LANES);
         for &x in chunks.remainder() {
             total += x.f64();
             below += usize::from(x < t);
@@ -206,7 +183,7 @@ fn sum_and_count_below<F: Scalar>(a: ArrayView2<F>, t: F) -> (f64, usize) {
                 *k += u32::from(x < t);
             }
         }
-        total += lanes.iter().map(|l| l.f64()).sum::<f64>();
+        total += kernel::widen(&lanes);
         below += counts.iter().map(|&k| k as usize).sum::<usize>();
     }
     (total, below)
@@ -353,7 +330,8 @@ pub fn record<F: Scalar>(step: u64, epoch: u64, loss: f64, mlp: &Mlp<F>) -> Step
 
 /// The standard probe: the activation and gradient statistics of [`LayerStats`] measured per
 /// layer inside the passes, the parameter norms and update ratio from the optimizer's loop.
-/// The record is complete after [`Probe::after_update`].
+/// It is the [`Hook`] of a probed step's passes; the record is complete after
+/// [`GradientProbe::after_update`].
 #[derive(Debug, Default)]
 pub struct GradientProbe {
     /// Also measure the percentiles and φ′ histogram at the next probed step.
@@ -369,6 +347,21 @@ impl GradientProbe {
         Self::default()
     }
 
+    /// The whole backward pass of a probed step is done (the weights are still those before the
+    /// update): starts the step's record from the per-layer statistics the hooks measured.
+    pub fn after_backward<F: Scalar>(&mut self, step: u64, epoch: u64, loss: f64, mlp: &Mlp<F>) {
+        let layers = self.layers[..mlp.num_layers()].to_vec();
+        self.record = Some(StepRecord::new(step, epoch, loss, layers));
+    }
+
+    /// After the update of a probed step, with the norms the optimizer measured in it (or, when
+    /// no update follows, the norms measured directly: [`ParamNorms::of`]).
+    pub fn after_update<F: Scalar>(&mut self, _mlp: &Mlp<F>, norms: &ParamNorms) {
+        if let Some(rec) = self.record.as_mut() {
+            apply_norms(rec, norms);
+        }
+    }
+
     /// The record of the last probed step, taken out.
     pub fn take(&mut self) -> Option<StepRecord> {
         self.record.take()
@@ -382,7 +375,7 @@ impl GradientProbe {
     }
 }
 
-impl<F: Scalar> Probe<F> for GradientProbe {
+impl<F: Scalar> Hook<F> for GradientProbe {
     fn after_layer_forward(&mut self, v: &ForwardView<'_, F>) {
         let mut scratch = std::mem::take(&mut self.scratch);
         let detail = self.detail.then_some(&mut scratch);
@@ -392,17 +385,6 @@ impl<F: Scalar> Probe<F> for GradientProbe {
 
     fn after_layer_backward(&mut self, v: &LayerView<'_, F>) {
         backward_stats(v, self.slot(v.index));
-    }
-
-    fn after_backward(&mut self, step: u64, epoch: u64, loss: f64, mlp: &Mlp<F>) {
-        let layers = self.layers[..mlp.num_layers()].to_vec();
-        self.record = Some(StepRecord::new(step, epoch, loss, layers));
-    }
-
-    fn after_update(&mut self, _mlp: &Mlp<F>, norms: &ParamNorms) {
-        if let Some(rec) = self.record.as_mut() {
-            apply_norms(rec, norms);
-        }
     }
 }
 

@@ -1,0 +1,17 @@
+//! Observation hooks: what a layer shows to an observer while the passes run.
+//!
+//! The engine calls a [`Hook`] (when one is attached) right after each layer's forward pass and
+//! right after its gradients are final, while its buffers are still in cache. The hook only
+//! reads. The statistics probes (`crate::probe`) and the non-finite guard (`crate::nonfinite`)
+//! implement it; the engine knows nothing of them.
+
+use crate::nn::{ForwardView, LayerView, Scalar};
+
+/// Observes a network's passes, layer by layer. Both methods default to doing nothing.
+pub trait Hook<F: Scalar> {
+    /// Layer `v.index` has just computed z, h and φ′ for this batch.
+    fn after_layer_forward(&mut self, _v: &ForwardView<'_, F>) {}
+    /// Layer `v.index` has just received its gradients (∂L/∂z, ∂L/∂h, ∂L/∂W, ∂L/∂b, and those of
+    /// its norm layer and residual projection): they are final.
+    fn after_layer_backward(&mut self, _v: &LayerView<'_, F>) {}
+}
