@@ -206,12 +206,11 @@ fn commands() -> Vec<String> {
 fn shown_commands(text: &str, commands: &[String]) -> Vec<(String, String)> {
     let mut shown = Vec::new();
     for (code, line) in lines_with_fences(text) {
-        if let Some(row) = line.strip_prefix("| `") {
-            if let Some((first, rest)) = row.split_once("` |") {
-                if commands.iter().any(|c| c == first) {
-                    shown.push((first.to_string(), rest.to_string()));
-                }
-            }
+        if let Some(row) = line.strip_prefix("| `")
+            && let Some((first, rest)) = row.split_once("` |")
+            && commands.iter().any(|c| c == first)
+        {
+            shown.push((first.to_string(), rest.to_string()));
         }
         let spans: Vec<&str> = if code {
             vec![line.trim_start().trim_start_matches("$ ")]
