@@ -259,14 +259,14 @@ fn shards_merge_into_the_whole_table_and_gaps_are_named() {
     gradscope().arg("merge").arg(&shards[0]).arg("--out").arg(&shards[0]).assert().code(2);
 }
 
-/// docs/slurm-sweep.sh as Slurm runs it (the array variables set), and the xargs line of
+/// scripts/slurm-sweep.sh as Slurm runs it (the array variables set), and the xargs line of
 /// docs/sweeps.md; then `merge` finds every point.
 #[test]
 fn the_slurm_script_and_the_xargs_line_shard_and_merge() {
     let t = tempfile::tempdir().unwrap();
     let config = write_sweep(t.path(), TINY);
     let bin = assert_cmd::cargo::cargo_bin("gradscope");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/slurm-sweep.sh");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/slurm-sweep.sh");
     let out = t.path().join("slurm");
     for k in 0..4 {
         let status = std::process::Command::new("bash")

@@ -2,7 +2,7 @@
 # A gradscope sweep as a Slurm job array: each array task runs one shard (a deterministic slice
 # of the grid) into its own folder; a job that depends on the array merges them.
 #
-#   jobid=$(sbatch --parsable --array=0-63 docs/slurm-sweep.sh examples/phase-tanh-mnist.toml sweep-out)
+#   jobid=$(sbatch --parsable --array=0-63 scripts/slurm-sweep.sh examples/phase-tanh-mnist.toml sweep-out)
 #   sbatch --dependency=afterany:$jobid --wrap "gradscope merge sweep-out/shard-* --out sweep-out/merged"
 #   gradscope phase sweep-out/merged --x sigma_w2 --y depth --metric test_accuracy
 #
@@ -15,7 +15,7 @@
 #SBATCH --output=slurm-%A_%a.out
 set -euo pipefail
 
-config=${1:?usage: sbatch --array=0-N docs/slurm-sweep.sh SWEEP.toml [OUT_DIR]}
+config=${1:?usage: sbatch --array=0-N scripts/slurm-sweep.sh SWEEP.toml [OUT_DIR]}
 out=${2:-sweep-out}
 gradscope=${GRADSCOPE:-gradscope}  # the binary (a path if it is not on PATH)
 k=${SLURM_ARRAY_TASK_ID:?not a Slurm array task: submit with sbatch --array=0-N}
