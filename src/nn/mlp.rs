@@ -5,6 +5,10 @@
 //! normalisation layer in every hidden layer (batch or layer norm, before or after φ) and
 //! residual blocks of one or two hidden layers, `h_end = P(h_start−1) + α·F(h_start−1)`, with P
 //! the identity or, where the widths differ, a linear projection.
+//!
+//! The passes go block by block: a hidden layer (`Hidden`: linear → norm/φ in the configured
+//! order) and a block's skip path (`Skip`) each own a forward and a backward; a network without
+//! residual connections is blocks of one layer without skip path.
 
 use crate::nn::norm::{Norm, NormKind, NormPosition};
 use crate::nn::tensor::{Module, Name, Prefix, TensorKind, TensorMut, TensorRef};
@@ -45,12 +49,8 @@ impl Arch {
 
     /// The residual block holding hidden layer `l` of `depth`: `(first, last)` hidden layer.
     pub fn block_of(&self, l: usize, depth: usize) -> Option<(usize, usize)> {
-        let r = self.residual?;
-        if l >= depth {
-            return None;
-        }
-        let start = l / r.block * r.block;
-        Some((start, (start + r.block).min(depth) - 1))
+        self.residual?;
+        blocks(*self, depth).find(|b| (b.first..=b.last).contains(&l)).map(|b| (b.first, b.last))
     }
 
     /// For `sizes = [inputs, hidden…, outputs]`: per hidden layer, whether a residual block
@@ -61,9 +61,11 @@ impl Arch {
             return Vec::new();
         }
         let depth = sizes.len().saturating_sub(2);
-        (0..depth)
-            .map(|l| matches!(self.block_of(l, depth), Some((s, e)) if s == l && sizes[s] != sizes[e + 1]))
-            .collect()
+        let mut out = vec![false; depth];
+        for b in blocks(*self, depth) {
+            out[b.first] = sizes[b.first] != sizes[b.last + 1];
+        }
+        out
     }
 }
 
@@ -249,6 +251,178 @@ impl<'a, F: Scalar> LayerView<'a, F> {
     }
 }
 
+/// A residual block, or one hidden layer of a network without residual connections: hidden
+/// layers `first..=last` and, with residual connections, the skip path's α.
+#[derive(Clone, Copy, Debug)]
+struct Block {
+    first: usize,
+    last: usize,
+    /// α when the block has a skip path (`h_last ← P(h_{first−1}) + α·h_last`).
+    skip: Option<f64>,
+}
+
+/// The blocks of `depth` hidden layers from the input: `block` layers each (a shorter last one
+/// takes the remainder), or one layer each, without skip path, without residual connections.
+/// Allocates nothing.
+fn blocks(arch: Arch, depth: usize) -> impl DoubleEndedIterator<Item = Block> {
+    let (size, skip) = arch.residual.map_or((1, None), |r| (r.block, Some(r.scale)));
+    (0..depth).step_by(size).map(move |first| Block { first, last: (first + size).min(depth) - 1, skip })
+}
+
+/// Hidden layer l as one layer: its linear layer `layers.{l}`, then φ and the optional norm
+/// layer `norms.{l}` in the configured order (`pre`: h = φ(norm(z)), `post`: h = norm(φ(z))).
+/// It borrows its parts from the network's lists, which keep the state's names and order.
+struct Hidden<'a, F> {
+    linear: &'a mut Linear<F>,
+    norm: Option<&'a mut Norm<F>>,
+    position: NormPosition,
+    activation: Activation,
+}
+
+/// What a hidden layer's forward pass writes: z, h, φ′ (the batch's rows), and the scratch
+/// between the norm layer and φ that all layers share.
+struct Forward<'b, F> {
+    z: ArrayViewMut2<'b, F>,
+    h: ArrayViewMut2<'b, F>,
+    dphi: ArrayViewMut2<'b, F>,
+    scratch: &'b mut Array2<F>,
+}
+
+/// What a hidden layer's backward pass reads (its complete ∂L/∂h, φ′) and writes (∂L/∂z, the
+/// scratch).
+struct Backward<'b, F> {
+    grad_h: ArrayView2<'b, F>,
+    dphi: ArrayView2<'b, F>,
+    grad_z: ArrayViewMut2<'b, F>,
+    scratch: &'b mut Array2<F>,
+}
+
+impl<F: Scalar> Hidden<'_, F> {
+    /// z = x·Wᵀ + b, then (norm) → φ → (norm) into h, with φ′ (at φ's input) into dphi. The
+    /// norm layer caches x̂ and 1/√(σ²+ε) itself, so the intermediate is not kept.
+    fn forward(&mut self, x: ArrayView2<F>, b: Forward<'_, F>, threads: Threads) {
+        let Forward { mut z, h, dphi, scratch } = b;
+        self.linear.forward(x, z.view_mut(), threads);
+        let (n, w) = z.dim();
+        match (self.norm.as_deref_mut(), self.position) {
+            (None, _) => self.activation.forward_with_derivative(z.view(), h, dphi),
+            (Some(norm), NormPosition::Pre) => {
+                norm.forward(z.view(), scratch.slice_mut(s![..n, ..w]));
+                self.activation.forward_with_derivative(scratch.slice(s![..n, ..w]), h, dphi);
+            }
+            (Some(norm), NormPosition::Post) => {
+                self.activation.forward_with_derivative(z.view(), scratch.slice_mut(s![..n, ..w]), dphi);
+                norm.forward(scratch.slice(s![..n, ..w]), h);
+            }
+        }
+    }
+
+    /// From the complete ∂L/∂h scaled by `alpha` (a residual branch's α, else 1): ∂L/∂z
+    /// through the norm layer (adding to γ's and β's gradients) and φ, then the linear layer's
+    /// backward (∂L/∂W, ∂L/∂b added; ∂L/∂x written into `grad_x`, when given).
+    fn backward(
+        &mut self,
+        x: ArrayView2<F>,
+        b: Backward<'_, F>,
+        alpha: f64,
+        grad_x: Option<ArrayViewMut2<F>>,
+        threads: Threads,
+    ) {
+        let Backward { grad_h: gh, dphi, mut grad_z, scratch } = b;
+        let (n, w) = grad_z.dim();
+        let a = F::of(alpha);
+        match (self.norm.as_deref_mut(), self.position) {
+            (None, _) => {
+                self.activation.backward(dphi, gh, grad_z.view_mut());
+                if alpha != 1.0 {
+                    grad_z.mapv_inplace(|v| a * v);
+                }
+            }
+            (Some(norm), NormPosition::Pre) => {
+                let mut gu = scratch.slice_mut(s![..n, ..w]);
+                self.activation.backward(dphi, gh, gu.view_mut());
+                norm.backward(gu.view(), a, grad_z.view_mut());
+            }
+            (Some(norm), NormPosition::Post) => {
+                norm.backward(gh, a, grad_z.view_mut());
+                Zip::from(&mut grad_z).and(dphi).for_each(|g, &d| *g *= d);
+            }
+        }
+        self.linear.backward(x, grad_z.view(), grad_x, threads);
+    }
+}
+
+/// A residual block's skip path: P, the identity or (where the block's input and output widths
+/// differ) the projection `shortcuts.{first}`, and the branch's scale α.
+struct Skip<'a, F> {
+    scale: f64,
+    projection: Option<&'a mut Linear<F>>,
+}
+
+impl<F: Scalar> Skip<'_, F> {
+    /// `out ← P(block_in) + α·out` in place, `out` holding the branch's output F(block_in).
+    fn forward(&self, block_in: ArrayView2<F>, mut out: ArrayViewMut2<F>, threads: Threads) {
+        if self.scale != 1.0 {
+            let a = F::of(self.scale);
+            out.mapv_inplace(|v| a * v);
+        }
+        match self.projection.as_deref() {
+            Some(p) => {
+                for mut row in out.rows_mut() {
+                    row += &p.bias;
+                }
+                F::gemm(out, block_in, p.weight.t(), true, threads);
+            }
+            None => out += &block_in,
+        }
+    }
+
+    /// The skip path's backward: adds Pᵀ applied to ∂L/∂h_out (`grad_out`) to ∂L/∂h_in
+    /// (`grad_in`, which the branch's backward has written), accumulating P's gradients.
+    fn backward(
+        &mut self,
+        block_in: ArrayView2<F>,
+        grad_out: ArrayView2<F>,
+        grad_in: Option<ArrayViewMut2<F>>,
+        threads: Threads,
+    ) {
+        match self.projection.as_deref_mut() {
+            Some(p) => {
+                F::gemm(p.grad_weight.view_mut(), grad_out.t(), block_in, true, threads);
+                for row in grad_out.rows() {
+                    p.grad_bias += &row;
+                }
+                if let Some(t) = grad_in {
+                    F::gemm(t, grad_out, p.weight.view(), true, threads);
+                }
+            }
+            None => {
+                if let Some(mut t) = grad_in {
+                    t += &grad_out;
+                }
+            }
+        }
+    }
+}
+
+/// Where linear layer `l`'s backward writes ∂L/∂x: ∂L/∂h_{l−1}, or for the first layer the
+/// network's input gradient when it is wanted.
+fn grad_in<'s, F: Scalar>(
+    grad_h: &'s mut [Array2<F>],
+    grad_input: &'s mut Array2<F>,
+    want_input_grad: bool,
+    l: usize,
+    n: usize,
+) -> Option<ArrayViewMut2<'s, F>> {
+    if l > 0 {
+        Some(grad_h[l - 1].slice_mut(s![..n, ..]))
+    } else if want_input_grad {
+        Some(grad_input.slice_mut(s![..n, ..]))
+    } else {
+        None
+    }
+}
+
 impl<F: Scalar> Mlp<F> {
     /// Wraps layers whose sizes chain (`layers[l].fan_out == layers[l + 1].fan_in`).
     ///
@@ -399,24 +573,14 @@ impl<F: Scalar> Mlp<F> {
         debug_assert_eq!(x.ncols(), self.inputs());
         self.reserve(n);
         self.rows = n;
-        let last = self.layers.len() - 1;
-        for l in 0..self.layers.len() {
-            let input = if l == 0 { x } else { self.h[l - 1].slice(s![..n, ..]) };
-            self.layers[l].forward(input, self.z[l].slice_mut(s![..n, ..]), threads);
-            if l < last {
-                if self.arch.is_plain() {
-                    self.activation.forward_with_derivative(
-                        self.z[l].slice(s![..n, ..]),
-                        self.h[l].slice_mut(s![..n, ..]),
-                        self.dphi[l].slice_mut(s![..n, ..]),
-                    );
-                } else {
-                    self.hidden_forward(l, x, threads);
-                }
-            }
-            if let Some(p) = probe.as_deref_mut() {
-                p.after_layer_forward(&self.layer_view(l).forward());
-            }
+        let (arch, last) = (self.arch, self.layers.len() - 1);
+        for block in blocks(arch, last) {
+            self.block_forward(block, x, threads, &mut probe);
+        }
+        let input = if last == 0 { x } else { self.h[last - 1].slice(s![..n, ..]) };
+        self.layers[last].forward(input, self.z[last].slice_mut(s![..n, ..]), threads);
+        if let Some(p) = probe {
+            p.after_layer_forward(&self.layer_view(last).forward());
         }
         self.z[last].slice(s![..n, ..])
     }
@@ -457,35 +621,15 @@ impl<F: Scalar> Mlp<F> {
     ) {
         let n = self.rows;
         debug_assert_eq!(x.nrows(), n, "backward needs the forward pass's input");
-        let plain = self.arch.is_plain();
-        for l in (0..self.layers.len()).rev() {
-            if !plain && l + 1 < self.layers.len() {
-                // ∂L/∂h_l is complete (the layer above and any residual path have added to it)
-                self.hidden_backward(l);
-            }
-            let input = if l == 0 { x } else { self.h[l - 1].slice(s![..n, ..]) };
-            let grad_x = if l > 0 {
-                Some(self.grad_h[l - 1].slice_mut(s![..n, ..]))
-            } else if self.want_input_grad {
-                Some(self.grad_input.slice_mut(s![..n, ..]))
-            } else {
-                None
-            };
-            self.layers[l].backward(input, self.grad_z[l].slice(s![..n, ..]), grad_x, threads);
-            if plain && l > 0 {
-                self.activation.backward(
-                    self.dphi[l - 1].slice(s![..n, ..]),
-                    self.grad_h[l - 1].slice(s![..n, ..]),
-                    self.grad_z[l - 1].slice_mut(s![..n, ..]),
-                );
-            }
-            if !plain {
-                self.skip_backward(l, x, threads);
-            }
-            // layer l's ∂L/∂z, ∂L/∂h (from the layer above) and ∂L/∂W, ∂L/∂b are now final
-            if let Some(p) = probe.as_deref_mut() {
-                p.after_layer_backward(&self.layer_view(l));
-            }
+        let (arch, last) = (self.arch, self.layers.len() - 1);
+        let input = if last == 0 { x } else { self.h[last - 1].slice(s![..n, ..]) };
+        let grad_x = grad_in(&mut self.grad_h, &mut self.grad_input, self.want_input_grad, last, n);
+        self.layers[last].backward(input, self.grad_z[last].slice(s![..n, ..]), grad_x, threads);
+        if let Some(p) = probe.as_deref_mut() {
+            p.after_layer_backward(&self.layer_view(last));
+        }
+        for block in blocks(arch, last).rev() {
+            self.block_backward(block, x, threads, &mut probe);
         }
     }
 
@@ -501,117 +645,77 @@ impl<F: Scalar> Mlp<F> {
         self.shortcuts.iter_mut().flatten().for_each(Linear::zero_grad);
     }
 
-    /// Hidden layer `l` after its linear layer, with remedies: z_l → (norm) → φ → (norm) into
-    /// h_l, φ′ into dphi_l; at the last layer of a residual block, then
-    /// `h_l ← P(h_start−1) + α·h_l`.
-    fn hidden_forward(&mut self, l: usize, x: ArrayView2<F>, threads: Threads) {
+    /// Residual block `b` (or one hidden layer of a network without residual connections)
+    /// forward: each of its hidden layers in turn, the skip path added at its last layer
+    /// (`h_last ← P(h_{first−1}) + α·h_last`), the hook after each layer.
+    fn block_forward(
+        &mut self,
+        b: Block,
+        x: ArrayView2<F>,
+        threads: Threads,
+        probe: &mut Option<&mut (dyn Hook<F> + '_)>,
+    ) {
         let n = self.rows;
-        let w = self.layers[l].fan_out();
-        let z = self.z[l].slice(s![..n, ..]);
-        let dphi = self.dphi[l].slice_mut(s![..n, ..]);
-        match (self.norms.get_mut(l), self.arch.norm_position) {
-            (None, _) => self.activation.forward_with_derivative(z, self.h[l].slice_mut(s![..n, ..]), dphi),
-            (Some(norm), NormPosition::Pre) => {
-                norm.forward(z, self.scratch.slice_mut(s![..n, ..w]));
-                self.activation.forward_with_derivative(
-                    self.scratch.slice(s![..n, ..w]),
-                    self.h[l].slice_mut(s![..n, ..]),
-                    dphi,
-                );
+        for l in b.first..=b.last {
+            let (before, rest) = self.h.split_at_mut(l);
+            let input = if l == 0 { x } else { before[l - 1].slice(s![..n, ..]) };
+            let bufs = Forward {
+                z: self.z[l].slice_mut(s![..n, ..]),
+                h: rest[0].slice_mut(s![..n, ..]),
+                dphi: self.dphi[l].slice_mut(s![..n, ..]),
+                scratch: &mut self.scratch,
+            };
+            let norm = self.norms.get_mut(l);
+            let (position, activation) = (self.arch.norm_position, self.activation);
+            Hidden { linear: &mut self.layers[l], norm, position, activation }.forward(input, bufs, threads);
+            if let (true, Some(scale)) = (l == b.last, b.skip) {
+                let block_in = if b.first == 0 { x } else { before[b.first - 1].slice(s![..n, ..]) };
+                let skip = Skip { scale, projection: self.shortcuts[b.first].as_mut() };
+                skip.forward(block_in, rest[0].slice_mut(s![..n, ..]), threads);
             }
-            (Some(norm), NormPosition::Post) => {
-                self.activation.forward_with_derivative(z, self.scratch.slice_mut(s![..n, ..w]), dphi);
-                norm.forward(self.scratch.slice(s![..n, ..w]), self.h[l].slice_mut(s![..n, ..]));
-            }
-        }
-        let depth = self.depth();
-        let (Some((start, end)), Some(r)) = (self.arch.block_of(l, depth), self.arch.residual) else { return };
-        if end != l {
-            return;
-        }
-        let (before, rest) = self.h.split_at_mut(l);
-        let mut out = rest[0].slice_mut(s![..n, ..]);
-        let block_in = if start == 0 { x } else { before[start - 1].slice(s![..n, ..]) };
-        if r.scale != 1.0 {
-            let a = F::of(r.scale);
-            out.mapv_inplace(|v| a * v);
-        }
-        match &self.shortcuts[start] {
-            Some(p) => {
-                for mut row in out.rows_mut() {
-                    row += &p.bias;
-                }
-                F::gemm(out, block_in, p.weight.t(), true, threads);
-            }
-            None => out += &block_in,
-        }
-    }
-
-    /// ∂L/∂z_l of hidden layer `l` from its complete ∂L/∂h_l, through φ and the norm layer
-    /// (adding to γ's and β's gradients); α scales the branch at a residual block's last layer.
-    fn hidden_backward(&mut self, l: usize) {
-        let n = self.rows;
-        let w = self.layers[l].fan_out();
-        let alpha = match (self.arch.block_of(l, self.depth()), self.arch.residual) {
-            (Some((_, end)), Some(r)) if end == l => r.scale,
-            _ => 1.0,
-        };
-        let a = F::of(alpha);
-        let gh = self.grad_h[l].slice(s![..n, ..]);
-        let dphi = self.dphi[l].slice(s![..n, ..]);
-        let mut gz = self.grad_z[l].slice_mut(s![..n, ..]);
-        match (self.norms.get_mut(l), self.arch.norm_position) {
-            (None, _) => {
-                self.activation.backward(dphi, gh, gz.view_mut());
-                if alpha != 1.0 {
-                    gz.mapv_inplace(|v| a * v);
-                }
-            }
-            (Some(norm), NormPosition::Pre) => {
-                let mut gu = self.scratch.slice_mut(s![..n, ..w]);
-                self.activation.backward(dphi, gh, gu.view_mut());
-                norm.backward(gu.view(), a, gz);
-            }
-            (Some(norm), NormPosition::Post) => {
-                norm.backward(gh, a, gz.view_mut());
-                Zip::from(gz).and(dphi).for_each(|g, &d| *g *= d);
+            if let Some(p) = probe.as_deref_mut() {
+                p.after_layer_forward(&self.layer_view(l).forward());
             }
         }
     }
 
-    /// At the first layer `l` of a residual block, after its linear backward: adds the skip
-    /// path's gradient ∂L/∂h_end (through the projection, whose gradients it accumulates) to
-    /// the block input's gradient.
-    fn skip_backward(&mut self, l: usize, x: ArrayView2<F>, threads: Threads) {
+    /// Residual block `b` backward, from its last layer to its first, once ∂L/∂h_last is
+    /// complete: the branch gets α·∂L/∂h_last (α folded into φ′'s product or the norm's
+    /// backward); after the first layer's linear backward wrote ∂L/∂h_{first−1}, the skip path
+    /// adds its share. The hook is called once each layer's gradients are final.
+    fn block_backward(
+        &mut self,
+        b: Block,
+        x: ArrayView2<F>,
+        threads: Threads,
+        probe: &mut Option<&mut (dyn Hook<F> + '_)>,
+    ) {
         let n = self.rows;
-        let Some((start, end)) = self.arch.block_of(l, self.depth()) else { return };
-        if start != l {
-            return;
-        }
-        let (before, rest) = self.grad_h.split_at_mut(l);
-        let g_end = rest[end - l].slice(s![..n, ..]);
-        let target = if l > 0 {
-            Some(before[l - 1].slice_mut(s![..n, ..]))
-        } else if self.want_input_grad {
-            Some(self.grad_input.slice_mut(s![..n, ..]))
-        } else {
-            None
-        };
-        match self.shortcuts[l].as_mut() {
-            Some(p) => {
-                let block_in = if l == 0 { x } else { self.h[l - 1].slice(s![..n, ..]) };
-                F::gemm(p.grad_weight.view_mut(), g_end.t(), block_in, true, threads);
-                for row in g_end.rows() {
-                    p.grad_bias += &row;
-                }
-                if let Some(t) = target {
-                    F::gemm(t, g_end, p.weight.view(), true, threads);
-                }
+        for l in (b.first..=b.last).rev() {
+            let alpha = if l == b.last { b.skip.unwrap_or(1.0) } else { 1.0 };
+            let input = if l == 0 { x } else { self.h[l - 1].slice(s![..n, ..]) };
+            let (before, rest) = self.grad_h.split_at_mut(l);
+            let bufs = Backward {
+                grad_h: rest[0].slice(s![..n, ..]),
+                dphi: self.dphi[l].slice(s![..n, ..]),
+                grad_z: self.grad_z[l].slice_mut(s![..n, ..]),
+                scratch: &mut self.scratch,
+            };
+            let grad_x = grad_in(before, &mut self.grad_input, self.want_input_grad, l, n);
+            let norm = self.norms.get_mut(l);
+            let (position, activation) = (self.arch.norm_position, self.activation);
+            Hidden { linear: &mut self.layers[l], norm, position, activation }
+                .backward(input, bufs, alpha, grad_x, threads);
+            if let (true, Some(scale)) = (l == b.first, b.skip) {
+                let grad_out = rest[b.last - l].slice(s![..n, ..]);
+                let grad_x = grad_in(before, &mut self.grad_input, self.want_input_grad, l, n);
+                let mut skip = Skip { scale, projection: self.shortcuts[l].as_mut() };
+                skip.backward(input, grad_out, grad_x, threads);
             }
-            None => {
-                if let Some(mut t) = target {
-                    t += &g_end;
-                }
+            // layer l's ∂L/∂z, ∂L/∂h (from the layer above and any skip path) and its
+            // parameters' gradients are now final
+            if let Some(p) = probe.as_deref_mut() {
+                p.after_layer_backward(&self.layer_view(l));
             }
         }
     }
@@ -772,5 +876,26 @@ impl<F: Scalar> Mlp<F> {
             _ => {}
         });
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The blocks the passes iterate are the ones `block_of` and `shortcut_at` describe: `block`
+    /// layers from the input, the remainder last; one layer each, without skip, when plain.
+    #[test]
+    fn blocks_cover_the_hidden_layers_once_in_order() {
+        let arch = Arch { residual: Some(Residual { block: 2, scale: 0.5 }), ..Arch::plain() };
+        let got: Vec<_> = blocks(arch, 5).map(|b| (b.first, b.last, b.skip)).collect();
+        assert_eq!(got, [(0, 1, Some(0.5)), (2, 3, Some(0.5)), (4, 4, Some(0.5))]);
+        assert_eq!(arch.block_of(3, 5), Some((2, 3)));
+        assert_eq!(arch.block_of(4, 5), Some((4, 4)));
+        assert_eq!(arch.block_of(5, 5), None);
+        assert_eq!(arch.shortcut_at(&[3, 8, 8, 8, 8, 8, 2]), [true, false, false, false, false]);
+        let plain: Vec<_> = blocks(Arch::plain(), 3).map(|b| (b.first, b.last, b.skip)).collect();
+        assert_eq!(plain, [(0, 0, None), (1, 1, None), (2, 2, None)]);
+        assert_eq!(Arch::plain().block_of(1, 3), None);
     }
 }
