@@ -289,24 +289,7 @@ impl Config {
         let init = Init::from_name(&self.init)?;
         let loss = Loss::from_name(&self.loss)?;
         let kind = OptimizerKind::from_name(&self.optimizer)?;
-        if self.width == 0 {
-            return Err(Error::invalid("width", 0, "must be at least 1"));
-        }
-        if self.depth > 10_000 {
-            return Err(Error::invalid("depth", self.depth, "must be at most 10000"));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::invalid("batch_size", 0, "must be at least 1"));
-        }
-        if self.steps.is_none() && self.epochs == 0 {
-            return Err(Error::invalid("epochs", 0, "must be at least 1 (or give steps)"));
-        }
-        if self.steps == Some(0) {
-            return Err(Error::invalid("steps", 0, "must be at least 1"));
-        }
-        if !(0.0..1.0).contains(&self.test_fraction) {
-            return Err(Error::invalid("test_fraction", self.test_fraction, "must be in [0, 1)"));
-        }
+        self.check_counts()?;
         let lr = self.lr.unwrap_or(kind.default_lr());
         positive("lr", lr)?;
         let weight_decay = self.weight_decay.unwrap_or(kind.default_weight_decay());
@@ -326,18 +309,7 @@ impl Config {
             }
         }
         non_negative("eps", self.eps)?;
-        let optimizer = match kind {
-            OptimizerKind::Sgd => {
-                Optimizer::Sgd(Sgd { momentum: self.momentum, nesterov: self.nesterov, weight_decay })
-            }
-            OptimizerKind::Adam | OptimizerKind::AdamW => Optimizer::Adam(Adam {
-                beta1: self.beta1,
-                beta2: self.beta2,
-                eps: self.eps,
-                weight_decay,
-                decoupled: kind == OptimizerKind::AdamW,
-            }),
-        };
+        let optimizer = self.optimizer_of(kind, weight_decay);
         if matches!(data, DataSpec::Csv(_)) && self.target.is_none() {
             return Err(Error::invalid("target", "(none)", "csv data needs --target COLUMN"));
         }
@@ -349,24 +321,7 @@ impl Config {
                 "batch norm needs at least 2 rows per batch (as PyTorch's BatchNorm1d in training)",
             ));
         }
-        let clip = match (self.clip_norm, self.clip_value) {
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid(
-                    "clip_value",
-                    self.clip_value.unwrap_or_default(),
-                    "give clip_norm or clip_value, not both",
-                ));
-            }
-            (Some(v), None) => {
-                positive("clip_norm", v)?;
-                Clip::Norm(v)
-            }
-            (None, Some(v)) => {
-                positive("clip_value", v)?;
-                Clip::Value(v)
-            }
-            (None, None) => Clip::None,
-        };
+        let clip = self.clip()?;
         let threads =
             if self.threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get()) } else { self.threads };
         Ok(RunSpec {
@@ -392,6 +347,67 @@ impl Config {
             clip,
             checkpoint_every: self.checkpoint_every,
             on_nonfinite: OnNonFinite::from_name(&self.on_nonfinite)?,
+        })
+    }
+
+    /// The sizes and counts: width, depth, batch_size, epochs/steps, test_fraction.
+    fn check_counts(&self) -> Result<()> {
+        if self.width == 0 {
+            return Err(Error::invalid("width", 0, "must be at least 1"));
+        }
+        if self.depth > 10_000 {
+            return Err(Error::invalid("depth", self.depth, "must be at most 10000"));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::invalid("batch_size", 0, "must be at least 1"));
+        }
+        if self.steps.is_none() && self.epochs == 0 {
+            return Err(Error::invalid("epochs", 0, "must be at least 1 (or give steps)"));
+        }
+        if self.steps == Some(0) {
+            return Err(Error::invalid("steps", 0, "must be at least 1"));
+        }
+        if !(0.0..1.0).contains(&self.test_fraction) {
+            return Err(Error::invalid("test_fraction", self.test_fraction, "must be in [0, 1)"));
+        }
+        Ok(())
+    }
+
+    /// The update rule of `kind` from the optimizer keys (checked by the caller).
+    fn optimizer_of(&self, kind: OptimizerKind, weight_decay: f64) -> Optimizer {
+        match kind {
+            OptimizerKind::Sgd => {
+                Optimizer::Sgd(Sgd { momentum: self.momentum, nesterov: self.nesterov, weight_decay })
+            }
+            OptimizerKind::Adam | OptimizerKind::AdamW => Optimizer::Adam(Adam {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay,
+                decoupled: kind == OptimizerKind::AdamW,
+            }),
+        }
+    }
+
+    /// The checked `clip_norm` / `clip_value` keys (at most one).
+    fn clip(&self) -> Result<Clip> {
+        Ok(match (self.clip_norm, self.clip_value) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "clip_value",
+                    self.clip_value.unwrap_or_default(),
+                    "give clip_norm or clip_value, not both",
+                ));
+            }
+            (Some(v), None) => {
+                positive("clip_norm", v)?;
+                Clip::Norm(v)
+            }
+            (None, Some(v)) => {
+                positive("clip_value", v)?;
+                Clip::Value(v)
+            }
+            (None, None) => Clip::None,
         })
     }
 
