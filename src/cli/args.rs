@@ -393,8 +393,8 @@ pub struct ScheduleArgs {
     pub checkpoint_every: u64,
     /// At a NaN or infinity in the loss, an activation or a gradient: stop (the run ends
     /// diverged) or skip that update.
-    #[arg(long, default_value_t = Config::default().on_nonfinite, value_parser = PossibleValuesParser::new(gradscope::config::ON_NONFINITE_NAMES))]
-    pub on_nonfinite: String,
+    #[arg(long, value_enum, default_value_t = Config::default().on_nonfinite)]
+    pub on_nonfinite: gradscope::OnNonFinite,
 }
 
 /// Reads a config file into a TOML table.

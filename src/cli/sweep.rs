@@ -429,37 +429,7 @@ pub fn run_phase(a: &PhaseArgs) -> anyhow::Result<Status> {
     let stem = format!("phase-{}", g.metric);
     let svg = gradscope::report::plot::svg(&fig)?;
     let png = gradscope::report::plot::png(&fig, 2)?;
-    // the table behind the figure
-    let mut csv = csv::Writer::from_writer(Vec::new());
-    let six_header = if theory.is_ok() { "six_xi_c" } else { "" };
-    let mut header = vec![
-        g.x_key.clone(),
-        g.y_key.clone(),
-        format!("mean_{}", g.metric),
-        "runs".into(),
-        "runs_without_value".into(),
-    ];
-    if theory.is_ok() {
-        header.push(six_header.into());
-    }
-    csv.write_record(&header)?;
-    for (iy, y) in g.ys.iter().enumerate() {
-        for (ix, x) in g.xs.iter().enumerate() {
-            let mut rec = vec![
-                x.to_string(),
-                y.to_string(),
-                g.mean[iy][ix].map_or(String::new(), |v| v.to_string()),
-                g.runs[iy][ix].to_string(),
-                g.missing[iy][ix].to_string(),
-            ];
-            if let Ok(t) = &theory {
-                let s = if g.x_key == "sigma_w2" { *x } else { *y };
-                rec.push(t.trainable_depth(s).map_or("inf".into(), |d| d.to_string()));
-            }
-            csv.write_record(&rec)?;
-        }
-    }
-    let csv = csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let csv = phase_csv(&g, theory.as_ref().ok())?;
     io::write_atomic(&out.join(format!("{stem}.svg")), svg.as_bytes())?;
     io::write_atomic(&out.join(format!("{stem}.png")), &png)?;
     io::write_atomic(&out.join(format!("{stem}.csv")), &csv)?;
@@ -482,36 +452,74 @@ pub fn run_phase(a: &PhaseArgs) -> anyhow::Result<Status> {
     match &theory {
         Ok(t) => {
             if let Some(threshold) = a.threshold.or(g.midpoint()) {
-                let (b, agree, total) = phase::boundary(&g, t, threshold);
-                let rule = if phase::higher_is_better(&g.metric) { "≥" } else { "≤" };
-                crate::outln!(
-                    "trained = mean {} {rule} {threshold:.4}; trainable by theory = depth ≤ 6 ξ_c ({}, σ_b² = {})",
-                    g.metric,
-                    t.activation.name(),
-                    t.sigma_b2
-                );
-                let mut table = comfy_table::Table::new();
-                table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
-                table.set_header(["σ_w²", "6 ξ_c", "deepest trained", "shallowest not trained"]);
-                for r in &b {
-                    table.add_row([
-                        format!("{}", r.sigma_w2),
-                        r.six_xi_c.map_or("∞".into(), |d| format!("{d:.1}")),
-                        fmt_depth(r.deepest_trained),
-                        fmt_depth(r.shallowest_failed),
-                    ]);
-                }
-                crate::outln!("{table}");
-                crate::outln!(
-                    "{agree} of {total} cells ({:.0}%) agree with the theory (trained exactly when depth ≤ 6 ξ_c)",
-                    100.0 * agree as f64 / total.max(1) as f64
-                );
+                print_boundary(&g, t, threshold);
             }
         }
         Err(why) => crate::outln!("{why}"),
     }
     crate::outln!("figure: {} (and .png, .csv)", out.join(format!("{stem}.svg")).display());
     Ok(Status::Ok)
+}
+
+/// The table behind the phase figure: one row per cell, with 6 ξ_c when the theory applies.
+fn phase_csv(g: &phase::PhaseGrid, theory: Option<&Theory>) -> anyhow::Result<Vec<u8>> {
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    let mut header = vec![
+        g.x_key.clone(),
+        g.y_key.clone(),
+        format!("mean_{}", g.metric),
+        "runs".into(),
+        "runs_without_value".into(),
+    ];
+    if theory.is_some() {
+        header.push("six_xi_c".into());
+    }
+    csv.write_record(&header)?;
+    for (iy, y) in g.ys.iter().enumerate() {
+        for (ix, x) in g.xs.iter().enumerate() {
+            let mut rec = vec![
+                x.to_string(),
+                y.to_string(),
+                g.mean[iy][ix].map_or(String::new(), |v| v.to_string()),
+                g.runs[iy][ix].to_string(),
+                g.missing[iy][ix].to_string(),
+            ];
+            if let Some(t) = theory {
+                let s = if g.x_key == "sigma_w2" { *x } else { *y };
+                rec.push(t.trainable_depth(s).map_or("inf".into(), |d| d.to_string()));
+            }
+            csv.write_record(&rec)?;
+        }
+    }
+    csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Prints where training succeeded against where the theory says it can (depth ≤ 6 ξ_c).
+fn print_boundary(g: &phase::PhaseGrid, t: &Theory, threshold: f64) {
+    let (b, agree, total) = phase::boundary(g, t, threshold);
+    let rule = if phase::higher_is_better(&g.metric) { "≥" } else { "≤" };
+    crate::outln!(
+        "trained = mean {} {rule} {threshold:.4}; trainable by theory = depth ≤ 6 ξ_c ({}, σ_b² = {})",
+        g.metric,
+        t.activation.name(),
+        t.sigma_b2
+    );
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::UTF8_FULL_CONDENSED);
+    table.set_header(["σ_w²", "6 ξ_c", "deepest trained", "shallowest not trained"]);
+    for r in &b {
+        table.add_row([
+            format!("{}", r.sigma_w2),
+            r.six_xi_c.map_or("∞".into(), |d| format!("{d:.1}")),
+            fmt_depth(r.deepest_trained),
+            fmt_depth(r.shallowest_failed),
+        ]);
+    }
+    crate::outln!("{table}");
+    crate::outln!(
+        "{agree} of {total} cells ({:.0}%) agree with the theory (trained exactly when depth ≤ 6 ξ_c)",
+        100.0 * agree as f64 / total.max(1) as f64
+    );
 }
 
 #[cfg(test)]

@@ -238,64 +238,10 @@ impl Sweep {
         let mut keys: Vec<&String> = grid.keys().collect();
         keys.sort();
         for key in keys {
-            if let Some((_, why)) = NOT_SWEPT.iter().find(|(k, _)| k == key) {
-                return Err(bad("grid key", key, *why));
-            }
-            if !CONFIG_KEYS.contains(&key.as_str()) {
-                let hint = match closest(key, &CONFIG_KEYS) {
-                    Some(c) => format!("unknown config key in [grid] of {origin} (did you mean '{c}'?)"),
-                    None => format!("unknown config key in [grid] of {origin}; valid keys: {}", CONFIG_KEYS.join(", ")),
-                };
-                return Err(bad("grid key", key, hint));
-            }
-            if base.contains_key(key) {
-                return Err(bad(
-                    "grid key",
-                    key,
-                    format!("'{key}' is both fixed in [base] and swept in [grid] of {origin}; remove one"),
-                ));
-            }
+            check_grid_key(key, &base, origin)?;
             axes.push(axis(key, &grid[key])?);
         }
-        let seeds = match table.remove("seeds") {
-            None => {
-                let seed = match base.get("seed") {
-                    Some(toml::Value::Integer(s)) => *s as u64,
-                    _ => Config::default().seed,
-                };
-                vec![seed]
-            }
-            Some(_) if base.contains_key("seed") => {
-                return Err(bad(
-                    "seeds",
-                    "…",
-                    format!("both `seeds` and [base] seed are given in {origin}; remove one"),
-                ));
-            }
-            Some(toml::Value::Integer(n)) if (1..=1_000_000).contains(&n) => (0..n as u64).collect(),
-            Some(toml::Value::Array(list)) if !list.is_empty() => {
-                let mut seeds = Vec::with_capacity(list.len());
-                for v in &list {
-                    match v {
-                        toml::Value::Integer(s) if *s >= 0 => {
-                            if seeds.contains(&(*s as u64)) {
-                                return Err(bad("seeds", s, "is listed twice; give each seed once"));
-                            }
-                            seeds.push(*s as u64)
-                        }
-                        _ => return Err(bad("seeds", v, "seeds are whole numbers ≥ 0")),
-                    }
-                }
-                seeds
-            }
-            Some(v) => {
-                return Err(bad(
-                    "seeds",
-                    v,
-                    "must be a count (1 to 1000000: seeds 0, 1, …) or a non-empty list of seeds",
-                ));
-            }
-        };
+        let seeds = seeds(table.remove("seeds"), &base, origin)?;
         let sweep = Self { base, axes, seeds };
         if sweep.len() > 10_000_000 {
             return Err(bad("grid", sweep.len(), "has more than 10 million points"));
@@ -416,6 +362,63 @@ impl std::fmt::Display for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.k, self.n)
     }
+}
+
+/// The `seeds` key: a count (seeds 0..n) or a list; without it, the base's seed (or the default).
+fn seeds(value: Option<toml::Value>, base: &toml::Table, origin: &str) -> Result<Vec<u64>> {
+    Ok(match value {
+        None => {
+            let seed = match base.get("seed") {
+                Some(toml::Value::Integer(s)) => *s as u64,
+                _ => Config::default().seed,
+            };
+            vec![seed]
+        }
+        Some(_) if base.contains_key("seed") => {
+            return Err(bad("seeds", "…", format!("both `seeds` and [base] seed are given in {origin}; remove one")));
+        }
+        Some(toml::Value::Integer(n)) if (1..=1_000_000).contains(&n) => (0..n as u64).collect(),
+        Some(toml::Value::Array(list)) if !list.is_empty() => {
+            let mut seeds = Vec::with_capacity(list.len());
+            for v in &list {
+                match v {
+                    toml::Value::Integer(s) if *s >= 0 => {
+                        if seeds.contains(&(*s as u64)) {
+                            return Err(bad("seeds", s, "is listed twice; give each seed once"));
+                        }
+                        seeds.push(*s as u64)
+                    }
+                    _ => return Err(bad("seeds", v, "seeds are whole numbers ≥ 0")),
+                }
+            }
+            seeds
+        }
+        Some(v) => {
+            return Err(bad("seeds", v, "must be a count (1 to 1000000: seeds 0, 1, …) or a non-empty list of seeds"));
+        }
+    })
+}
+
+/// A [grid] key must be a config key that can be swept and is not also fixed in [base].
+fn check_grid_key(key: &str, base: &toml::Table, origin: &str) -> Result<()> {
+    if let Some((_, why)) = NOT_SWEPT.iter().find(|(k, _)| *k == key) {
+        return Err(bad("grid key", key, *why));
+    }
+    if !CONFIG_KEYS.contains(&key) {
+        let hint = match closest(key, &CONFIG_KEYS) {
+            Some(c) => format!("unknown config key in [grid] of {origin} (did you mean '{c}'?)"),
+            None => format!("unknown config key in [grid] of {origin}; valid keys: {}", CONFIG_KEYS.join(", ")),
+        };
+        return Err(bad("grid key", key, hint));
+    }
+    if base.contains_key(key) {
+        return Err(bad(
+            "grid key",
+            key,
+            format!("'{key}' is both fixed in [base] and swept in [grid] of {origin}; remove one"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
