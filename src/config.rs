@@ -21,6 +21,19 @@ pub struct Config {
     pub target: Option<String>,
     /// Fraction of CSV rows held out for testing.
     pub test_fraction: f64,
+    /// CSV: use only these columns as features (in this order).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
+    /// CSV: use every column but the target and these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop: Option<Vec<String>>,
+    /// Standardise the inputs with mean and std fitted on the training split.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub standardize: bool,
+    /// Refuse to start when the run's estimated memory exceeds this ("2G", "512MiB"; default:
+    /// the available memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<String>,
     /// Number of hidden layers.
     pub depth: usize,
     /// Units per hidden layer.
@@ -96,6 +109,10 @@ impl Default for Config {
             data: "regression".into(),
             target: None,
             test_fraction: 0.2,
+            features: None,
+            drop: None,
+            standardize: false,
+            max_memory: None,
             depth: 2,
             width: 64,
             activation: "sigmoid".into(),
@@ -132,10 +149,14 @@ impl Default for Config {
 }
 
 /// Every config key.
-pub const CONFIG_KEYS: [&str; 34] = [
+pub const CONFIG_KEYS: [&str; 38] = [
     "data",
     "target",
     "test_fraction",
+    "features",
+    "drop",
+    "standardize",
+    "max_memory",
     "depth",
     "width",
     "activation",
@@ -178,6 +199,14 @@ pub struct RunSpec {
     pub target: Option<String>,
     /// CSV test fraction.
     pub test_fraction: f64,
+    /// CSV feature columns.
+    pub features: Option<Vec<String>>,
+    /// CSV columns left out.
+    pub drop: Option<Vec<String>>,
+    /// Standardise the inputs (fitted on the training split).
+    pub standardize: bool,
+    /// The memory limit in bytes (None: the available memory).
+    pub max_memory: Option<u64>,
     /// Hidden layers.
     pub depth: usize,
     /// Hidden width.
@@ -352,6 +381,10 @@ impl Config {
             data,
             target: self.target.clone(),
             test_fraction: self.test_fraction,
+            features: self.features.clone(),
+            drop: self.drop.clone(),
+            standardize: self.standardize,
+            max_memory: self.max_memory.as_deref().map(crate::resources::parse_size).transpose()?,
             depth: self.depth,
             width: self.width,
             activation,

@@ -5,7 +5,6 @@ use gradscope::config::Config;
 use gradscope::data::{self, DataSpec, LoadOptions};
 use gradscope::probe::StepRecord;
 use gradscope::train::{Observer, Silent, train};
-use std::path::PathBuf;
 
 struct Records(Vec<StepRecord>);
 impl Observer for Records {
@@ -22,6 +21,7 @@ fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::trai
         classes: spec.loss == gradscope::nn::Loss::CrossEntropy,
         seed: spec.seed,
         test_fraction: 0.2,
+        ..LoadOptions::default()
     };
     let data = data::load(&spec.data, &opts).unwrap();
     train::<f32>(&spec, &data, observer).unwrap()
@@ -79,16 +79,12 @@ fn deep_sigmoid_gradient_vanishes_at_init() {
     assert!(relu.summary.vanishing_ratio > 1e-2, "relu ratio {}", relu.summary.vanishing_ratio);
 }
 
-/// Where the shared copy of MNIST lives (override with GRADSCOPE_MNIST_DIR).
-fn mnist_dir() -> PathBuf {
-    std::env::var_os("GRADSCOPE_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist"))
-}
+mod common;
+use common::mnist_dir;
 
 #[test]
 fn mnist_files_load_with_the_published_counts() {
-    let d = data::mnist::load(&mnist_dir()).expect("MNIST at ../shared/data/mnist (or GRADSCOPE_MNIST_DIR)");
+    let d = data::mnist::load(&mnist_dir()).expect(common::MNIST_HINT);
     assert_eq!((d.train.len(), d.test.len(), d.inputs(), d.outputs()), (60_000, 10_000, 784, 10));
     let count = |s: &data::Split, k: usize| match &s.y {
         data::Labels::Classes { labels, .. } => labels.iter().filter(|&&l| l == k).count(),

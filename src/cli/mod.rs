@@ -6,6 +6,7 @@
 
 pub mod args;
 pub mod bench;
+pub mod data;
 pub mod demo;
 pub mod output;
 pub mod probe;
@@ -73,5 +74,6 @@ pub fn run() -> anyhow::Result<Status> {
         Command::Sweep(a) => sweep::run(&a),
         Command::Merge(a) => sweep::run_merge(&a),
         Command::Phase(a) => sweep::run_phase(&a),
+        Command::Data(a) => data::run(&a),
     }
 }

@@ -72,7 +72,13 @@ impl RunObserver {
                     });
                 }
                 io::create_dir(dir)?;
-                for f in RUN_FILES.iter().chain(&[io::COMMAND_FILE, "report.html"]) {
+                let extra = [
+                    io::COMMAND_FILE,
+                    "report.html",
+                    crate::prepare::DATA_FILE,
+                    crate::data::standardize::STANDARDIZE_FILE,
+                ];
+                for f in RUN_FILES.iter().chain(&extra) {
                     let p = dir.join(f);
                     if p.exists() {
                         std::fs::remove_file(&p).map_err(io_err("cannot remove", &p))?;

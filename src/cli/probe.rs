@@ -2,7 +2,6 @@
 
 use super::Status;
 use super::args::{self, ProbeArgs};
-use super::train::load_data;
 use crate::data::{Labels, Split};
 use crate::error::Error;
 use crate::io::{self, weights};
@@ -12,9 +11,11 @@ use crate::train::build_mlp;
 use anyhow::Context;
 use clap::ArgMatches;
 use ndarray::Array2;
+use std::path::Path;
 
-/// Largest buffer budget (bytes) a probe may use before it asks for `--batch-size`.
-const MAX_PROBE_BYTES: f64 = 8e9;
+/// Training rows probed when `--batch-size` is not given: enough for statistics that do not
+/// move with the sample, and all of MNIST (60 000 rows, 2.6 GB in f64) is not needed for them.
+pub const DEFAULT_PROBE_ROWS: usize = 10_000;
 
 /// Runs `gradscope probe`.
 pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
@@ -30,9 +31,22 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     if a.batch_size == Some(0) {
         return Err(Error::invalid("batch_size", 0, "must be at least 1 (or leave it out to use every row)").into());
     }
-    let data = load_data(&spec)?;
-    let rows = a.batch_size.unwrap_or(data.train.len()).min(data.train.len());
+    // a run's config.toml: number classes and standardise as that run did
+    let saved =
+        a.config.as_deref().and_then(|c| c.parent()).map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
+    let data = crate::prepare::load(&spec, saved)?.data;
+    let rows = a.batch_size.unwrap_or(DEFAULT_PROBE_ROWS).min(data.train.len());
+    if a.batch_size.is_none() && rows < data.train.len() {
+        eprintln!(
+            "probe: the first {rows} of {} training rows (the default cap); --batch-size N to choose",
+            data.train.len()
+        );
+    }
     let split: Split = data.train.head(rows);
+    let fits = |sizes: &[usize]| {
+        let estimate = crate::resources::probe(&data, sizes, rows);
+        crate::resources::check(&estimate, spec.max_memory, "this probe", "pass --batch-size N with fewer rows")
+    };
 
     let activation_given = args::given("activation", file_table.as_ref(), matches);
     let (mut mlp, names, fresh): (Mlp<f64>, Vec<(String, String)>, bool) = match &a.weights {
@@ -50,6 +64,7 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
                 }
             };
             let sizes = w.sizes();
+            fits(&sizes)?;
             let bad = |msg: String| Error::Weights { path: path.clone(), msg };
             if sizes[0] != data.inputs() {
                 return Err(bad(format!(
@@ -89,6 +104,10 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
             (w.to_mlp_with(activation, arch, path)?, w.names.clone(), false)
         }
         None => {
+            let mut sizes = vec![data.inputs()];
+            sizes.extend(std::iter::repeat_n(spec.width, spec.depth));
+            sizes.push(data.outputs());
+            fits(&sizes)?;
             // drawn and rounded exactly as `train` would, so weights.safetensors (f32) is the point probed
             let m: Mlp<f64> = build_mlp::<f32>(&spec, &data).cast();
             let names = m.param_names();
@@ -100,19 +119,6 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     }
     // a probe measures; it does not move batch norm's running estimates
     mlp.set_track_running_stats(false);
-    let units: usize = mlp.sizes().iter().sum();
-    let bytes = rows as f64 * units as f64 * 8.0 * 5.0;
-    if bytes > MAX_PROBE_BYTES {
-        return Err(Error::invalid(
-            "batch_size",
-            rows,
-            format!(
-                "probing {rows} rows through this network needs about {:.0} GB; pass --batch-size N with fewer rows",
-                bytes / 1e9
-            ),
-        )
-        .into());
-    }
 
     // f64 throughout: probe's gradients are a reference, rounded only when written.
     let x: Array2<f64> = split.x.mapv(f64::from);

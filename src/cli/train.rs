@@ -4,27 +4,24 @@ use super::Status;
 use super::args::{self, TrainArgs};
 use super::output::{self, Mode, RunObserver};
 use crate::config::{CONFIG_KEYS, Config, RunSpec};
-use crate::data::{self, Dataset, LoadOptions};
+use crate::data::Dataset;
 use crate::error::Error;
 use crate::io::checkpoint::Checkpoint;
 use crate::io::{CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE};
-use crate::nn::Loss;
 use crate::train::{Outcome, RunStatus, Summary, train_from};
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 use std::path::Path;
 
-/// Loads the data a spec names.
+/// Loads the data a spec names (standardised when it says so).
 pub fn load_data(spec: &RunSpec) -> crate::Result<Dataset> {
-    data::load(
-        &spec.data,
-        &LoadOptions {
-            target: spec.target.as_deref(),
-            classes: spec.loss == Loss::CrossEntropy,
-            seed: spec.seed,
-            test_fraction: spec.test_fraction,
-        },
-    )
+    crate::prepare::load(spec, None).map(|p| p.data)
+}
+
+/// Refuses a run whose estimated memory exceeds `max_memory` or the available memory.
+fn check_memory(spec: &RunSpec, data: &Dataset) -> crate::Result<()> {
+    let estimate = crate::resources::training(spec, data);
+    crate::resources::check(&estimate, spec.max_memory, "this run", "use a smaller --width, --depth or --batch-size")
 }
 
 /// How [`run_config_with`] treats its output folder.
@@ -45,11 +42,13 @@ pub fn run_config(config: &Config, dir: &Path, progress: bool) -> anyhow::Result
 /// [`run_config`] with options.
 pub fn run_config_with(config: &Config, dir: &Path, opts: RunOptions) -> anyhow::Result<(RunSpec, Outcome<f32>)> {
     let spec = config.resolve()?;
-    let data = load_data(&spec)?;
+    let prepared = crate::prepare::load(&spec, None)?;
+    check_memory(&spec, &prepared.data)?;
     let resolved = config.resolved(&spec);
     let mode = if opts.overwrite { Mode::Overwrite } else { Mode::New };
     let mut observer = RunObserver::open(dir, &resolved, opts.progress, mode)?;
-    let outcome = train_from::<f32>(&spec, &data, &mut observer, None)?;
+    prepared.write(dir)?;
+    let outcome = train_from::<f32>(&spec, &prepared.data, &mut observer, None)?;
     finish(dir, observer, &outcome)?;
     Ok((spec, outcome))
 }
@@ -97,7 +96,8 @@ pub fn resume(dir: &Path, progress: bool) -> anyhow::Result<(RunSpec, Outcome<f3
     })?;
     let config = Config::from_toml(&text, &cfg_path.display().to_string())?;
     let spec = config.resolve()?;
-    let data = load_data(&spec)?;
+    let data = crate::prepare::load(&spec, Some(dir))?.data;
+    check_memory(&spec, &data)?;
     let ck_path = dir.join(CHECKPOINT_FILE);
     let ck = if ck_path.is_file() { Some(Checkpoint::read(&ck_path)?) } else { None };
     if let Some(ck) = &ck

@@ -365,7 +365,8 @@ const GRAD_LABEL: &str = "‖∂L/∂W‖ of the layer (Frobenius norm, log scal
 /// The mean-field prediction of ‖∂L/∂W_l‖ at initialisation for a run's hidden layers 1..depth−1,
 /// anchored at the measured step-0 norm of the last hidden layer: `theory::predicted_decay`
 /// gives E‖∂L/∂z_l‖², and away from the input ‖∂L/∂W_l‖ ∝ ‖∂L/∂z_l‖ (its docs). The init's
-/// σ_w², σ_b² come from `theory::init_variances`; inputs are taken with q⁰ = 1 (standardised).
+/// σ_w², σ_b² come from `theory::init_variances`; q⁰ is the run's measured input scale
+/// (`data.json`), or 1 (standardised inputs) for runs that did not record it.
 /// None when the run is too shallow, its step-0 norms are not finite, or the theory refuses
 /// the parameters.
 pub fn predicted_flow(run: &Run) -> Option<Vec<(f64, f64)>> {
@@ -378,7 +379,8 @@ pub fn predicted_flow(run: &Run) -> Option<Vec<(f64, f64)>> {
     let act = crate::nn::Activation::from_name(&c.activation, c.negative_slope).ok()?;
     let init = crate::nn::Init::from_name(&c.init).ok()?;
     let v = crate::theory::init_variances(init, act, c.width, c.width, c.sigma_w2, c.sigma_b2);
-    let decay = crate::theory::predicted_decay(act, v.sigma_w2, v.sigma_b2, 1.0, depth).ok()?;
+    let q0 = run.q0.filter(|q| q.is_finite() && *q > 0.0).unwrap_or(1.0);
+    let decay = crate::theory::predicted_decay(act, v.sigma_w2, v.sigma_b2, q0, depth).ok()?;
     let anchor = rec.layers[depth - 1].grad_w_norm;
     let base = decay.get(depth - 1).copied()?;
     if !(anchor.is_finite() && anchor > 0.0 && base.is_finite() && base > 0.0) {

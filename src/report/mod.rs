@@ -183,6 +183,7 @@ pub mod sample {
             summary: Some(summary),
             records,
             command: Some(format!("gradscope train --depth {depth} --activation {activation} --out {dir}")),
+            q0: None,
         }
     }
 

@@ -34,6 +34,9 @@ pub struct Run {
     pub records: Vec<StepRecord>,
     /// The command line that made the run, when it was saved.
     pub command: Option<String>,
+    /// q⁰ of the training inputs as the network saw them (`data.json`; runs written before it
+    /// existed have None, and the theory overlay then assumes 1).
+    pub q0: Option<f64>,
 }
 
 /// What the first/last gradient ratio says.
@@ -245,7 +248,8 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         .map(|text| serde_json::from_str::<Summary>(&text).map_err(|e| run_error(dir, format!("{SUMMARY_FILE}: {e}"))))
         .transpose()?;
     let command = read(COMMAND_FILE)?.map(|c| c.trim().to_string()).filter(|c| !c.is_empty());
-    Ok(Run { dir: dir.display().to_string(), label: String::new(), config, summary, records, command })
+    let q0 = crate::prepare::read_info(dir)?.map(|i| i.q0);
+    Ok(Run { dir: dir.display().to_string(), label: String::new(), config, summary, records, command, q0 })
 }
 
 /// Labels that tell runs apart: the config values that differ between them, the activation and
@@ -305,7 +309,15 @@ mod tests {
     use super::*;
 
     pub(crate) fn run_with(config: Config, dir: &str) -> Run {
-        Run { dir: dir.into(), label: String::new(), config, summary: None, records: Vec::new(), command: None }
+        Run {
+            dir: dir.into(),
+            label: String::new(),
+            config,
+            summary: None,
+            records: Vec::new(),
+            command: None,
+            q0: None,
+        }
     }
 
     #[test]

@@ -1,0 +1,22 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// The one rule by which tests (and docs/data.md) find MNIST: `$GRADSCOPE_MNIST_DIR` if set,
+/// else `../shared/data/mnist` beside the repository, else the cache folder that
+/// `gradscope data mnist` fills (`$GRADSCOPE_DATA/mnist` or the platform's cache folder).
+pub fn mnist_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("GRADSCOPE_MNIST_DIR") {
+        return dir.into();
+    }
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    if shared.is_dir() {
+        return shared;
+    }
+    gradscope::data::download::cache_dir("mnist").unwrap_or(shared)
+}
+
+/// What to say when MNIST is not where [`mnist_dir`] looked.
+pub const MNIST_HINT: &str = "MNIST not found: set GRADSCOPE_MNIST_DIR=DIR, put it in ../shared/data/mnist, \
+                              or run `gradscope data mnist` (docs/data.md)";
