@@ -270,7 +270,8 @@ fn string_labels_train_as_their_integer_copy() {
     let ints = write(t, "ints.csv", &table(["0", "1", "2"]));
     let summary = |csv: &Path, out: &str| -> serde_json::Value {
         gradscope()
-            .args(["train", "--target", "species", "--drop", "id", "--loss", "cross_entropy", "--steps", "200"])
+            .args(["train", "--target", "species", "--drop", "id", "--loss", "cross_entropy", "--steps", "300"])
+            .args(["--activation", "relu", "--optimizer", "adam", "--lr", "0.01"])
             .args(["--width", "16", "--threads", "1", "--quiet", "--no-report", "--data"])
             .arg(format!("csv:{}", csv.display()))
             .arg("--out")
