@@ -165,6 +165,17 @@ fn download_verifies_and_skips_what_is_there() {
         .success()
         .stdout(predicate::str::contains("already there"));
     assert_eq!(server.requests().len(), 4, "nothing downloaded twice");
+    // a folder as the mirror: no network at all
+    let copy = tmp.path().join("copy");
+    gradscope()
+        .args(["data", "mnist", "--mirror"])
+        .arg(common::mnist_dir())
+        .arg("--to")
+        .arg(&copy)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("SHA-256 verified"));
+    assert_eq!(listing(&copy), want);
 }
 
 #[test]

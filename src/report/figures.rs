@@ -955,6 +955,23 @@ mod tests {
 
     use super::*;
 
+    /// The overlay starts from the run's measured q⁰ (data.json): for tanh, a larger input scale
+    /// saturates more and predicts another decay than the q⁰ = 1 of a run without the record.
+    #[test]
+    fn predicted_flow_uses_the_recorded_input_scale() {
+        let mut run = crate::report::sample::run("out/tanh", "tanh", 6, 0.5, &[0, 10]);
+        run.config.init = "gaussian".into();
+        run.config.sigma_w2 = 1.5;
+        let default = predicted_flow(&run).unwrap();
+        run.q0 = Some(1.0);
+        assert_eq!(predicted_flow(&run).unwrap(), default, "q0 = 1 is what runs without data.json get");
+        run.q0 = Some(25.0);
+        let scaled = predicted_flow(&run).unwrap();
+        assert_eq!(scaled.len(), default.len());
+        let rel = (scaled[0].1 / default[0].1 - 1.0).abs();
+        assert!(rel > 1e-3, "q0 changed nothing: {scaled:?} {default:?}");
+    }
+
     #[test]
     fn spread_keeps_first_and_last() {
         assert_eq!(spread(16, 5), [0, 4, 8, 11, 15]);
