@@ -170,7 +170,9 @@ fn report_overlays_the_predicted_decay() {
         .arg(&out)
         .assert()
         .success();
-    let run = model::load_run(&out).unwrap();
+    // the report gets the prediction from its caller, as `gradscope report` does (run::theory_for)
+    let mut run = model::load_run(&out).unwrap();
+    run.theory = gradscope::run::theory_for(&run.config);
     let predicted = figures::predicted_flow(&run).expect("a prediction for a gaussian tanh run");
     let measured = &run.records[0].layers;
     // the decay between hidden layers 2 and 18 (16 layers of χ₁ ≈ 0.76: about 9e-2 in norm)
@@ -178,7 +180,7 @@ fn report_overlays_the_predicted_decay() {
     let got = measured[2].grad_w_norm / measured[18].grad_w_norm;
     assert!((got / want).ln().abs() < 2f64.ln(), "measured decay {got}, predicted {want}");
     assert!(want < 0.2, "the prediction decays: {want}");
-    let report = model::Report::load(std::slice::from_ref(&out), "test".into()).unwrap();
+    let report = gradscope::run::load_report(std::slice::from_ref(&out), "test".into()).unwrap();
     let fig = figures::gradient_flow(&report);
     assert!(format!("{:?}", fig.panels).contains("mean-field prediction"));
     let mut shallow = run.clone();
