@@ -1,14 +1,20 @@
 //! `gradscope bench`: milliseconds per training step on standard MLP shapes, comparable with
-//! `bench/torch_mlp.py` (the same four configs in PyTorch, same output).
+//! `bench/torch_mlp.py` (the same four configs in PyTorch, same output), and on recurrent
+//! shapes, comparable with `bench/torch_rnn.py`.
 //!
 //! A step is what the training loop does per batch: forward, MSE loss, backward (parameter
 //! gradients of every layer, input gradients of every layer but the first, as autograd does)
-//! and a plain SGD update (lr 0.01), in f32, on one fixed random batch.
+//! and a plain SGD update (lr 0.01), in f32, on one fixed random batch. The recurrent configs
+//! (row-by-row MNIST's shape: 28 steps of 28 features, hidden 128, batch 128, one layer, a Linear
+//! head on the last step, 10 classes) take cross-entropy instead of MSE, and backpropagate
+//! through time without ∂L/∂x (the sequence is data, as in PyTorch).
 
+use crate::nn::recurrent::{Cell, RecurrentConfig};
 use crate::nn::{Activation, Hook, Init, Loss, Mlp, MlpConfig, Targets, Threads};
-use crate::optim::{Optimizer, OptimizerState, Sgd};
+use crate::optim::{Optimizer, OptimizerState, Sgd, SgdState};
 use crate::probe::GradientProbe;
-use ndarray::Array2;
+use ndarray::{Array2, Array3};
+use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -18,21 +24,47 @@ use std::time::Instant;
 /// One benchmark shape.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct BenchConfig {
-    /// Name: tiny, slide, deep, wide.
+    /// Name: tiny, slide, deep, wide; lstm, rnn, gru.
     pub name: &'static str,
-    /// Input features.
+    /// Input features (per time step for the recurrent configs).
     pub inputs: usize,
-    /// Hidden width.
+    /// Hidden width (the recurrent configs: H, the hidden state's size).
     pub width: usize,
-    /// Hidden layers.
+    /// Hidden layers (the recurrent configs: stacked recurrent layers).
     pub depth: usize,
     /// Outputs.
     pub outputs: usize,
     /// Batch size.
     pub batch: usize,
-    /// Hidden activation.
+    /// Hidden activation (the recurrent configs: the cell's tanh).
     #[serde(serialize_with = "activation_name")]
     pub activation: Activation,
+    /// A recurrent network instead of an MLP (absent from the MLP configs' JSON).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub recurrent: Option<Sequence>,
+}
+
+/// What makes a bench config recurrent: the cell and the sequence length.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Sequence {
+    /// The cell (`rnn_tanh`, `lstm`, `gru`).
+    pub cell: Cell,
+    /// T, time steps per sequence.
+    pub seq_len: usize,
+}
+
+/// Row-by-row MNIST's shape (issue 14): 28 steps of 28 pixels, hidden 128, batch 128, 10 classes.
+const fn row_mnist(name: &'static str, cell: Cell) -> BenchConfig {
+    BenchConfig {
+        name,
+        inputs: 28,
+        width: 128,
+        depth: 1,
+        outputs: 10,
+        batch: 128,
+        activation: Activation::Tanh,
+        recurrent: Some(Sequence { cell, seq_len: 28 }),
+    }
 }
 
 fn activation_name<S: serde::Serializer>(a: &Activation, s: S) -> Result<S::Ok, S::Error> {
@@ -49,6 +81,7 @@ pub const CONFIGS: [BenchConfig; 4] = [
         outputs: 1,
         batch: 64,
         activation: Activation::Sigmoid,
+        recurrent: None,
     },
     BenchConfig {
         name: "slide",
@@ -58,6 +91,7 @@ pub const CONFIGS: [BenchConfig; 4] = [
         outputs: 10,
         batch: 128,
         activation: Activation::Sigmoid,
+        recurrent: None,
     },
     BenchConfig {
         name: "deep",
@@ -67,6 +101,7 @@ pub const CONFIGS: [BenchConfig; 4] = [
         outputs: 10,
         batch: 128,
         activation: Activation::Tanh,
+        recurrent: None,
     },
     BenchConfig {
         name: "wide",
@@ -76,8 +111,21 @@ pub const CONFIGS: [BenchConfig; 4] = [
         outputs: 10,
         batch: 256,
         activation: Activation::Relu,
+        recurrent: None,
     },
 ];
+
+/// The recurrent configs, beside `bench/torch_rnn.py`'s: `nn.LSTM`, `nn.RNN` (tanh), `nn.GRU`.
+pub const RECURRENT_CONFIGS: [BenchConfig; 3] =
+    [row_mnist("lstm", Cell::Lstm), row_mnist("rnn", Cell::RnnTanh), row_mnist("gru", Cell::Gru)];
+
+/// Every config's name, MLPs first.
+pub const CONFIG_NAMES: [&str; 7] = ["tiny", "slide", "deep", "wide", "lstm", "rnn", "gru"];
+
+/// The config of this name (see [`CONFIG_NAMES`]).
+pub fn config(name: &str) -> Option<BenchConfig> {
+    CONFIGS.iter().chain(&RECURRENT_CONFIGS).find(|c| c.name == name).copied()
+}
 
 impl BenchConfig {
     /// Layer sizes `[inputs, width…, outputs]`.
@@ -88,9 +136,25 @@ impl BenchConfig {
     /// Floating-point operations of one step as issue #3 counts them: 2·m·k·n for each of the
     /// three products of every layer (forward, ∂L/∂W, ∂L/∂x). Neither gradscope nor PyTorch
     /// computes ∂L/∂x of the first layer, so this is a nominal count, the same for both.
+    ///
+    /// Recurrent: per layer and step the two products x_t·W_ihᵀ ([B, I]·[I, G·H]) and
+    /// h_{t−1}·W_hhᵀ ([B, H]·[H, G·H]), three times each (forward, ∂L/∂W, ∂L/∂input), plus the
+    /// head's three; the gates' elementwise work is not counted.
     pub fn flops(&self) -> f64 {
         let b = self.batch as f64;
-        self.sizes().windows(2).map(|w| 3.0 * 2.0 * b * (w[0] * w[1]) as f64).sum()
+        match self.recurrent {
+            None => self.sizes().windows(2).map(|w| 3.0 * 2.0 * b * (w[0] * w[1]) as f64).sum(),
+            Some(seq) => {
+                let (h, g, t) = (self.width as f64, seq.cell.gates() as f64, seq.seq_len as f64);
+                let layers: f64 = (0..self.depth)
+                    .map(|k| {
+                        let fan_in = if k == 0 { self.inputs as f64 } else { h };
+                        t * 3.0 * 2.0 * b * g * h * (fan_in + h)
+                    })
+                    .sum();
+                layers + 3.0 * 2.0 * b * h * self.outputs as f64
+            }
+        }
     }
 }
 
@@ -131,6 +195,14 @@ pub fn run(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, probe
 }
 
 fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, probe_every: u64) -> BenchResult {
+    let times = match cfg.recurrent {
+        None => time_mlp(cfg, threads, steps, warmup, probe_every),
+        Some(seq) => time_recurrent(cfg, seq, threads, steps, warmup, probe_every),
+    };
+    result(cfg, threads, steps, probe_every, times)
+}
+
+fn time_mlp(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, probe_every: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut mlp: Mlp<f32> =
         MlpConfig::uniform(cfg.inputs, cfg.width, cfg.depth, cfg.outputs, cfg.activation, Init::Pytorch).init(&mut rng);
@@ -162,6 +234,53 @@ fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, p
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
+    times
+}
+
+/// The recurrent step: forward, cross-entropy, BPTT, the divergence check (loss and every
+/// gradient), SGD. Probed steps record the per-time-step norms and take the `TimeRecord`.
+fn time_recurrent(
+    cfg: &BenchConfig,
+    seq: Sequence,
+    threads: usize,
+    steps: usize,
+    warmup: usize,
+    probe_every: u64,
+) -> Vec<f64> {
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let net_cfg = RecurrentConfig::new(seq.cell, cfg.inputs, cfg.width, cfg.depth, cfg.outputs);
+    let mut net = net_cfg.init::<f32, _>(&mut rng).expect("the bench configs are valid");
+    let x = Array3::from_shape_simple_fn((seq.seq_len, cfg.batch, cfg.inputs), || StandardNormal.sample(&mut rng));
+    let y: Vec<usize> = (0..cfg.batch).map(|_| rng.random_range(0..cfg.outputs)).collect();
+    let sgd = Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 };
+    let mut states: Vec<SgdState<f32>> = Vec::new();
+    net.for_each_param(|_, v, _| states.push(SgdState::new(v.len())));
+    let t = Threads::new(threads);
+    let mut times = Vec::with_capacity(steps);
+    for step in 0..warmup + steps {
+        let start = Instant::now();
+        net.probing = probe_every > 0 && (step as u64).is_multiple_of(probe_every);
+        net.zero_grad();
+        let loss = net.loss_and_grads(x.view(), Targets::Classes(&y), Loss::CrossEntropy, t);
+        let mut finite = loss.is_finite();
+        let mut k = 0;
+        net.for_each_param(|_, v, g| {
+            finite &= crate::nonfinite::all_finite(g);
+            sgd.step(0.01, v, g, &mut states[k], false);
+            k += 1;
+        });
+        std::hint::black_box(finite);
+        if net.probing {
+            std::hint::black_box(net.time_record());
+        }
+        if step >= warmup {
+            times.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    times
+}
+
+fn result(cfg: &BenchConfig, threads: usize, steps: usize, probe_every: u64, mut times: Vec<f64>) -> BenchResult {
     times.sort_by(f64::total_cmp);
     let median = if times.len() % 2 == 1 {
         times[times.len() / 2]
@@ -197,6 +316,17 @@ mod tests {
         // issue #3: "the wide step is 21.8 GFLOP"
         let w = CONFIGS[3].flops();
         assert!((w / 1e9 - 21.8).abs() < 0.1, "{w}");
+    }
+
+    #[test]
+    fn recurrent_flops_count_both_products_at_every_step() {
+        // lstm: 28 steps × 3 products × 2·128·(4·128)·(28 + 128), plus the head's 3 × 2·128·128·10
+        let want = 28.0 * 3.0 * 2.0 * 128.0 * 512.0 * 156.0 + 3.0 * 2.0 * 128.0 * 128.0 * 10.0;
+        assert_eq!(config("lstm").unwrap().flops(), want);
+        // the Elman cell has one gate block: a quarter of the recurrent products
+        let rnn = config("rnn").unwrap().flops();
+        assert_eq!(rnn, 28.0 * 3.0 * 2.0 * 128.0 * 128.0 * 156.0 + 3.0 * 2.0 * 128.0 * 128.0 * 10.0);
+        assert!(CONFIG_NAMES.iter().all(|n| config(n).is_some_and(|c| c.name == *n)));
     }
 
     #[test]

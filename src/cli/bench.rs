@@ -1,23 +1,25 @@
-//! `gradscope bench`: milliseconds per training step on the standard shapes.
+//! `gradscope bench`: milliseconds per training step on the standard shapes (MLPs, and LSTM,
+//! RNN, GRU on row-by-row MNIST's shape).
 
 use super::Status;
 use super::args::BenchArgs;
 use super::output::sci;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use gradscope::bench::{self, CONFIGS};
+use gradscope::bench::{self, CONFIG_NAMES, CONFIGS, RECURRENT_CONFIGS};
 use gradscope::error::Error;
 
 /// Runs `gradscope bench`.
 pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
     super::stdout::quit_when_closed(); // its output is its only product
     let configs: Vec<_> = match a.config.as_str() {
-        "all" => CONFIGS.to_vec(),
-        name => vec![
-            *CONFIGS
-                .iter()
-                .find(|c| c.name == name)
-                .ok_or_else(|| Error::unknown_name("bench config", name, &["tiny", "slide", "deep", "wide", "all"]))?,
-        ],
+        "all" => CONFIGS.iter().chain(&RECURRENT_CONFIGS).copied().collect(),
+        "mlp" => CONFIGS.to_vec(),
+        "recurrent" => RECURRENT_CONFIGS.to_vec(),
+        name => vec![bench::config(name).ok_or_else(|| {
+            let mut names = CONFIG_NAMES.to_vec();
+            names.extend(["mlp", "recurrent", "all"]);
+            Error::unknown_name("bench config", name, &names)
+        })?],
     };
     if a.steps == 0 {
         return Err(Error::invalid("steps", 0, "must be at least 1").into());
@@ -30,6 +32,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
         "in",
         "width",
         "depth",
+        "T",
         "out",
         "batch",
         "activation",
@@ -53,9 +56,10 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
                 cfg.inputs.to_string(),
                 cfg.width.to_string(),
                 cfg.depth.to_string(),
+                cfg.recurrent.map_or_else(|| "—".into(), |s| s.seq_len.to_string()),
                 cfg.outputs.to_string(),
                 cfg.batch.to_string(),
-                cfg.activation.name().to_string(),
+                cfg.recurrent.map_or_else(|| cfg.activation.name().to_string(), |s| s.cell.name().to_string()),
                 format!("{:.3}", r.median_ms),
                 format!("{:.3}", r.min_ms),
                 format!("{:.3}", r.max_ms),
