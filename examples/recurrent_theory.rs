@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         let Ok((s_hh, s_in)) = init_variances(init, hidden, input, 1.0) else { continue };
         let theory = rnn_mean_field(Cell::RnnTanh, s_hh, s_in)?;
-        let m = measure_rnn(Cell::RnnTanh, init, hidden, input, 30, samples, 11)?;
+        let m = measure_rnn(Cell::RnnTanh, init, hidden, input, 1.0, 30, samples, 11)?;
         println!(
             "  mean field: σ_hh² {s_hh:.4}, σ_in² {s_in:.5}, q* {:.5}, χ {:.4} (‖∂L/∂h‖ ×{:.4} a step); measured χ {:.4} ({:+.1}%)",
             theory.q_star,

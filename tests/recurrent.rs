@@ -186,7 +186,7 @@ fn mean_field_chi_matches_random_tanh_rnns() {
         let (hidden, input) = (256, 4);
         let (s_hh, s_in) = init_variances(init, hidden, input, 1.0).unwrap();
         let theory = rnn_mean_field(Cell::RnnTanh, s_hh, s_in).unwrap();
-        let m = measure_rnn(Cell::RnnTanh, init, hidden, input, 30, 6, 11).unwrap();
+        let m = measure_rnn(Cell::RnnTanh, init, hidden, input, 1.0, 30, 6, 11).unwrap();
         let rel = m.chi / theory.chi - 1.0;
         assert!(rel.abs() < 0.10, "{init:?}: measured χ {} vs predicted {} ({rel:+.3})", m.chi, theory.chi);
     }

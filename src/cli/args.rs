@@ -5,6 +5,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Parser, Subcommand, builder::PossibleValuesParser};
 use gradscope::config::{CONFIG_KEYS, Config};
 use gradscope::error::{Error, Result};
+use gradscope::nn::recurrent::CELL_NAMES;
 use gradscope::nn::{ACTIVATION_NAMES, INIT_NAMES, LOSS_NAMES, NORM_NAMES, NORM_POSITION_NAMES};
 use gradscope::optim::OPTIMIZER_NAMES;
 use serde::Serialize;
@@ -209,11 +210,12 @@ pub struct TheoryArgs {
     /// Use the σ_w² at which χ₁ = 1 for this activation and σ_b² (says so when there is none).
     #[arg(long, conflicts_with = "sigma_w2")]
     pub critical: bool,
-    /// Initialisation. gaussian and orthogonal take --sigma-w2 (or --critical) and --sigma-b2; the
-    /// others stand for the σ_w², σ_b² they amount to in square layers of --width (prediction
-    /// only).
-    #[arg(long, default_value = "gaussian", value_parser = PossibleValuesParser::new(INIT_NAMES))]
-    pub init: String,
+    /// Initialisation [default: gaussian; with --cell: default]. gaussian and orthogonal take
+    /// --sigma-w2 (or --critical) and --sigma-b2; the others stand for the σ_w², σ_b² they amount
+    /// to in square layers of --width (prediction only). With --cell, W_hh's init: default
+    /// (PyTorch's U(±1/√H)), orthogonal or identity.
+    #[arg(long, value_parser = PossibleValuesParser::new(THEORY_INIT_NAMES))]
+    pub init: Option<String>,
     /// ‖x‖²/fan_in of the inputs (q¹ = σ_w² q⁰ + σ_b²).
     #[arg(long, default_value_t = 1.0, conflicts_with = "q0_fixed")]
     pub q0: f64,
@@ -262,7 +264,40 @@ pub struct TheoryArgs {
     /// Print everything as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// A recurrent layer instead of an MLP: rnn_tanh, rnn_relu, lstm or gru. Prints Pascanu's
+    /// bound for --init and, for the Elman cell, the mean-field per-step factor of the gradient
+    /// through time; --measure measures that factor on random networks (--seeds of them).
+    #[arg(
+        long,
+        value_parser = PossibleValuesParser::new(CELL_NAMES),
+        conflicts_with_all = ["sigma_w2", "critical", "jacobian", "q0_fixed"],
+        help_heading = "Recurrent"
+    )]
+    pub cell: Option<String>,
+    /// H, the hidden state's size (--cell).
+    #[arg(long, default_value_t = 256, help_heading = "Recurrent")]
+    pub hidden: usize,
+    /// Features per time step of the inputs, drawn N(0, --q0) (--cell).
+    #[arg(long, default_value_t = 4, help_heading = "Recurrent")]
+    pub input_size: usize,
+    /// T, time steps (--cell; at least 8 with --measure).
+    #[arg(long, default_value_t = 30, help_heading = "Recurrent")]
+    pub seq_len: usize,
 }
+
+/// `--init` of `theory`: the MLP inits and W_hh's (`default`, `identity`).
+const THEORY_INIT_NAMES: [&str; 10] = [
+    "pytorch",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "lecun_normal",
+    "orthogonal",
+    "gaussian",
+    "default",
+    "identity",
+];
 
 /// Where the data comes from.
 #[derive(Debug, Args, Serialize)]

@@ -13,6 +13,7 @@ mod report;
 pub mod stdout;
 mod sweep;
 mod theory;
+mod theory_recurrent;
 mod train;
 
 use args::{Cli, Command};

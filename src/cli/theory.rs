@@ -67,8 +67,11 @@ struct Output<'a> {
 /// Runs `gradscope theory`.
 pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
     super::stdout::quit_when_closed(); // its output is its only product
+    if let Some(cell) = &a.cell {
+        return super::theory_recurrent::run(a, cell);
+    }
     let activation = Activation::from_name(&a.activation, a.negative_slope)?;
-    let init = Init::from_name(&a.init)?;
+    let init = Init::from_name(a.init.as_deref().unwrap_or("gaussian"))?;
     check("q0", a.q0, true)?;
     if a.depth == 0 {
         return Err(Error::invalid("depth", 0, "must be at least 1 hidden layer").into());

@@ -8,7 +8,7 @@
 //! every step costs a few per cent of the step instead of a second trip through memory.
 
 use crate::nn::kernel::{self, FLUSH, LANES};
-use crate::nn::{ForwardView, Hook, LayerView, Mlp, Scalar};
+use crate::nn::{self, ForwardView, Hook, LayerView, Mlp, Scalar};
 use crate::optim::ParamNorms;
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,10 @@ pub struct StepRecord {
     /// With gradient clipping: whether this step's gradients were clipped (null without).
     #[serde(default)]
     pub clipped: Option<bool>,
+    /// Recurrent runs: the per-time-step record of this probed step (gradient norms through
+    /// time, gate statistics, σ_max(W_hh)); absent for the MLP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<nn::recurrent::TimeRecord>,
 }
 
 /// Bins of [`LayerStats::dact_hist`], each 1/20 of max φ′ wide.
@@ -314,6 +318,7 @@ impl StepRecord {
             layers,
             grad_norm: None,
             clipped: None,
+            time: None,
         }
     }
 }

@@ -255,7 +255,9 @@ impl Figure {
 
 /// Every figure of a report, in reading order.
 pub fn figures(r: &Report) -> Vec<Figure> {
-    let mut v = vec![gradient_flow(r), heatmap(r), loss(r)];
+    let mut v = vec![gradient_flow(r), heatmap(r)];
+    v.extend(super::time::figures(r));
+    v.push(loss(r));
     if r.runs.iter().any(|run| run.records.iter().any(|rec| rec.test_accuracy.is_some())) {
         v.push(accuracy(r));
     }

@@ -9,6 +9,7 @@ pub mod figures;
 pub mod html;
 pub mod model;
 pub mod plot;
+pub mod time;
 
 use crate::error::Result;
 use crate::io;
@@ -145,6 +146,7 @@ pub mod sample {
             layers: stats,
             grad_norm: None,
             clipped: None,
+            time: None,
         }
     }
 

@@ -127,13 +127,15 @@ pub struct RnnMeasurement {
     pub from: usize,
 }
 
-/// Measures the per-step gradient factor on `samples` random Elman RNNs of hidden size
-/// `hidden` (`init`), inputs N(0, 1) of `input_size` features, `seq_len` steps, `batch` rows.
+/// Measures the per-step gradient factor on `samples` random RNNs of hidden size `hidden`
+/// (`init`), inputs N(0, `q_x`) of `input_size` features, `seq_len` steps, 8 rows each.
+#[allow(clippy::too_many_arguments)]
 pub fn measure_rnn(
     cell: Cell,
     init: HiddenInit,
     hidden: usize,
     input_size: usize,
+    q_x: f64,
     seq_len: usize,
     samples: usize,
     seed: u64,
@@ -150,7 +152,10 @@ pub fn measure_rnn(
         let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(s as u64));
         let mut net = cfg.init::<f64, _>(&mut rng)?;
         net.probing = true;
-        let x = Array3::from_shape_simple_fn((seq_len, batch, input_size), || StandardNormal.sample(&mut rng));
+        let sd = q_x.sqrt();
+        let x = Array3::from_shape_simple_fn((seq_len, batch, input_size), || {
+            sd * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+        });
         net.forward(x.view(), Threads::One);
         net.grad_output_mut().mapv_inplace(|_| StandardNormal.sample(&mut rng));
         net.backward(x.view(), Threads::One);
