@@ -22,6 +22,7 @@
 //! | `report` | `config`, `io`, `probe`, `summary`, `verdict`, `error` (records only: no `nn`, `theory`, `run`) |
 //! | `run` | all of the above but `sweep`, `bench`, `demo` |
 //! | `sweep` | `config`, `io`, `summary`, `report`, `theory`, `nn`, `error` |
+//! | `export` | `report`, `probe`, `io`, `error` |
 //! | `demo` | `config` |
 //! | `bench` | `nn`, `optim`, `probe`, `nonfinite` |
 //! | `peak` | (none) |
@@ -68,6 +69,7 @@ pub mod config;
 pub mod data;
 pub mod demo;
 pub mod error;
+pub mod export;
 pub mod io;
 pub mod nn;
 pub mod nonfinite;

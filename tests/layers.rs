@@ -21,6 +21,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("report", &["config", "io", "probe", "summary", "verdict", "error"]),
     ("run", &["config", "data", "error", "io", "nn", "nonfinite", "optim", "probe", "report", "summary", "theory"]),
     ("sweep", &["config", "error", "io", "nn", "report", "summary", "theory"]),
+    ("export", &["report", "probe", "io", "error"]),
     ("demo", &["config"]),
     ("bench", &["nn", "optim", "probe", "nonfinite"]),
     ("peak", &[]),

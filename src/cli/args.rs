@@ -51,6 +51,25 @@ pub enum Command {
     Merge(super::sweep::MergeArgs),
     /// Heat map of a metric over two swept keys, with the mean-field 6 ξ_c curve over σ_w² and depth.
     Phase(super::sweep::PhaseArgs),
+    /// Export run folders' records: TensorBoard event files (--tensorboard DIR) and one flat CSV
+    /// of `run, step, layer, field, value` (--csv FILE).
+    Export(ExportArgs),
+}
+
+/// Flags of `export`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("format").required(true).multiple(true).args(["tensorboard", "csv"]))]
+pub struct ExportArgs {
+    /// Run folders (written by train, demo or the Python package's watch); a folder of run
+    /// folders stands for all of them.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub runs: Vec<PathBuf>,
+    /// Folder for TensorBoard event files, one subfolder per run (`tensorboard --logdir DIR`).
+    #[arg(long, value_name = "DIR")]
+    pub tensorboard: Option<PathBuf>,
+    /// File for the flat CSV (`run,step,layer,field,value`; `pandas.read_csv`).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
 }
 
 /// Flags of `bench`.

@@ -7,6 +7,7 @@
 mod args;
 mod bench;
 mod demo;
+mod export;
 mod output;
 mod probe;
 mod report;
@@ -75,5 +76,6 @@ pub fn run() -> anyhow::Result<Status> {
         Command::Sweep(a) => sweep::run(&a),
         Command::Merge(a) => sweep::run_merge(&a),
         Command::Phase(a) => sweep::run_phase(&a),
+        Command::Export(a) => export::run(&a),
     }
 }

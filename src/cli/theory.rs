@@ -5,55 +5,14 @@ use super::Status;
 use super::args::TheoryArgs;
 use super::output::sci;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use gradscope::error::Error;
 use gradscope::nn::{Activation, Init};
 use gradscope::theory::jacobian::JacobianSpectrum;
-use gradscope::theory::mean_field::{CRITICAL_RANGE, TRAINABLE_XI_C, check};
+use gradscope::theory::mean_field::TRAINABLE_XI_C;
 use gradscope::theory::measure::{MeasureSpec, NetworkSpec};
 use gradscope::theory::{
-    Convergence, Critical, FixedPointTheory, LayerPrediction, MeanField, Measurement, Phase, QFixedPoint,
-    critical_sigma_w2, init_variances, jacobian_spectrum, measure,
+    Convergence, Measurement, Phase, Prediction, QFixedPoint, Query, Source, jacobian_spectrum, measure, predict,
 };
 use serde::Serialize;
-
-/// Where σ_w² and σ_b² came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    /// `--sigma-w2`, `--sigma-b2`.
-    Given,
-    /// `--critical`: the σ_w² with χ₁ = 1.
-    Critical,
-    /// What `--init` amounts to in square layers of `--width`.
-    Init,
-}
-
-/// The prediction `theory` prints (`--json`: the `theory` field).
-#[derive(Clone, Debug, Serialize)]
-pub struct Prediction {
-    /// The activation's name.
-    pub activation: String,
-    /// The initialisation's name.
-    pub init: String,
-    /// σ_w².
-    pub sigma_w2: f64,
-    /// σ_b².
-    pub sigma_b2: f64,
-    /// Where they came from.
-    pub source: Source,
-    /// ‖x‖²/fan_in of the inputs.
-    pub q0: f64,
-    /// Hidden layers.
-    pub depth: usize,
-    /// q*, χ₁, ξ_q, c*, χ_c, ξ_c, the trainable depth.
-    pub fixed_point: FixedPointTheory,
-    /// χ₁^depth: E‖∂L/∂z_0‖² / E‖∂L/∂z_depth‖² at the fixed point.
-    pub ratio_at_fixed_point: f64,
-    /// The same ratio following q^l from q¹ (the product of the per-layer factors).
-    pub ratio_following_q: f64,
-    /// Layer by layer (output layer last).
-    pub layers: Vec<LayerPrediction>,
-}
 
 #[derive(Serialize)]
 struct Output<'a> {
@@ -72,31 +31,19 @@ pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
     }
     let activation = Activation::from_name(&a.activation, a.negative_slope)?;
     let init = Init::from_name(a.init.as_deref().unwrap_or("gaussian"))?;
-    check("q0", a.q0, true)?;
-    if a.depth == 0 {
-        return Err(Error::invalid("depth", 0, "must be at least 1 hidden layer").into());
-    }
-    if a.width == 0 {
-        return Err(Error::invalid("width", 0, "must be at least 1").into());
-    }
-    let (sigma_w2, sigma_b2, source) = sigmas(a, activation, init)?;
-    let mf = MeanField::new(activation, sigma_w2, sigma_b2)?;
-    let q0 = if a.q0_fixed { mf.fixed_point_input(a.q0)? } else { a.q0 };
-    let fixed_point = mf.fixed_point(q0);
-    let layers = mf.trajectory(q0, a.depth);
-    let prediction = Prediction {
-        activation: activation.name().into(),
-        init: init.name().into(),
-        sigma_w2,
-        sigma_b2,
-        source,
-        q0,
+    let query = Query {
+        activation,
+        init,
+        sigma_w2: a.sigma_w2,
+        sigma_b2: a.sigma_b2,
+        critical: a.critical,
+        q0: a.q0,
+        q0_fixed: a.q0_fixed,
         depth: a.depth,
-        ratio_at_fixed_point: fixed_point.chi1.powi(a.depth as i32),
-        ratio_following_q: layers[0].grad_z2,
-        fixed_point,
-        layers,
+        width: a.width,
     };
+    let prediction = predict(&query)?;
+    let (sigma_w2, sigma_b2, q0) = (prediction.sigma_w2, prediction.sigma_b2, prediction.q0);
 
     let network = NetworkSpec {
         activation,
@@ -126,51 +73,6 @@ pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
         print_jacobian(j);
     }
     Ok(Status::Ok)
-}
-
-/// σ_w², σ_b² and where they came from: the flags, the critical σ_w², or what `--init` amounts to.
-fn sigmas(a: &TheoryArgs, activation: Activation, init: Init) -> gradscope::Result<(f64, f64, Source)> {
-    let takes_sigmas = matches!(init, Init::Gaussian | Init::Orthogonal);
-    Ok(match (takes_sigmas, a.sigma_w2, a.critical) {
-        (true, Some(w), false) => (w, a.sigma_b2, Source::Given),
-        (true, None, true) => {
-            let name = activation.name();
-            match critical_sigma_w2(activation, a.sigma_b2, a.q0)? {
-                Critical::At(w) => (w, a.sigma_b2, Source::Critical),
-                Critical::Jump(w) => {
-                    let hint = format!(
-                        "no σ_w² makes χ₁ = 1 for {name} at this σ_b²: χ₁ jumps across 1 at σ_w² ≈ {w:.4}, where the \
-                         fixed point q* that q^l reaches from q¹ vanishes and q^l grows without bound; give \
-                         --sigma-w2 instead"
-                    );
-                    return Err(Error::invalid("sigma_b2", a.sigma_b2, hint));
-                }
-                Critical::None => {
-                    let hint = format!(
-                        "no σ_w² in [{}, {}] makes χ₁ = 1 for {name} at this σ_b²: χ₁ − 1 never turns from \
-                         negative to positive there; give --sigma-w2 instead",
-                        CRITICAL_RANGE.0, CRITICAL_RANGE.1
-                    );
-                    return Err(Error::invalid("sigma_b2", a.sigma_b2, hint));
-                }
-            }
-        }
-        (true, None, false) => {
-            return Err(Error::invalid("sigma_w2", "(none)", "give --sigma-w2 X, or --critical to solve for χ₁ = 1"));
-        }
-        (false, None, false) => {
-            let v = init_variances(init, activation, a.width, a.width, 1.0, 0.0);
-            (v.sigma_w2, v.sigma_b2, Source::Init)
-        }
-        (false, _, _) => {
-            return Err(Error::invalid(
-                "init",
-                init.name(),
-                "sets σ_w² and σ_b² itself: drop --sigma-w2 and --critical, or use --init gaussian",
-            ));
-        }
-        (true, Some(_), true) => unreachable!("clap rejects --sigma-w2 with --critical"),
-    })
 }
 
 fn layers_text(x: Option<f64>) -> String {

@@ -439,6 +439,27 @@ pub fn predicted_flow(run: &Run) -> Option<Vec<(f64, f64)>> {
     (!points.is_empty()).then_some(points)
 }
 
+/// Longest layer name an axis shows (longer ones keep their last characters after a "…").
+pub const MAX_NAME_CHARS: usize = 28;
+
+/// The layer names of watched models (the `[model]` table) when every run has one and they
+/// agree, shortened to [`MAX_NAME_CHARS`]; empty otherwise (the axis shows indices).
+pub fn layer_names(r: &Report) -> Vec<String> {
+    let Some(first) = r.runs.first().and_then(|run| run.model.as_ref()) else { return Vec::new() };
+    if r.runs.iter().any(|run| run.model.as_ref().map(|m| &m.layers) != Some(&first.layers)) {
+        return Vec::new();
+    }
+    let short = |name: &str| {
+        let n = name.chars().count();
+        if n <= MAX_NAME_CHARS {
+            return name.to_string();
+        }
+        let tail: String = name.chars().skip(n - (MAX_NAME_CHARS - 1)).collect();
+        format!("…{tail}")
+    };
+    first.layers.iter().map(|l| short(&l.name)).collect()
+}
+
 /// Gradient norm against layer: the picture of vanishing.
 pub fn gradient_flow(r: &Report) -> Figure {
     let mut notes = Vec::new();
@@ -488,12 +509,18 @@ pub fn gradient_flow(r: &Report) -> Figure {
         l.push(key("dashed: last probed step", Mark::Dashed));
         l
     };
-    let x = axis_over(
-        "layer l (0 = first hidden layer, last = output layer)",
-        false,
-        true,
-        [0.0, r.max_layers().saturating_sub(1) as f64],
-    );
+    let names = layer_names(r);
+    let x = if names.is_empty() {
+        axis_over(
+            "layer l (0 = first hidden layer, last = output layer)",
+            false,
+            true,
+            [0.0, r.max_layers().saturating_sub(1) as f64],
+        )
+    } else {
+        let max = names.len() as f64 - 0.5;
+        Axis { label: "layer, in forward order".into(), log: false, integer: true, min: -0.5, max, labels: names }
+    };
     let y = axis_over(GRAD_LABEL, true, false, series.iter().flat_map(|s| s.points.iter().map(|p| p.1)));
     let empty = series.iter().all(|s| s.points.is_empty());
     let panels = if empty {

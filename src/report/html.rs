@@ -121,7 +121,31 @@ fn run_details(run: &Run, out: &mut String) {
     }
     out.push_str("</dl>\n<p>config.toml:</p>\n<pre>");
     out.push_str(&escape(&run.config.to_toml()));
-    out.push_str("</pre>\n</details>\n");
+    out.push_str("</pre>\n");
+    if let Some(m) = &run.model {
+        let _ = writeln!(
+            out,
+            "<p>model ({}, {} {} parameters; layers in forward order):</p>\n<pre>",
+            escape(&m.framework),
+            escape(&m.class),
+            m.parameters
+        );
+        for (l, layer) in m.layers.iter().enumerate() {
+            let act = layer.activation.as_deref().map_or(String::new(), |a| format!(" → {a}"));
+            let _ = writeln!(
+                out,
+                "{l:3}  {}  {}{act}  ({} parameters)",
+                escape(&layer.name),
+                escape(&layer.kind),
+                layer.parameters
+            );
+        }
+        out.push_str("</pre>\n");
+        if !m.text.is_empty() {
+            let _ = writeln!(out, "<pre>{}</pre>", escape(&m.text));
+        }
+    }
+    out.push_str("</details>\n");
 }
 
 /// The page, with the figures' SVG documents (`svgs[i]` for `figures[i]`, None when empty).

@@ -14,7 +14,7 @@ pub mod time;
 use crate::error::Result;
 use crate::io;
 pub use figures::{Figure, figures};
-pub use model::{Report, Run, Theory};
+pub use model::{ModelDescription, ModelLayer, Report, Run, Theory};
 use std::path::{Path, PathBuf};
 
 /// The page's file name.
@@ -186,6 +186,7 @@ pub mod sample {
             records,
             command: Some(format!("gradscope train --depth {depth} --activation {activation} --out {dir}")),
             theory: Default::default(),
+            model: None,
         }
     }
 

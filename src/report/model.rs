@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::io::{COMMAND_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use crate::probe::StepRecord;
 use crate::summary::Summary;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Everything a report shows: the runs, and how the report was made.
@@ -36,7 +37,48 @@ pub struct Run {
     pub command: Option<String>,
     /// Predictions for this run's config, computed by the caller (empty: none drawn).
     pub theory: Theory,
+    /// The model of a run trained outside gradscope (the `[model]` table of its config.toml);
+    /// None for gradscope's own networks.
+    pub model: Option<ModelDescription>,
 }
+
+/// The model of a run that another trainer wrote (the Python package's `gradscope.watch` of a
+/// PyTorch model): the `[model]` table of its `config.toml`. Its records have one layer per
+/// entry of `layers`, in the order the forward pass ran them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelDescription {
+    /// The framework that trained it (`pytorch`).
+    pub framework: String,
+    /// The model's class (`Sequential`, `Net`, …).
+    pub class: String,
+    /// Trainable parameters (entries).
+    pub parameters: u64,
+    /// The watched layers, in execution order.
+    pub layers: Vec<ModelLayer>,
+    /// The model as the framework prints it (`repr(model)`).
+    #[serde(default)]
+    pub text: String,
+}
+
+/// One watched layer of a [`ModelDescription`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelLayer {
+    /// Its name in the model (`named_modules()`: `features.0`, `encoder.layers.1.self_attn`).
+    pub name: String,
+    /// Its type (`Linear`, `Conv2d`, `LSTM`, `BatchNorm2d`, `MultiheadAttention`, …).
+    pub kind: String,
+    /// Trainable parameters (entries) of the layer.
+    pub parameters: u64,
+    /// The activation module that follows it, whose output the layer's activation statistics
+    /// describe (`relu`, `tanh`, …); None when none does (statistics of the layer's own output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activation: Option<String>,
+}
+
+/// The table of a run's `config.toml` that describes a model trained outside gradscope.
+pub const MODEL_TABLE: &str = "model";
 
 /// What theory predicts for a run, as plain numbers given by the report's caller (the report
 /// reads records and draws; it computes no theory and builds no network).
@@ -75,6 +117,15 @@ impl Run {
             loss_start: first.map_or(f64::NAN, |r| r.train_loss),
             loss_end: finished.map(|s| s.train_loss),
             diverged_at: self.diverged_at(),
+        }
+    }
+
+    /// The name of layer `l` on figures: the model's own name for a watched model, else the
+    /// index.
+    pub fn layer_name(&self, l: usize) -> String {
+        match self.model.as_ref().and_then(|m| m.layers.get(l)) {
+            Some(layer) => layer.name.clone(),
+            None => l.to_string(),
         }
     }
 
@@ -226,7 +277,7 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         }
     })?;
     let config_text = read(CONFIG_FILE)?.ok_or_else(|| missing(CONFIG_FILE))?;
-    let config = Config::from_toml(&config_text, &dir.join(CONFIG_FILE).display().to_string())?;
+    let (config, model) = parse_config(&config_text, &dir.join(CONFIG_FILE).display().to_string())?;
     let mut records = Vec::new();
     for (i, line) in metrics.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
         let rec: StepRecord = serde_json::from_str(line).map_err(|e| {
@@ -258,7 +309,28 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         records,
         command,
         theory: Theory::default(),
+        model,
     })
+}
+
+/// A run's `config.toml`: the config, and the `[model]` table of a model trained outside
+/// gradscope (which `gradscope train` does not take: only reports read it).
+pub fn parse_config(text: &str, origin: &str) -> Result<(Config, Option<ModelDescription>)> {
+    let mut table: toml::Table =
+        toml::from_str(text).map_err(|e| Error::invalid("config", origin, format!("not valid TOML: {e}")))?;
+    let model = table
+        .remove(MODEL_TABLE)
+        .map(|v| {
+            v.try_into::<ModelDescription>().map_err(|e| {
+                Error::invalid(
+                    "config",
+                    origin,
+                    format!("its [model] table is not a model description: {}", e.message().trim_end()),
+                )
+            })
+        })
+        .transpose()?;
+    Ok((Config::from_table(table, origin)?, model))
 }
 
 /// Labels that tell runs apart: the config values that differ between them, the activation and
@@ -326,6 +398,7 @@ mod tests {
             records: Vec::new(),
             command: None,
             theory: Theory::default(),
+            model: None,
         }
     }
 

@@ -86,14 +86,24 @@ fn axis_tick(a: &Axis, v: f64) -> String {
 
 fn tick_count(a: &Axis, pixels: f64) -> usize {
     if !a.labels.is_empty() {
-        // one tick per category while they fit (about 40 px each), else every other, …
-        return a.labels.len().min(((pixels / 40.0) as usize).max(2));
+        // one tick per category while they fit (about 40 px each, 20 when turned upright), else
+        // every other, …
+        let each = if upright(a) { 20.0 } else { 40.0 };
+        return a.labels.len().min(((pixels / each) as usize).max(2));
     }
     if a.log || a.integer {
         ((pixels / 34.0) as usize).clamp(3, 12).min((a.max - a.min).round() as usize + 1).max(2)
     } else {
         ((pixels / 60.0) as usize).clamp(4, 10)
     }
+}
+
+/// Category labels longer than this (layer names) are drawn upright on a horizontal axis.
+const UPRIGHT_ABOVE: usize = 6;
+
+/// Whether the axis's category labels are too long to lie side by side.
+fn upright(a: &Axis) -> bool {
+    a.labels.iter().any(|l| l.chars().count() > UPRIGHT_ABOVE)
 }
 
 type DrawResult = std::result::Result<(), String>;
@@ -216,10 +226,13 @@ fn chart<'a, DB: DrawingBackend>(
     s: f64,
 ) -> std::result::Result<Chart<'a, DB>, String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    // upright labels (layer names) need room below the axis: about 7.5 px per character
+    let longest = x.labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    let x_area = if upright(x) { 40.0 + 7.5 * longest as f64 } else { 54.0 };
     let mut b = ChartBuilder::on(area);
     b.margin((10.0 * s) as i32)
         .margin_right((18.0 * s) as i32)
-        .x_label_area_size((54.0 * s) as i32)
+        .x_label_area_size((x_area * s) as i32)
         .y_label_area_size((90.0 * s) as i32);
     if !title.is_empty() {
         b.caption(title, font(17.0 * s));
@@ -230,6 +243,7 @@ fn chart<'a, DB: DrawingBackend>(
     let (xl, yl) = (x.clone(), y.clone());
     let xf = move |v: &f64| axis_tick(&xl, *v);
     let yf = move |v: &f64| axis_tick(&yl, *v);
+    let x_style = if upright(x) { font(13.0 * s).transform(FontTransform::Rotate90) } else { font(15.0 * s) };
     chart
         .configure_mesh()
         .x_desc(x.label.as_str())
@@ -239,6 +253,7 @@ fn chart<'a, DB: DrawingBackend>(
         .x_label_formatter(&xf)
         .y_label_formatter(&yf)
         .label_style(font(15.0 * s))
+        .x_label_style(x_style)
         .axis_desc_style(font(17.0 * s))
         .bold_line_style(RGBColor(0, 0, 0).mix(0.08))
         .light_line_style(TRANSPARENT)

@@ -51,7 +51,11 @@ impl RunDir {
     /// Opens `dir` for a run of `config` (the resolved config, saved as `config.toml`) as `mode`
     /// says, and removes the temporaries a killed write left there.
     pub fn open(dir: &Path, config: &Config, mode: Mode) -> Result<Self> {
-        let text = config.to_toml();
+        Self::open_text(dir, config.to_toml(), mode)
+    }
+
+    /// [`RunDir::open`] with the text of `config.toml` given (a config and more tables).
+    pub fn open_text(dir: &Path, text: String, mode: Mode) -> Result<Self> {
         let path = dir.join(METRICS_FILE);
         let metrics = match mode {
             Mode::New | Mode::Overwrite => {
@@ -109,6 +113,14 @@ impl RunDir {
         self.metrics.sync_all().map_err(io_err("cannot write", &self.metrics_path))?;
         io::write_atomic(&self.dir.join(WEIGHTS_FILE), &weights::mlp_to_bytes(&outcome.mlp))?;
         io::write_json(&self.dir.join(SUMMARY_FILE), &outcome.summary)
+    }
+}
+
+impl RunDir {
+    /// Syncs `metrics.jsonl` and writes `summary.json` (a run trained elsewhere: no weights).
+    pub fn finish_summary(self, summary: &Summary) -> Result<()> {
+        self.metrics.sync_all().map_err(io_err("cannot write", &self.metrics_path))?;
+        io::write_json(&self.dir.join(SUMMARY_FILE), summary)
     }
 }
 

@@ -26,7 +26,10 @@ pub fn theory_for(config: &Config) -> Theory {
 pub fn load_report(runs: &[PathBuf], command: String) -> Result<Report> {
     let mut report = Report::load(runs, command)?;
     for run in &mut report.runs {
-        run.theory = theory_for(&run.config);
+        // the mean-field prediction is of gradscope's own MLPs, not of a watched model
+        if run.model.is_none() {
+            run.theory = theory_for(&run.config);
+        }
     }
     Ok(report)
 }

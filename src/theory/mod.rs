@@ -30,6 +30,7 @@
 pub mod jacobian;
 pub mod mean_field;
 pub mod measure;
+pub mod predict;
 pub mod quadrature;
 pub mod recurrent;
 
@@ -39,3 +40,4 @@ pub use mean_field::{
     critical_sigma_w2, d2f, init_variances, predicted_decay,
 };
 pub use measure::{MeasureSpec, Measurement, NetworkSpec, measure};
+pub use predict::{Prediction, Query, Source, predict};
