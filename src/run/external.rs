@@ -156,3 +156,67 @@ impl WatchedRun {
         Ok(summary)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::LayerStats;
+    use crate::report::{ModelLayer, Report};
+
+    fn model() -> ModelDescription {
+        let layer = |name: &str, kind: &str, activation: Option<&str>| ModelLayer {
+            name: name.into(),
+            kind: kind.into(),
+            parameters: 10,
+            activation: activation.map(Into::into),
+        };
+        ModelDescription {
+            framework: "pytorch".into(),
+            class: "Net".into(),
+            parameters: 30,
+            layers: vec![
+                layer("features.0", "Conv2d", Some("relu")),
+                layer("features.1", "BatchNorm2d", None),
+                layer("fc", "Linear", None),
+            ],
+            text: "Net(\n  (fc): Linear()\n)".into(),
+        }
+    }
+
+    fn record(step: u64, first: f64) -> StepRecord {
+        let layers = [first, 0.5, 2.0].iter().map(|&g| LayerStats { grad_w_norm: g, ..Default::default() }).collect();
+        StepRecord::new(step, 0, 1.0 / (1.0 + step as f64), layers)
+    }
+
+    #[test]
+    fn a_watched_run_reads_back_with_its_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("exp");
+        let config = Config { data: "pytorch".into(), depth: 2, width: 0, ..Config::default() };
+        let mut run = WatchedRun::create(&out, &config, &model(), false).unwrap();
+        run.append(record(0, 0.002)).unwrap();
+        run.append(record(10, 0.02)).unwrap();
+        // a record with another number of layers, or going back in steps, is refused
+        let mut short = record(20, 1.0);
+        short.layers.pop();
+        assert!(run.append(short).unwrap_err().to_string().contains("model description lists 3"));
+        assert!(run.append(record(5, 1.0)).unwrap_err().to_string().contains("steps must increase"));
+        let end = WatchEnd { steps: 11, epochs: 1, wall_time_s: 0.5, threads: 1, ..Default::default() };
+        let summary = run.finish("pytorch", &end).unwrap();
+        assert_eq!(summary.vanishing_ratio, 0.002 / 2.0);
+        assert_eq!(summary.vanishing_ratio_final, 0.02 / 2.0);
+        assert_eq!(summary.train_loss, 1.0 / 11.0); // the last record's, when the trainer gives none
+        let report = Report::load(std::slice::from_ref(&out), String::new()).unwrap();
+        let r = &report.runs[0];
+        assert_eq!(r.model.as_ref(), Some(&model()));
+        assert_eq!(r.config, config);
+        assert_eq!((r.layer_name(0), r.layer_name(2)), ("features.0".to_string(), "fc".to_string()));
+        assert_eq!(crate::report::figures::layer_names(&report), ["features.0", "features.1", "fc"]);
+        // the folder now holds a run
+        let again = WatchedRun::create(&out, &config, &model(), false).err().expect("refused");
+        assert!(again.to_string().contains("overwrite"), "{again}");
+        // `train --config` refuses the model table: it is not a config key
+        let text = std::fs::read_to_string(out.join("config.toml")).unwrap();
+        assert!(Config::from_toml(&text, "config.toml").unwrap_err().to_string().contains("model"));
+    }
+}
