@@ -6,6 +6,7 @@
 
 mod args;
 mod bench;
+mod data;
 mod demo;
 mod output;
 mod probe;
@@ -74,5 +75,6 @@ pub fn run() -> anyhow::Result<Status> {
         Command::Sweep(a) => sweep::run(&a),
         Command::Merge(a) => sweep::run_merge(&a),
         Command::Phase(a) => sweep::run_phase(&a),
+        Command::Data(a) => data::run(&a),
     }
 }
