@@ -38,6 +38,19 @@ pub struct Config {
     pub target: Option<String>,
     /// Fraction of CSV rows held out for testing.
     pub test_fraction: f64,
+    /// CSV: use only these columns as features (in this order).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
+    /// CSV: use every column but the target and these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop: Option<Vec<String>>,
+    /// Standardise the inputs with mean and std fitted on the training split.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub standardize: bool,
+    /// Refuse to start when the run's estimated memory exceeds this ("2G", "512MiB"; default:
+    /// the available memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<String>,
     /// Number of hidden layers.
     pub depth: usize,
     /// Units per hidden layer.
@@ -113,6 +126,10 @@ impl Default for Config {
             data: "regression".into(),
             target: None,
             test_fraction: 0.2,
+            features: None,
+            drop: None,
+            standardize: false,
+            max_memory: None,
             depth: 2,
             width: 64,
             activation: "sigmoid".into(),
@@ -149,10 +166,14 @@ impl Default for Config {
 }
 
 /// Every config key.
-pub const CONFIG_KEYS: [&str; 34] = [
+pub const CONFIG_KEYS: [&str; 38] = [
     "data",
     "target",
     "test_fraction",
+    "features",
+    "drop",
+    "standardize",
+    "max_memory",
     "depth",
     "width",
     "activation",
@@ -204,6 +225,14 @@ pub struct RunSpec {
     pub target: Option<String>,
     /// CSV test fraction.
     pub test_fraction: f64,
+    /// CSV feature columns.
+    pub features: Option<Vec<String>>,
+    /// CSV columns left out.
+    pub drop: Option<Vec<String>>,
+    /// Standardise the inputs (fitted on the training split).
+    pub standardize: bool,
+    /// The memory limit in bytes (None: the available memory).
+    pub max_memory: Option<u64>,
     /// Hidden layers.
     pub depth: usize,
     /// Hidden width.
@@ -242,6 +271,15 @@ pub struct RunSpec {
     pub checkpoint_every: u64,
     /// What a NaN or infinity does.
     pub on_nonfinite: OnNonFinite,
+}
+
+/// Parses a size: `2G`, `2 GB`, `512MiB`, `1.5GiB`, `1000000` (bytes). Units without `i` are
+/// decimal (G = 10⁹), with `i` binary (Gi = 2³⁰), as `parse-size` reads them.
+pub fn parse_size(s: &str) -> Result<u64> {
+    match parse_size::parse_size(s) {
+        Ok(0) | Err(_) => Err(Error::invalid("max_memory", s, "use a positive size such as 2G, 512MB or 1.5GiB")),
+        Ok(v) => Ok(v),
+    }
 }
 
 fn positive(key: &str, v: f64) -> Result<()> {
@@ -348,6 +386,10 @@ impl Config {
             data,
             target: self.target.clone(),
             test_fraction: self.test_fraction,
+            features: self.features.clone(),
+            drop: self.drop.clone(),
+            standardize: self.standardize,
+            max_memory: self.max_memory.as_deref().map(parse_size).transpose()?,
             depth: self.depth,
             width: self.width,
             activation,
@@ -470,6 +512,18 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_sizes_parse() {
+        assert_eq!(parse_size("2G").unwrap(), 2_000_000_000);
+        assert_eq!(parse_size("2 GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("512MB").unwrap(), 512_000_000);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        for bad in ["", "2X", "-1G", "0", "lots"] {
+            assert!(parse_size(bad).unwrap_err().to_string().contains("max_memory"), "{bad}");
+        }
+    }
 
     #[test]
     fn defaults_resolve_and_round_trip() {

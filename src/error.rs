@@ -88,6 +88,20 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// A download failed or delivered other bytes than the published ones.
+    #[error("cannot download {file}: {msg}")]
+    Download {
+        /// The file name.
+        file: String,
+        /// What happened, and what to do.
+        msg: String,
+    },
+    /// A run would need more memory than it may use.
+    #[error("{msg}")]
+    Resources {
+        /// The estimate, the limit, and what to change.
+        msg: String,
+    },
     /// Two shapes that must agree do not.
     #[error("shape mismatch in {op}: expected {expected}, got {got}")]
     Shape {

@@ -17,6 +17,8 @@
 //! | `io` | `nn`, `optim`, `probe`, `nonfinite`, `error` |
 //! | `summary` | `nonfinite`, `probe` |
 //! | `config` | `nn`, `optim`, `data`, `error` |
+//! | `prepare` | `config`, `data`, `io`, `nn`, `error` |
+//! | `resources` | `config`, `data`, `optim`, `error` |
 //! | `theory` | `nn`, `error` |
 //! | `verdict` | — |
 //! | `report` | `config`, `io`, `probe`, `summary`, `verdict`, `error` (records only: no `nn`, `theory`, `run`) |
@@ -75,8 +77,10 @@ pub mod nn;
 pub mod nonfinite;
 pub mod optim;
 pub mod peak;
+pub mod prepare;
 pub mod probe;
 pub mod report;
+pub mod resources;
 pub mod run;
 pub mod summary;
 pub mod sweep;

@@ -178,6 +178,11 @@ fn bad_training_input_exits_2_and_writes_nothing() {
         (vec!["--width", "0"], "width"),
         (vec!["--batch-size", "0"], "batch_size"),
         (vec!["--depth", "100000"], "at most 10000"),
+        // issue 13: this aborted with "memory allocation of 80000000000 bytes failed", exit 134
+        (vec!["--width", "100000", "--depth", "10"], "this run needs about"),
+        (vec!["--max-memory", "lots"], "max_memory = lots"),
+        (vec!["--data", "csv:x.csv", "--target", "y", "--features", "a", "--drop", "b"], "cannot be used with"),
+        (vec!["--features", "a"], "needs --data csv:FILE"),
         (vec!["--data", "mnist:/no/such/dir"], "/no/such/dir"),
         (vec!["--data", "imagenet"], "unknown data set"),
         (vec!["--data", "csv:/no/such.csv", "--target", "y"], "/no/such.csv"),

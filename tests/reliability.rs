@@ -248,7 +248,8 @@ fn the_first_overflowing_layer_is_named() {
         ..Config::default()
     };
     let spec = config.resolve().unwrap();
-    let opts = LoadOptions { target: None, classes: false, seed: spec.seed, test_fraction: 0.2 };
+    let opts =
+        LoadOptions { target: None, classes: false, seed: spec.seed, test_fraction: 0.2, ..LoadOptions::default() };
     let data = data::load(&spec.data, &opts).unwrap();
     let outcome = train::<f32>(&spec, &data, &mut Silent).unwrap();
     let at = outcome.summary.nonfinite.clone().unwrap();

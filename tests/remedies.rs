@@ -20,7 +20,8 @@ impl Observer for Records {
 
 fn data(config: &Config) -> data::Dataset {
     let spec = config.resolve().unwrap();
-    let opts = LoadOptions { target: None, classes: false, seed: spec.seed, test_fraction: 0.2 };
+    let opts =
+        LoadOptions { target: None, classes: false, seed: spec.seed, test_fraction: 0.2, ..LoadOptions::default() };
     data::load(&spec.data, &opts).unwrap()
 }
 

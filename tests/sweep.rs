@@ -326,7 +326,7 @@ fn the_example_sweep_is_the_one_described() {
     let p = s.point(0).unwrap().config;
     assert_eq!((p.activation.as_str(), p.init.as_str(), p.sigma_b2, p.width), ("tanh", "gaussian", 0.05, 128));
     assert_eq!((p.optimizer.as_str(), p.lr, p.steps, p.batch_size), ("sgd", Some(0.004), Some(1000), 64));
-    assert_eq!(p.data, "mnist:../shared/data/mnist");
+    assert_eq!(p.data, "mnist");
 }
 
 /// Ctrl-C (SIGINT to the sweep and its runs, one process group as a terminal sends it): the runs

@@ -172,7 +172,7 @@ fn report_overlays_the_predicted_decay() {
         .success();
     // the report gets the prediction from its caller, as `gradscope report` does (run::theory_for)
     let mut run = model::load_run(&out).unwrap();
-    run.theory = gradscope::run::theory_for(&run.config);
+    run.theory = gradscope::run::theory_for(&run.config, gradscope::prepare::read_info(&out).unwrap().map(|i| i.q0));
     let predicted = figures::predicted_flow(&run).expect("a prediction for a gaussian tanh run");
     let measured = &run.records[0].layers;
     // the decay between hidden layers 2 and 18 (16 layers of χ₁ ≈ 0.76: about 9e-2 in norm)

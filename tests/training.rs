@@ -24,6 +24,7 @@ fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::run:
         classes: spec.loss == gradscope::nn::Loss::CrossEntropy,
         seed: spec.seed,
         test_fraction: 0.2,
+        ..LoadOptions::default()
     };
     let data = data::load(&spec.data, &opts).unwrap();
     train::<f32>(&spec, &data, observer).unwrap()
@@ -83,7 +84,7 @@ fn deep_sigmoid_gradient_vanishes_at_init() {
 
 #[test]
 fn mnist_files_load_with_the_published_counts() {
-    let d = data::mnist::load(&mnist_dir()).expect("MNIST at ../shared/data/mnist (or GRADSCOPE_MNIST_DIR)");
+    let d = data::mnist::load(&mnist_dir()).expect(common::MNIST_HINT);
     assert_eq!((d.train.len(), d.test.len(), d.inputs(), d.outputs()), (60_000, 10_000, 784, 10));
     let count = |s: &data::Split, k: usize| match &s.y {
         data::Labels::Classes { labels, .. } => labels.iter().filter(|&&l| l == k).count(),

@@ -54,6 +54,9 @@ pub enum Command {
     /// Export run folders' records: TensorBoard event files (--tensorboard DIR) and one flat CSV
     /// of `run, step, layer, field, value` (--csv FILE).
     Export(ExportArgs),
+    /// Download MNIST or Fashion-MNIST (the four IDX files, SHA-256 checked, resumable) into the
+    /// cache folder that --data mnist reads, or into --to DIR.
+    Data(super::data::DataArgs),
 }
 
 /// Flags of `export`.
@@ -182,7 +185,7 @@ pub struct ProbeArgs {
     /// network from --init and --seed.
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: Option<PathBuf>,
-    /// Use the first N training rows (default: all of them).
+    /// Use the first N training rows [default: the first 10000, or all when there are fewer].
     #[arg(long, value_name = "N")]
     pub batch_size: Option<usize>,
     /// Output folder (probe.json, grads.safetensors, and weights.safetensors for a fresh init).
@@ -322,7 +325,8 @@ const THEORY_INIT_NAMES: [&str; 10] = [
 #[derive(Debug, Args, Serialize)]
 #[command(next_help_heading = "Data")]
 pub struct DataArgs {
-    /// regression, spirals (built in), mnist:DIR (the four IDX files) or csv:FILE (with a header).
+    /// regression, spirals (built in), mnist or fashion-mnist (downloaded by `gradscope data`),
+    /// mnist:DIR (the four IDX files in DIR) or csv:FILE (with a header row).
     #[arg(long, default_value_t = Config::default().data)]
     pub data: String,
     /// The CSV column to predict.
@@ -332,6 +336,23 @@ pub struct DataArgs {
     /// Fraction of CSV rows held out for testing.
     #[arg(long, default_value_t = Config::default().test_fraction, allow_negative_numbers = true)]
     pub test_fraction: f64,
+    /// CSV: use only these columns as features, in this order (comma-separated).
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',', conflicts_with = "drop")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
+    /// CSV: leave these columns out (an id, a date; comma-separated).
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop: Option<Vec<String>>,
+    /// Standardise inputs with mean and std fitted on the training split (per feature; images:
+    /// over all pixels); saved as standardize.safetensors and applied to the test split.
+    #[arg(long, default_value_t = Config::default().standardize, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub standardize: bool,
+    /// Refuse to start when the estimated memory exceeds SIZE (2G, 512MB, 1.5GiB) [default: the
+    /// available memory].
+    #[arg(long, value_name = "SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_memory: Option<String>,
 }
 
 /// The network.

@@ -6,6 +6,7 @@
 
 mod args;
 mod bench;
+mod data;
 mod demo;
 mod export;
 mod output;
@@ -77,5 +78,6 @@ pub fn run() -> anyhow::Result<Status> {
         Command::Merge(a) => sweep::run_merge(&a),
         Command::Phase(a) => sweep::run_phase(&a),
         Command::Export(a) => export::run(&a),
+        Command::Data(a) => data::run(&a),
     }
 }

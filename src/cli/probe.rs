@@ -10,12 +10,15 @@ use gradscope::error::Error;
 use gradscope::io::{self, weights};
 use gradscope::nn::{Mlp, Targets, Threads};
 use gradscope::probe::record;
-use gradscope::run::{build_mlp, load_data};
+use gradscope::resources;
+use gradscope::run::build_mlp;
 use ndarray::Array2;
 use std::path::Path;
 
-/// Largest buffer budget (bytes) a probe may use before it asks for `--batch-size`.
-const MAX_PROBE_BYTES: f64 = 8e9;
+/// Training rows probed when `--batch-size` is not given: enough for statistics that do not
+/// move with the sample; all of MNIST (60 000 rows) would take 2.6 GB in f64 for no better
+/// figure.
+pub const DEFAULT_PROBE_ROWS: usize = 10_000;
 
 /// The (weight, bias) names of each layer in a weights file.
 type ParamNames = Vec<(String, String)>;
@@ -102,18 +105,38 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let config = args::merge(a.config.as_deref(), &groups, matches)?;
     let spec = config.resolve()?;
     if a.batch_size == Some(0) {
-        return Err(Error::invalid("batch_size", 0, "must be at least 1 (or leave it out to use every row)").into());
+        return Err(
+            Error::invalid("batch_size", 0, "must be at least 1 (or leave it out for the first 10000 rows)").into()
+        );
     }
-    let data = load_data(&spec)?;
-    let rows = a.batch_size.unwrap_or(data.train.len()).min(data.train.len());
+    // a run's config.toml: number classes and standardise as that run did
+    let saved =
+        a.config.as_deref().and_then(|c| c.parent()).map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
+    let data = gradscope::prepare::load(&spec, saved)?.data;
+    let rows = a.batch_size.unwrap_or(DEFAULT_PROBE_ROWS).min(data.train.len());
+    if a.batch_size.is_none() && rows < data.train.len() {
+        eprintln!(
+            "probe: the first {rows} of {} training rows (the default cap); --batch-size N to choose",
+            data.train.len()
+        );
+    }
     let split: Split = data.train.head(rows);
+    let fits = |sizes: &[usize]| {
+        let estimate = resources::probe(&data, sizes, rows);
+        resources::check(&estimate, spec.max_memory, "this probe", "pass --batch-size N with fewer rows")
+    };
 
     let (mut mlp, names, fresh): (Mlp<f64>, Vec<(String, String)>, bool) = match &a.weights {
         Some(path) => {
             let (m, names) = load_weights(path, &spec, &data, file_table.as_ref(), matches)?;
+            fits(&m.sizes())?;
             (m, names, false)
         }
         None => {
+            let mut sizes = vec![data.inputs()];
+            sizes.extend(std::iter::repeat_n(spec.width, spec.depth));
+            sizes.push(data.outputs());
+            fits(&sizes)?;
             // drawn and rounded exactly as `train` would, so weights.safetensors (f32) is the point probed
             let m: Mlp<f64> = build_mlp::<f32>(&spec, &data).cast();
             let names = m.param_names();
@@ -125,19 +148,6 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     }
     // a probe measures; it does not move batch norm's running estimates
     mlp.set_track_running_stats(false);
-    let units: usize = mlp.sizes().iter().sum();
-    let bytes = rows as f64 * units as f64 * 8.0 * 5.0;
-    if bytes > MAX_PROBE_BYTES {
-        return Err(Error::invalid(
-            "batch_size",
-            rows,
-            format!(
-                "probing {rows} rows through this network needs about {:.0} GB; pass --batch-size N with fewer rows",
-                bytes / 1e9
-            ),
-        )
-        .into());
-    }
 
     // f64 throughout: probe's gradients are a reference, rounded only when written.
     let x: Array2<f64> = split.x.mapv(f64::from);

@@ -1,11 +1,13 @@
 //! CSV files with a header row: one column is the target, every other column an input feature.
 //!
-//! The target is read as a real value (regression), or, for `cross_entropy`, as an integer
-//! class label in `0..n_classes` (n_classes = largest label + 1). A seeded shuffle chooses the
+//! The target is read as a real value (regression), or, for `cross_entropy`, as a class label:
+//! integers as they are (`0..n_classes`, n_classes = largest label + 1), or names ("setosa"),
+//! numbered in sorted order (the names are kept in [`Dataset::classes`]). `--features` or
+//! `--drop` choose the feature columns; dropped columns may hold anything. A seeded shuffle chooses the
 //! `test_fraction` of rows held out; both splits keep the file's row order, so with
 //! `test_fraction = 0` the training split is the file as it is.
-//! Features are used as they are (no standardisation), so results compare directly with a
-//! PyTorch model fed the same file.
+//! Features are used as they are unless `standardize` is on (see [`crate::data::standardize`]),
+//! so results compare directly with a PyTorch model fed the same file.
 
 use crate::data::{Dataset, Labels, Split};
 use crate::error::{Error, Result};
@@ -15,10 +17,35 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
-/// Loads `file`, predicting the column named `target`.
+/// How to read a CSV file.
+#[derive(Clone, Debug, Default)]
+pub struct CsvOptions<'a> {
+    /// The column to predict.
+    pub target: &'a str,
+    /// Read the target as class labels (for `cross_entropy`).
+    pub classes: bool,
+    /// Seed of the train/test split.
+    pub seed: u64,
+    /// Fraction of rows held out for testing.
+    pub test_fraction: f64,
+    /// Use only these columns as features, in this order.
+    pub features: Option<&'a [String]>,
+    /// Use every column but the target and these.
+    pub drop: Option<&'a [String]>,
+    /// String class labels in this order (a run's `data.json`), instead of the sorted labels
+    /// found in the file.
+    pub class_names: Option<&'a [String]>,
+}
+
+/// Loads `file`, predicting the column named `target`, every other column a feature.
 pub fn load(file: &Path, target: &str, classes: bool, seed: u64, test_fraction: f64) -> Result<Dataset> {
+    load_with(file, &CsvOptions { target, classes, seed, test_fraction, ..CsvOptions::default() })
+}
+
+/// Loads `file` as `opts` say.
+pub fn load_with(file: &Path, opts: &CsvOptions) -> Result<Dataset> {
     let f = std::fs::File::open(file).map_err(|err| Error::Io { action: "cannot open", path: file.into(), err })?;
-    parse(file, std::io::BufReader::new(f), target, classes, seed, test_fraction)
+    parse_with(file, std::io::BufReader::new(f), opts)
 }
 
 /// [`load`] from any reader (`file` names it in messages; exposed for tests and fuzzing).
@@ -30,6 +57,83 @@ pub fn parse(
     seed: u64,
     test_fraction: f64,
 ) -> Result<Dataset> {
+    parse_with(file, input, &CsvOptions { target, classes, seed, test_fraction, ..CsvOptions::default() })
+}
+
+/// The position of column `name`, or an error naming the closest column and the flag.
+fn column(file: &Path, headers: &[String], key: &str, name: &str) -> Result<usize> {
+    headers.iter().position(|h| h == name).ok_or_else(|| {
+        let names: Vec<&str> = headers.iter().map(String::as_str).collect();
+        Error::invalid(
+            key,
+            name,
+            format!(
+                "no such column in {}{}; columns: {}",
+                file.display(),
+                crate::error::closest(name, &names).map(|c| format!(" (did you mean '{c}'?)")).unwrap_or_default(),
+                names.join(", ")
+            ),
+        )
+    })
+}
+
+/// The feature columns: `--features` in its order, or every column but the target and `--drop`.
+fn feature_columns(file: &Path, headers: &[String], t: usize, opts: &CsvOptions) -> Result<Vec<usize>> {
+    let target = opts.target;
+    let cols = match (opts.features, opts.drop) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "drop",
+                opts.drop.unwrap_or_default().join(","),
+                "give features or drop, not both",
+            ));
+        }
+        (Some(names), None) => {
+            let mut cols = Vec::with_capacity(names.len());
+            for name in names {
+                let c = column(file, headers, "features", name)?;
+                if c == t {
+                    return Err(Error::invalid(
+                        "features",
+                        name,
+                        "is the target column; a feature cannot be the target",
+                    ));
+                }
+                if cols.contains(&c) {
+                    return Err(Error::invalid("features", name, "is listed twice"));
+                }
+                cols.push(c);
+            }
+            cols
+        }
+        (None, drop) => {
+            let mut dropped = Vec::new();
+            for name in drop.unwrap_or_default() {
+                let c = column(file, headers, "drop", name)?;
+                if c == t {
+                    return Err(Error::invalid(
+                        "drop",
+                        name,
+                        format!("is the target column '{target}'; it is never a feature"),
+                    ));
+                }
+                dropped.push(c);
+            }
+            (0..headers.len()).filter(|c| *c != t && !dropped.contains(c)).collect()
+        }
+    };
+    if cols.is_empty() {
+        return Err(Error::invalid(
+            if opts.features.is_some() { "features" } else { "drop" },
+            "(every column)",
+            format!("leaves no feature column besides the target '{target}'"),
+        ));
+    }
+    Ok(cols)
+}
+
+/// [`parse`] with every option.
+pub fn parse_with(file: &Path, input: impl std::io::Read, opts: &CsvOptions) -> Result<Dataset> {
     let bad = |msg: String| Error::Data { path: file.into(), msg };
     let mut reader =
         ::csv::ReaderBuilder::new().has_headers(true).trim(::csv::Trim::All).from_reader(CrLfToLf::new(input));
@@ -37,29 +141,24 @@ pub fn parse(
     if headers.is_empty() || headers.iter().all(String::is_empty) {
         return Err(bad("no header row; the first line must name the columns".into()));
     }
-    let Some(t) = headers.iter().position(|h| h == target) else {
-        let names: Vec<&str> = headers.iter().map(String::as_str).collect();
-        return Err(Error::invalid(
-            "target",
-            target,
-            format!(
-                "no such column in {}{}; columns: {}",
-                file.display(),
-                crate::error::closest(target, &names).map(|c| format!(" (did you mean '{c}'?)")).unwrap_or_default(),
-                names.join(", ")
-            ),
-        ));
-    };
+    let t = column(file, &headers, "target", opts.target)?;
     if headers.len() < 2 {
         return Err(bad("needs at least one feature column besides the target".into()));
     }
+    let cols = feature_columns(file, &headers, t, opts)?;
+    let mut is_feature = vec![false; headers.len()];
+    for &c in &cols {
+        is_feature[c] = true;
+    }
     let mut features: Vec<f32> = Vec::new();
-    let mut targets: Vec<f64> = Vec::new();
+    let mut targets: Vec<String> = Vec::new();
+    let mut lines: Vec<usize> = Vec::new();
     for (r, record) in reader.records().enumerate() {
         let record =
             record.map_err(|e| bad(format!("{e}; every row needs {} comma-separated cells", headers.len())))?;
         let line = record.position().map_or(r + 2, |p| p.line() as usize);
-        for (c, cell) in record.iter().enumerate() {
+        let number = |c: usize| -> Result<f64> {
+            let cell = &record[c];
             let v: f64 = cell.parse().map_err(|_| {
                 let what = if cell.is_empty() { "empty".to_string() } else { format!("'{cell}', not a number") };
                 bad(format!("line {line}, column '{}': {what}; fill or drop the row", headers[c]))
@@ -70,39 +169,43 @@ pub fn parse(
                     headers[c]
                 )));
             }
-            if c == t { targets.push(v) } else { features.push(v as f32) }
+            Ok(v)
+        };
+        // cells in file order, so that the first bad cell of a row is the one named
+        for c in 0..headers.len() {
+            if c == t {
+                if !opts.classes {
+                    number(c)?;
+                } else if record[c].is_empty() {
+                    return Err(bad(format!("line {line}, column '{}': empty; fill or drop the row", headers[c])));
+                }
+            } else if is_feature[c] {
+                number(c)?;
+            }
         }
+        features.extend(cols.iter().map(|&c| record[c].parse::<f64>().expect("checked above") as f32));
+        targets.push(record[t].to_string());
+        lines.push(line);
     }
     let n = targets.len();
     if n == 0 {
         return Err(bad("no data rows after the header".into()));
     }
-    let x = Array2::from_shape_vec((n, headers.len() - 1), features).expect("rows have equal length");
-    let y = if classes {
-        let mut labels = Vec::with_capacity(n);
-        for (i, &v) in targets.iter().enumerate() {
-            if v < 0.0 || v.fract() != 0.0 || v > 1e6 {
-                return Err(bad(format!(
-                    "row {}: target '{target}' = {v} is not a class label (a non-negative integer); \
-                     use --loss mse or sse for a real-valued target",
-                    i + 1
-                )));
-            }
-            labels.push(v as usize);
-        }
-        let n_classes = labels.iter().max().map_or(0, |m| m + 1).max(2);
-        Labels::Classes { labels, n_classes }
+    let x = Array2::from_shape_vec((n, cols.len()), features).expect("rows have equal length");
+    let (y, classes) = if opts.classes {
+        class_labels(&targets, &lines, opts).map_err(bad)?
     } else {
-        Labels::Values(Array2::from_shape_vec((n, 1), targets.iter().map(|&v| v as f32).collect()).expect("n×1"))
+        let v = targets.iter().map(|c| c.parse::<f64>().expect("checked above") as f32).collect();
+        (Labels::Values(Array2::from_shape_vec((n, 1), v).expect("n×1")), None)
     };
     let all = Split { x, y };
     let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_c5f0));
-    let n_test = ((n as f64) * test_fraction).round() as usize;
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(opts.seed ^ 0x5eed_c5f0));
+    let n_test = ((n as f64) * opts.test_fraction).round() as usize;
     if n_test >= n {
         return Err(Error::invalid(
             "test_fraction",
-            test_fraction,
+            opts.test_fraction,
             format!("leaves no training rows of {n}; use a value below 1"),
         ));
     }
@@ -111,7 +214,67 @@ pub fn parse(
     train_idx.sort_unstable();
     test_idx.sort_unstable();
     let (train_idx, test_idx) = (&train_idx[..], &test_idx[..]);
-    Ok(Dataset { name: format!("csv:{}", file.display()), train: all.select(train_idx), test: all.select(test_idx) })
+    Ok(Dataset {
+        name: format!("csv:{}", file.display()),
+        train: all.select(train_idx),
+        test: all.select(test_idx),
+        classes,
+    })
+}
+
+/// Class labels from the target cells: integers as they are (n_classes = largest + 1), or, when
+/// some cell is not a number, the distinct strings sorted (label = position), or the given
+/// `class_names`. Returns the names for string labels.
+fn class_labels(
+    cells: &[String],
+    lines: &[usize],
+    opts: &CsvOptions,
+) -> std::result::Result<(Labels, Option<Vec<String>>), String> {
+    let target = opts.target;
+    let names: Vec<String> = match opts.class_names {
+        Some(names) => names.to_vec(),
+        None if cells.iter().all(|c| c.parse::<f64>().is_ok()) => {
+            let mut labels = Vec::with_capacity(cells.len());
+            for (i, c) in cells.iter().enumerate() {
+                let v: f64 = c.parse().expect("checked");
+                if v < 0.0 || v.fract() != 0.0 || v > 1e6 {
+                    return Err(format!(
+                        "row {}: target '{target}' = {v} is not a class label (a non-negative integer or a name); \
+                         use --loss mse or sse for a real-valued target",
+                        i + 1
+                    ));
+                }
+                labels.push(v as usize);
+            }
+            let n_classes = labels.iter().max().map_or(0, |m| m + 1).max(2);
+            return Ok((Labels::Classes { labels, n_classes }, None));
+        }
+        None => {
+            let set: std::collections::BTreeSet<&str> = cells.iter().map(String::as_str).collect();
+            if set.len() < 2 {
+                return Err(format!(
+                    "target '{target}' holds one class only ('{}'); classification needs at least two",
+                    cells[0]
+                ));
+            }
+            set.into_iter().map(str::to_string).collect()
+        }
+    };
+    let index: std::collections::HashMap<&str, usize> =
+        names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let mut labels = Vec::with_capacity(cells.len());
+    for (c, line) in cells.iter().zip(lines) {
+        let Some(&l) = index.get(c.as_str()) else {
+            return Err(format!(
+                "line {line}, column '{target}': '{c}' is not one of the run's classes ({}); \
+                 probe data with the classes the run was trained on",
+                names.join(", ")
+            ));
+        };
+        labels.push(l);
+    }
+    let n_classes = names.len();
+    Ok((Labels::Classes { labels, n_classes }, Some(names)))
 }
 
 /// Turns CRLF line ends into LF as the bytes stream by. The csv crate places a record that

@@ -74,7 +74,7 @@ pub fn load(dir: &Path) -> Result<Dataset> {
             msg: format!("train images have {} pixels, test images {}", train.x.ncols(), test.x.ncols()),
         });
     }
-    Ok(Dataset { name: format!("mnist:{}", dir.display()), train, test })
+    Ok(Dataset { name: format!("mnist:{}", dir.display()), train, test, classes: None })
 }
 
 #[cfg(test)]

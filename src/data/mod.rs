@@ -4,9 +4,11 @@
 //! with either real-valued targets or class labels.
 
 pub mod csv;
+pub mod download;
 pub mod idx;
 pub mod mnist;
 pub mod sequence;
+pub mod standardize;
 pub mod synthetic;
 
 use crate::error::{Error, Result};
@@ -106,6 +108,9 @@ pub struct Dataset {
     pub train: Split,
     /// Held-out rows (may be empty).
     pub test: Split,
+    /// The names of the classes, label i being `classes[i]`, when the file gave names
+    /// (a CSV's string labels); None for numbered classes and real-valued targets.
+    pub classes: Option<Vec<String>>,
 }
 
 impl Dataset {
@@ -153,24 +158,34 @@ pub enum DataSpec {
     Regression,
     /// `spirals`: the built-in three-class spirals.
     Spirals,
-    /// `mnist:DIR`: the four IDX files (gzipped or not) in DIR.
+    /// `mnist:DIR` (or `fashion-mnist:DIR`): the four IDX files (gzipped or not) in DIR.
     Mnist(PathBuf),
+    /// `mnist` or `fashion-mnist`: the four IDX files in the cache folder, where
+    /// `gradscope data NAME` puts them ([`download::cache_dir`]).
+    Cached(&'static str),
     /// `csv:FILE`: a CSV file with a header row.
     Csv(PathBuf),
 }
 
 impl DataSpec {
-    /// Parses `regression`, `spirals`, `mnist:DIR` or `csv:FILE`.
+    /// Parses `regression`, `spirals`, `mnist`, `fashion-mnist`, `mnist:DIR`,
+    /// `fashion-mnist:DIR` or `csv:FILE`.
     pub fn parse(s: &str) -> Result<Self> {
-        let hint = "use regression, spirals, mnist:DIR or csv:FILE";
+        let hint = "use regression, spirals, mnist, fashion-mnist, mnist:DIR or csv:FILE";
         match s.split_once(':') {
             None => match s {
                 "regression" => Ok(DataSpec::Regression),
                 "spirals" => Ok(DataSpec::Spirals),
-                "mnist" | "csv" => Err(Error::invalid("data", s, format!("{s} needs a path after a colon; {hint}"))),
-                _ => Err(Error::unknown_name("data set", s, &["regression", "spirals", "mnist:DIR", "csv:FILE"])),
+                "mnist" => Ok(DataSpec::Cached(download::MNIST.name)),
+                "fashion-mnist" => Ok(DataSpec::Cached(download::FASHION_MNIST.name)),
+                "csv" => Err(Error::invalid("data", s, format!("{s} needs a path after a colon; {hint}"))),
+                _ => Err(Error::unknown_name(
+                    "data set",
+                    s,
+                    &["regression", "spirals", "mnist", "fashion-mnist", "mnist:DIR", "csv:FILE"],
+                )),
             },
-            Some(("mnist", dir)) if !dir.is_empty() => Ok(DataSpec::Mnist(dir.into())),
+            Some(("mnist" | "fashion-mnist", dir)) if !dir.is_empty() => Ok(DataSpec::Mnist(dir.into())),
             Some(("csv", file)) if !file.is_empty() => Ok(DataSpec::Csv(file.into())),
             _ => Err(Error::invalid("data", s, hint)),
         }
@@ -188,6 +203,26 @@ pub struct LoadOptions<'a> {
     pub seed: u64,
     /// Fraction of CSV rows held out for testing.
     pub test_fraction: f64,
+    /// CSV: use only these feature columns.
+    pub features: Option<&'a [String]>,
+    /// CSV: leave these columns out.
+    pub drop: Option<&'a [String]>,
+    /// CSV: the class names of an earlier run, so that labels are numbered as it numbered them.
+    pub class_names: Option<&'a [String]>,
+}
+
+impl Default for LoadOptions<'_> {
+    fn default() -> Self {
+        Self {
+            target: None,
+            classes: false,
+            seed: 0,
+            test_fraction: 0.2,
+            features: None,
+            drop: None,
+            class_names: None,
+        }
+    }
 }
 
 /// Loads a data set and checks it for non-finite values.
@@ -196,13 +231,48 @@ pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
         DataSpec::Regression => synthetic::regression(opts.seed),
         DataSpec::Spirals => synthetic::spirals(opts.seed),
         DataSpec::Mnist(dir) => mnist::load(dir)?,
+        DataSpec::Cached(name) => load_cached(name)?,
         DataSpec::Csv(file) => {
             let target = opts.target.ok_or_else(|| {
                 Error::invalid("target", "(none)", "csv data needs --target COLUMN naming the column to predict")
             })?;
-            csv::load(file, target, opts.classes, opts.seed, opts.test_fraction)?
+            let csv_opts = csv::CsvOptions {
+                target,
+                classes: opts.classes,
+                seed: opts.seed,
+                test_fraction: opts.test_fraction,
+                features: opts.features,
+                drop: opts.drop,
+                class_names: opts.class_names,
+            };
+            csv::load_with(file, &csv_opts)?
         }
     };
+    if !matches!(spec, DataSpec::Csv(_)) {
+        for (key, given) in [("features", opts.features.is_some()), ("drop", opts.drop.is_some())] {
+            if given {
+                return Err(Error::invalid(key, "(given)", "chooses CSV columns; it needs --data csv:FILE"));
+            }
+        }
+    }
     ds.check_finite()?;
     Ok(ds)
+}
+
+/// Loads `mnist` or `fashion-mnist` from the cache folder, or says how to fill it.
+fn load_cached(name: &str) -> Result<Dataset> {
+    let source = download::Source::by_name(name)?;
+    let dir = download::cache_dir(name)?;
+    if let Some(f) = source.files.iter().find(|f| !dir.join(f.name).is_file()) {
+        return Err(Error::Data {
+            path: dir.clone(),
+            msg: format!(
+                "no {} here (the cache folder of --data {name}); download the data with `gradscope data {name}`, \
+                 set {}=DIR to use another cache, or give the folder with --data {name}:DIR",
+                f.name,
+                download::DATA_ENV
+            ),
+        });
+    }
+    mnist::load(&dir)
 }

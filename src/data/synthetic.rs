@@ -31,7 +31,7 @@ pub fn regression(seed: u64) -> Dataset {
     };
     let train = make(TRAIN_ROWS);
     let test = make(TEST_ROWS);
-    Dataset { name: "regression".into(), train, test }
+    Dataset { name: "regression".into(), train, test, classes: None }
 }
 
 /// Three interleaved spirals in the plane, one class each (a classic classification toy):
@@ -57,7 +57,7 @@ pub fn spirals(seed: u64) -> Dataset {
     };
     let train = make(TRAIN_ROWS);
     let test = make(TEST_ROWS);
-    Dataset { name: "spirals".into(), train, test }
+    Dataset { name: "spirals".into(), train, test, classes: None }
 }
 
 #[cfg(test)]

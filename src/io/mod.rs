@@ -20,6 +20,10 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 /// The command line that made the run (one line, shell-quoted).
 pub const COMMAND_FILE: &str = "command.txt";
+/// What the run's data was (`prepare::DataInfo`: shape, class names, standardised or not, q⁰).
+pub const DATA_FILE: &str = "data.json";
+/// The standardisation fitted on the run's training split (`data::standardize`).
+pub const STANDARDIZE_FILE: &str = "standardize.safetensors";
 
 /// The name of an atomic write's temporary file starts with this…
 pub const TEMP_PREFIX: &str = ".gradscope-";

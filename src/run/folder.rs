@@ -4,7 +4,10 @@
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::Checkpoint;
-use crate::io::{self, CHECKPOINT_FILE, COMMAND_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, WEIGHTS_FILE, weights};
+use crate::io::{
+    self, CHECKPOINT_FILE, COMMAND_FILE, CONFIG_FILE, DATA_FILE, METRICS_FILE, STANDARDIZE_FILE, SUMMARY_FILE,
+    WEIGHTS_FILE, weights,
+};
 use crate::nn::Scalar;
 use crate::probe::StepRecord;
 use crate::summary::{RunStatus, Summary};
@@ -68,7 +71,7 @@ impl RunDir {
                     });
                 }
                 io::create_dir(dir)?;
-                for f in RUN_FILES.iter().chain(&[COMMAND_FILE, "report.html"]) {
+                for f in RUN_FILES.iter().chain(&[COMMAND_FILE, DATA_FILE, STANDARDIZE_FILE, "report.html"]) {
                     let p = dir.join(f);
                     if p.exists() {
                         std::fs::remove_file(&p).map_err(io_err("cannot remove", &p))?;

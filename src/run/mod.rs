@@ -26,12 +26,13 @@ pub use overlay::{load_report, theory_for, write_report};
 pub use trainer::{Outcome, StepOutcome, Trainer, build_mlp, total_steps};
 
 use crate::config::{Config, RunSpec};
-use crate::data::{self, Dataset, LoadOptions};
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::io::checkpoint::Checkpoint;
 use crate::io::{CHECKPOINT_FILE, CONFIG_FILE, SUMMARY_FILE};
-use crate::nn::{Loss, Scalar};
+use crate::nn::Scalar;
 use crate::probe::StepRecord;
+use crate::{prepare, resources};
 use std::path::Path;
 
 /// Receives what training produces, as it happens.
@@ -104,17 +105,17 @@ pub fn train_from<F: Scalar>(
     Ok(trainer.into_outcome())
 }
 
-/// Loads the data a spec names.
+/// Loads the data a spec names, as a fresh run sees it (columns chosen, standardised when the
+/// spec says so; see [`prepare::load`]).
 pub fn load_data(spec: &RunSpec) -> Result<Dataset> {
-    data::load(
-        &spec.data,
-        &LoadOptions {
-            target: spec.target.as_deref(),
-            classes: spec.loss == Loss::CrossEntropy,
-            seed: spec.seed,
-            test_fraction: spec.test_fraction,
-        },
-    )
+    prepare::load(spec, None).map(|p| p.data)
+}
+
+/// Refuses a training run of `spec` on `data` whose estimated memory exceeds `max_memory` or
+/// the available memory ([`resources::training`]).
+pub fn check_memory(spec: &RunSpec, data: &Dataset) -> Result<()> {
+    let estimate = resources::training(spec, data);
+    resources::check(&estimate, spec.max_memory, "this run", "use a smaller --width, --depth or --batch-size")
 }
 
 /// Sends records and checkpoints to the run folder, then to the caller's observer.
@@ -145,13 +146,17 @@ impl Observer for Tee<'_> {
 
 /// Trains `config` into the folder `dir` (opened as `mode` says: [`Mode::New`] refuses a folder
 /// holding a run, [`Mode::Overwrite`] replaces it), in f32; validates everything and loads the
-/// data before the folder is touched. Writes `config.toml` (resolved), `metrics.jsonl`,
-/// checkpoints, `weights.safetensors` and `summary.json`. A diverged or interrupted run is a
-/// result, not an error.
+/// data and refuses a run that does not fit in memory ([`check_memory`]) before the folder is
+/// touched. Writes `config.toml` (resolved), `data.json` (and `standardize.safetensors` when
+/// standardised), `metrics.jsonl`, checkpoints, `weights.safetensors` and `summary.json`. A
+/// diverged or interrupted run is a result, not an error.
 pub fn train_into(config: &Config, dir: &Path, mode: Mode, ui: &mut dyn Observer) -> Result<(RunSpec, Outcome<f32>)> {
     let spec = config.resolve()?;
-    let data = load_data(&spec)?;
+    let prepared = prepare::load(&spec, None)?;
+    check_memory(&spec, &prepared.data)?;
     let mut folder = RunDir::open(dir, &config.resolved(&spec), mode)?;
+    prepared.write(dir)?;
+    let data = prepared.data;
     let outcome = train_from::<f32>(&spec, &data, &mut Tee { dir: &mut folder, ui }, None)?;
     folder.finish(&outcome)?;
     Ok((spec, outcome))
@@ -159,6 +164,8 @@ pub fn train_into(config: &Config, dir: &Path, mode: Mode, ui: &mut dyn Observer
 
 /// Continues the run in `dir` from its `checkpoint.safetensors`, or from step 0 when it was
 /// stopped before its first checkpoint; `metrics.jsonl` is cut back to the checkpoint's length.
+/// The data is prepared as the run's `data.json` and `standardize.safetensors` say (the same
+/// class numbering and standardisation).
 pub fn resume(dir: &Path, ui: &mut dyn Observer) -> Result<(RunSpec, Outcome<f32>)> {
     let cfg_path = dir.join(CONFIG_FILE);
     if !cfg_path.is_file() {
@@ -176,7 +183,8 @@ pub fn resume(dir: &Path, ui: &mut dyn Observer) -> Result<(RunSpec, Outcome<f32
     })?;
     let config = Config::from_toml(&text, &cfg_path.display().to_string())?;
     let spec = config.resolve()?;
-    let data = load_data(&spec)?;
+    let data = prepare::load(&spec, Some(dir))?.data;
+    check_memory(&spec, &data)?;
     let ck_path = dir.join(CHECKPOINT_FILE);
     let ck = if ck_path.is_file() { Some(Checkpoint::read(&ck_path)?) } else { None };
     if let Some(ck) = &ck

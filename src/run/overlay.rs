@@ -9,26 +9,31 @@ use std::path::{Path, PathBuf};
 
 /// What theory predicts for a run of `config`: the mean-field E‖∂L/∂z_l‖² at initialisation
 /// (`theory::predicted_decay`, the init's σ_w², σ_b² from `theory::init_variances` in square
-/// layers of the run's width, inputs with q⁰ = 1) and the activation's max φ′. Parts that the
-/// config or the theory cannot give are None.
-pub fn theory_for(config: &Config) -> Theory {
+/// layers of the run's width) and the activation's max φ′. `q0` is the input scale the network
+/// saw (mean ‖x‖²/inputs over the training rows, recorded in the run's `data.json`); None
+/// (a run written before that file existed) takes q⁰ = 1, the scale of standardised inputs.
+/// Parts that the config or the theory cannot give are None.
+pub fn theory_for(config: &Config, q0: Option<f64>) -> Theory {
+    let q0 = q0.filter(|q| q.is_finite() && *q > 0.0).unwrap_or(1.0);
     let act = Activation::from_name(&config.activation, config.negative_slope).ok();
     let decay = act.zip(Init::from_name(&config.init).ok()).and_then(|(act, init)| {
         let (w, d) = (config.width, config.depth);
         let v = crate::theory::init_variances(init, act, w, w, config.sigma_w2, config.sigma_b2);
-        crate::theory::predicted_decay(act, v.sigma_w2, v.sigma_b2, 1.0, d).ok()
+        crate::theory::predicted_decay(act, v.sigma_w2, v.sigma_b2, q0, d).ok()
     });
     Theory { decay, max_derivative: act.map(|a| a.max_derivative()) }
 }
 
 /// Reads run folders (or folders of run folders) into a [`Report`] with each run's
-/// [`theory_for`]; `command` is shown as the report's provenance.
+/// [`theory_for`] (q⁰ from the run's `data.json`, when it has one); `command` is shown as the
+/// report's provenance.
 pub fn load_report(runs: &[PathBuf], command: String) -> Result<Report> {
     let mut report = Report::load(runs, command)?;
     for run in &mut report.runs {
         // the mean-field prediction is of gradscope's own MLPs, not of a watched model
         if run.model.is_none() {
-            run.theory = theory_for(&run.config);
+            let q0 = crate::prepare::read_info(Path::new(&run.dir))?.map(|i| i.q0);
+            run.theory = theory_for(&run.config, q0);
         }
     }
     Ok(report)
@@ -37,4 +42,24 @@ pub fn load_report(runs: &[PathBuf], command: String) -> Result<Report> {
 /// [`load_report`], written into `out` (`report.html` and `figures/`); returns the page's path.
 pub fn write_report(runs: &[PathBuf], out: &Path, command: String) -> Result<PathBuf> {
     Ok(report::write(&load_report(runs, command)?, out)?.html)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The overlay starts from the run's recorded q⁰: for tanh, a larger input scale saturates
+    /// more and predicts another decay than the q⁰ = 1 of a run without `data.json`.
+    #[test]
+    fn theory_uses_the_recorded_input_scale() {
+        let config =
+            Config { activation: "tanh".into(), init: "gaussian".into(), sigma_w2: 1.5, depth: 6, ..Config::default() };
+        let default = theory_for(&config, None).decay.expect("a prediction for gaussian tanh");
+        assert_eq!(theory_for(&config, Some(1.0)).decay.unwrap(), default, "q0 = 1 is what runs without data.json get");
+        assert_eq!(theory_for(&config, Some(f64::NAN)).decay.unwrap(), default, "a bad record falls back to 1");
+        let scaled = theory_for(&config, Some(25.0)).decay.unwrap();
+        assert_eq!(scaled.len(), default.len());
+        let rel = (scaled[0] / default[0] - 1.0).abs();
+        assert!(rel > 1e-3, "q0 changed nothing: {scaled:?} {default:?}");
+    }
 }

@@ -3,7 +3,7 @@
 //! ```toml
 //! seeds = 2                      # or a list: seeds = [0, 7]; absent: the base's seed (0)
 //! [base]                         # a run config: the keys of train's config.toml
-//! data = "mnist:../shared/data/mnist"
+//! data = "mnist"
 //! activation = "tanh"
 //! [grid]                         # config keys, each a list or a range
 //! depth = [10, 20, 40]

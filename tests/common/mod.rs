@@ -10,12 +10,19 @@ pub fn gradscope() -> Command {
     Command::cargo_bin("gradscope").expect("cargo builds the gradscope binary for integration tests")
 }
 
-/// Where the shared copy of MNIST lives: `GRADSCOPE_MNIST_DIR`, else `../shared/data/mnist`
-/// from the repository root (no test downloads anything).
+/// The one rule by which tests (and docs/data.md) find MNIST: `$GRADSCOPE_MNIST_DIR` if set,
+/// else `../shared/data/mnist` beside the repository, else the cache folder that
+/// `gradscope data mnist` fills (`$GRADSCOPE_DATA/mnist` or the platform's cache folder). No
+/// test downloads anything.
 pub fn mnist_dir() -> PathBuf {
-    std::env::var_os("GRADSCOPE_MNIST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist"))
+    if let Some(dir) = std::env::var_os("GRADSCOPE_MNIST_DIR") {
+        return dir.into();
+    }
+    let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mnist");
+    if shared.is_dir() {
+        return shared;
+    }
+    gradscope::data::download::cache_dir("mnist").unwrap_or(shared)
 }
 
 /// Writes a recurrent run folder from the library, as the CLI will once it trains recurrent
@@ -103,3 +110,6 @@ pub fn write_recurrent_run(
     };
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&summary).unwrap()).unwrap();
 }
+/// What to say when MNIST is not where [`mnist_dir`] looked.
+pub const MNIST_HINT: &str = "MNIST not found: set GRADSCOPE_MNIST_DIR=DIR, put it in ../shared/data/mnist, \
+                              or run `gradscope data mnist` (docs/data.md)";

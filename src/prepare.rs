@@ -1,0 +1,129 @@
+//! From a checked config to the data a run sees: load, choose columns, standardise; and the facts
+//! saved beside the run (`data.json`, `standardize.safetensors`), which `probe --config
+//! RUN/config.toml` and `train --resume` read back so that they number classes and scale inputs
+//! exactly as the run did.
+
+use crate::config::RunSpec;
+use crate::data::standardize::{Scope, Standardizer, q0};
+use crate::data::{self, DataSpec, Dataset, LoadOptions};
+use crate::error::{Error, Result};
+use crate::io::{DATA_FILE, STANDARDIZE_FILE};
+use crate::nn::Loss;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// What a run's data was: `data.json` in its folder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataInfo {
+    /// The `data` key.
+    pub data: String,
+    /// Input features.
+    pub inputs: usize,
+    /// Network outputs (classes, or target columns).
+    pub outputs: usize,
+    /// Training rows.
+    pub train_rows: usize,
+    /// Test rows.
+    pub test_rows: usize,
+    /// The class names, label i being `classes[i]`, for string labels (sorted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<Vec<String>>,
+    /// Whether the inputs were standardised (mean and std in `standardize.safetensors`).
+    pub standardized: bool,
+    /// q⁰ = mean over the training rows of ‖x‖²/inputs, as the network sees them: the input scale
+    /// of the mean-field prediction drawn in reports.
+    pub q0: f64,
+}
+
+/// The data of a run and what was fitted on it.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// Both splits, standardised when asked.
+    pub data: Dataset,
+    /// The fitted (or saved) standardisation.
+    pub standardizer: Option<Standardizer>,
+    /// What goes into `data.json`.
+    pub info: DataInfo,
+}
+
+/// Reads `data.json` in `dir`, if there is one.
+pub fn read_info(dir: &Path) -> Result<Option<DataInfo>> {
+    let path = dir.join(DATA_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(Error::Io { action: "cannot read", path, err }),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Data { path, msg: format!("is not a gradscope {DATA_FILE} ({e}); train the run again") })
+}
+
+/// Loads the data `spec` names. With `saved` (a run folder), class names and the standardisation
+/// come from its `data.json` and `standardize.safetensors` instead of being found anew.
+pub fn load(spec: &RunSpec, saved: Option<&Path>) -> Result<Prepared> {
+    let info = saved.map(read_info).transpose()?.flatten();
+    let class_names = info.as_ref().and_then(|i| i.classes.as_deref());
+    let mut data = data::load(
+        &spec.data,
+        &LoadOptions {
+            target: spec.target.as_deref(),
+            classes: spec.loss == Loss::CrossEntropy,
+            seed: spec.seed,
+            test_fraction: spec.test_fraction,
+            features: spec.features.as_deref(),
+            drop: spec.drop.as_deref(),
+            class_names,
+        },
+    )?;
+    let standardizer = if spec.standardize {
+        let file = saved.map(|d| d.join(STANDARDIZE_FILE)).filter(|f| f.is_file());
+        let s = match file {
+            Some(f) => Standardizer::read(&f)?,
+            None => {
+                let scope = match spec.data {
+                    DataSpec::Mnist(_) | DataSpec::Cached(_) => Scope::Global,
+                    _ => Scope::Feature,
+                };
+                Standardizer::fit(data.train.x.view(), scope)
+            }
+        };
+        s.apply_to(&mut data)?;
+        Some(s)
+    } else {
+        None
+    };
+    let info = DataInfo {
+        data: spec_name(&spec.data),
+        inputs: data.inputs(),
+        outputs: data.outputs(),
+        train_rows: data.train.len(),
+        test_rows: data.test.len(),
+        classes: data.classes.clone(),
+        standardized: standardizer.is_some(),
+        q0: q0(data.train.x.view()),
+    };
+    Ok(Prepared { data, standardizer, info })
+}
+
+fn spec_name(spec: &DataSpec) -> String {
+    match spec {
+        DataSpec::Regression => "regression".into(),
+        DataSpec::Spirals => "spirals".into(),
+        DataSpec::Mnist(dir) => format!("mnist:{}", dir.display()),
+        DataSpec::Cached(name) => name.to_string(),
+        DataSpec::Csv(file) => format!("csv:{}", file.display()),
+    }
+}
+
+impl Prepared {
+    /// Writes `data.json` and, when standardised, `standardize.safetensors` into `dir`
+    /// (atomically, each).
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        crate::io::write_json(&dir.join(DATA_FILE), &self.info)?;
+        if let Some(s) = &self.standardizer {
+            crate::io::write_atomic(&dir.join(STANDARDIZE_FILE), &s.to_bytes())?;
+        }
+        Ok(())
+    }
+}
