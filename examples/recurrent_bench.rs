@@ -6,6 +6,7 @@
 //! cargo run --release --example recurrent_bench -- [lstm|rnn|gru] [THREADS] [STEPS]
 //! ```
 
+use gradscope::error::Named;
 use gradscope::nn::recurrent::{Cell, RecurrentConfig};
 use gradscope::nn::{Loss, Targets, Threads};
 use ndarray::Array3;
@@ -13,7 +14,7 @@ use rand::{Rng, SeedableRng};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let cell = Cell::from_name(args.get(1).map_or("lstm", String::as_str))?;
+    let cell = Cell::parse("cell", args.get(1).map_or("lstm", String::as_str))?;
     let threads: usize = args.get(2).map_or(Ok(2), |s| s.parse())?;
     let steps: usize = args.get(3).map_or(Ok(30), |s| s.parse())?;
     let (t, b, i, h, o) = (28, 128, 28, 128, 10);

@@ -36,7 +36,7 @@ pub struct BenchConfig {
 }
 
 fn activation_name<S: serde::Serializer>(a: &Activation, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(a.name())
+    s.serialize_str(&a.name())
 }
 
 /// The standard configs (issue #3's table; PyTorch's timings were taken on exactly these).

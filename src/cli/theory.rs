@@ -5,7 +5,7 @@ use super::Status;
 use super::args::TheoryArgs;
 use super::output::sci;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use gradscope::error::Error;
+use gradscope::error::{Error, Named};
 use gradscope::nn::{Activation, Init};
 use gradscope::theory::jacobian::JacobianSpectrum;
 use gradscope::theory::mean_field::{CRITICAL_RANGE, TRAINABLE_XI_C, check};
@@ -67,8 +67,8 @@ struct Output<'a> {
 /// Runs `gradscope theory`.
 pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
     super::stdout::quit_when_closed(); // its output is its only product
-    let activation = Activation::from_name(&a.activation, a.negative_slope)?;
-    let init = Init::from_name(&a.init)?;
+    let activation = Activation::new(a.activation, a.negative_slope);
+    let init = a.init;
     check("q0", a.q0, true)?;
     if a.depth == 0 {
         return Err(Error::invalid("depth", 0, "must be at least 1 hidden layer").into());
@@ -82,8 +82,8 @@ pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
     let fixed_point = mf.fixed_point(q0);
     let layers = mf.trajectory(q0, a.depth);
     let prediction = Prediction {
-        activation: activation.name().into(),
-        init: init.name().into(),
+        activation: activation.name(),
+        init: init.name(),
         sigma_w2,
         sigma_b2,
         source,

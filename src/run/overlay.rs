@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::nn::{Activation, Init};
+use crate::nn::Activation;
 use crate::report::{self, Report, Theory};
 use std::path::{Path, PathBuf};
 
@@ -12,13 +12,11 @@ use std::path::{Path, PathBuf};
 /// layers of the run's width, inputs with q⁰ = 1) and the activation's max φ′. Parts that the
 /// config or the theory cannot give are None.
 pub fn theory_for(config: &Config) -> Theory {
-    let act = Activation::from_name(&config.activation, config.negative_slope).ok();
-    let decay = act.zip(Init::from_name(&config.init).ok()).and_then(|(act, init)| {
-        let (w, d) = (config.width, config.depth);
-        let v = crate::theory::init_variances(init, act, w, w, config.sigma_w2, config.sigma_b2);
-        crate::theory::predicted_decay(act, v.sigma_w2, v.sigma_b2, 1.0, d).ok()
-    });
-    Theory { decay, max_derivative: act.map(|a| a.max_derivative()) }
+    let act = Activation::new(config.activation, config.negative_slope);
+    let (w, d) = (config.width, config.depth);
+    let v = crate::theory::init_variances(config.init, act, w, w, config.sigma_w2, config.sigma_b2);
+    let decay = crate::theory::predicted_decay(act, v.sigma_w2, v.sigma_b2, 1.0, d).ok();
+    Theory { decay, max_derivative: Some(act.max_derivative()) }
 }
 
 /// Reads run folders (or folders of run folders) into a [`Report`] with each run's
