@@ -11,6 +11,7 @@
 
 use gradscope::data::Labels;
 use gradscope::data::sequence::{ADDING_BASELINE_MSE, adding};
+use gradscope::error::Named;
 use gradscope::nn::recurrent::{Cell, RecurrentConfig};
 use gradscope::nn::{Loss, Targets, Threads};
 use gradscope::optim::{Adam, AdamState};
@@ -22,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let usage = "usage: adding CELL T [STEPS] [SEED]";
-    let cell = Cell::from_name(args.get(1).ok_or(usage)?)?;
+    let cell = Cell::parse("cell", args.get(1).ok_or(usage)?)?;
     let t: usize = args.get(2).ok_or(usage)?.parse()?;
     let steps: usize = args.get(3).map_or(Ok(2000), |s| s.parse())?;
     let seed: u64 = args.get(4).map_or(Ok(0), |s| s.parse())?;

@@ -5,6 +5,7 @@
 //! `cargo run --release --example library [OUT]` (OUT defaults to a folder under the system's
 //! temporary directory).
 
+use gradscope::nn::{ActivationKind, Loss};
 use gradscope::run::{self, Mode, Observer, Trainer};
 use gradscope::{Config, StepRecord};
 use std::path::{Path, PathBuf};
@@ -36,10 +37,10 @@ fn main() -> gradscope::Result<()> {
 pub fn example(out: &Path) -> gradscope::Result<PathBuf> {
     let config = Config {
         data: "spirals".into(),
-        loss: "cross_entropy".into(),
+        loss: Loss::CrossEntropy,
         depth: 8,
         width: 32,
-        activation: "sigmoid".into(),
+        activation: ActivationKind::Sigmoid,
         steps: Some(200),
         probe_every: 50,
         threads: 1,

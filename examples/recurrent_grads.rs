@@ -9,6 +9,7 @@
 //! `[T, B, I]`, and `target` values or int64 `classes`) and `grads.safetensors` (every tensor's
 //! gradient under its key, and `input`, ∂L/∂x); OUT_DIR/cases.json lists the cases.
 
+use gradscope::error::Named;
 use gradscope::io::recurrent::{grads_to_safetensors, to_safetensors};
 use gradscope::io::weights::serialize;
 use gradscope::nn::recurrent::{Cell, GateBias, Head, HiddenInit, RecurrentConfig, RecurrentNet};

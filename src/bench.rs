@@ -68,7 +68,7 @@ const fn row_mnist(name: &'static str, cell: Cell) -> BenchConfig {
 }
 
 fn activation_name<S: serde::Serializer>(a: &Activation, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(a.name())
+    s.serialize_str(&a.name())
 }
 
 /// The standard configs (issue #3's table; PyTorch's timings were taken on exactly these).

@@ -6,9 +6,11 @@
 
 use crate::data::DataSpec;
 use crate::error::{Error, Result, closest};
-use crate::nn::{Activation, Arch, Init, Loss, NormKind, NormPosition, Residual};
+use crate::nn::activation::DEFAULT_NEGATIVE_SLOPE;
+use crate::nn::{Activation, ActivationKind, Arch, Init, Loss, NormChoice, NormKind, NormPosition, Residual};
 use crate::optim::{Adam, Clip, Optimizer, OptimizerKind, Sgd};
 use serde::{Deserialize, Serialize};
+use std::sync::LazyLock;
 
 /// What a step does when its loss, an activation or a gradient is NaN or infinite.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -22,198 +24,185 @@ pub enum OnNonFinite {
     Skip,
 }
 
-/// The names a typed config value accepts (its [`clap::ValueEnum`] names, as serde spells them).
-pub fn choices<E: clap::ValueEnum>() -> Vec<String> {
-    E::value_variants().iter().filter_map(|v| v.to_possible_value()).map(|p| p.get_name().to_string()).collect()
-}
+/// Help heading of the data keys (`probe` takes them too).
+pub const DATA: &str = "Data";
+/// Help heading of the model keys (`probe` takes them too).
+pub const MODEL: &str = "Model";
+/// Help heading of the loss, optimizer and clipping keys.
+pub const OPTIM: &str = "Optimisation";
+/// Help heading of the schedule keys (batches, steps, seed, threads, probes, checkpoints).
+pub const SCHEDULE: &str = "Schedule";
 
-/// Every key of a run's config, as written in `config.toml` (flags spell them in kebab case).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Every key of a run's config, as written in `config.toml`; every key is also a flag of
+/// `train` (kebab case), and `probe` takes the data and model keys.
+///
+/// This struct is the one declaration of a key: its field (the TOML key and type), its doc
+/// comment (the flag's help) and its `#[arg]` (flag, default, help heading). [`CONFIG_KEYS`],
+/// [`Config::default`], the flags and the names a typed key accepts are derived from it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// `regression`, `spirals`, `mnist:DIR` or `csv:FILE`.
+    /// regression, spirals (built in), mnist:DIR (the four IDX files) or csv:FILE (with a header).
+    #[arg(long, default_value = "regression", help_heading = DATA)]
     pub data: String,
     /// The CSV column to predict.
+    #[arg(long, value_name = "COLUMN", help_heading = DATA)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
     /// Fraction of CSV rows held out for testing.
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true, help_heading = DATA)]
     pub test_fraction: f64,
-    /// CSV: use only these columns as features (in this order).
+    /// CSV: use only these columns as features, in this order (comma-separated).
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',', conflicts_with = "drop", help_heading = DATA)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<Vec<String>>,
-    /// CSV: use every column but the target and these.
+    /// CSV: leave these columns out (an id, a date; comma-separated).
+    #[arg(long, value_name = "COLUMNS", value_delimiter = ',', help_heading = DATA)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drop: Option<Vec<String>>,
-    /// Standardise the inputs with mean and std fitted on the training split.
+    /// Standardise inputs with mean and std fitted on the training split (per feature; images:
+    /// over all pixels); saved as standardize.safetensors and applied to the test split.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set, help_heading = DATA)]
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub standardize: bool,
-    /// Refuse to start when the run's estimated memory exceeds this ("2G", "512MiB"; default:
-    /// the available memory).
+    /// Refuse to start when the estimated memory exceeds SIZE (2G, 512MB, 1.5GiB) [default: the
+    /// available memory].
+    #[arg(long, value_name = "SIZE", help_heading = DATA)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_memory: Option<String>,
-    /// Number of hidden layers.
+    /// Hidden layers.
+    #[arg(long, default_value_t = 2, help_heading = MODEL)]
     pub depth: usize,
     /// Units per hidden layer.
+    #[arg(long, default_value_t = 64, help_heading = MODEL)]
     pub width: usize,
-    /// Hidden activation (snake case).
-    pub activation: String,
+    /// Hidden activation.
+    #[arg(long, value_enum, default_value_t = ActivationKind::Sigmoid, help_heading = MODEL)]
+    pub activation: ActivationKind,
     /// leaky_relu's slope for negative inputs.
+    #[arg(long, default_value_t = DEFAULT_NEGATIVE_SLOPE, allow_negative_numbers = true, help_heading = MODEL)]
     pub negative_slope: f64,
-    /// Initialisation scheme.
-    pub init: String,
-    /// σ_w² of the `gaussian` and `orthogonal` inits.
+    /// Initialisation.
+    #[arg(long, value_enum, default_value_t = Init::Pytorch, help_heading = MODEL)]
+    pub init: Init,
+    /// σ_w² of the gaussian (W ~ N(0, σ_w²/fan_in)) and orthogonal (W = √σ_w²·Q) inits.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true, help_heading = MODEL)]
     pub sigma_w2: f64,
-    /// σ_b² of the `gaussian` and `orthogonal` inits.
+    /// σ_b² of the gaussian and orthogonal inits (b ~ N(0, σ_b²)).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, help_heading = MODEL)]
     pub sigma_b2: f64,
-    /// `mse`, `sse` or `cross_entropy`.
-    pub loss: String,
-    /// `sgd`, `adam` or `adamw`.
-    pub optimizer: String,
-    /// Learning rate (default: 0.01 for sgd, 0.001 for adam and adamw).
+    /// Loss.
+    #[arg(long, value_enum, default_value_t = Loss::Mse, help_heading = OPTIM)]
+    pub loss: Loss,
+    /// Update rule.
+    #[arg(long, value_enum, default_value_t = OptimizerKind::Sgd, help_heading = OPTIM)]
+    pub optimizer: OptimizerKind,
+    /// Learning rate [default: 0.01 for sgd, 0.001 for adam and adamw].
+    #[arg(long, allow_negative_numbers = true, help_heading = OPTIM)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lr: Option<f64>,
-    /// SGD momentum μ.
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, help_heading = OPTIM)]
     pub momentum: f64,
-    /// SGD Nesterov momentum.
+    /// SGD Nesterov momentum (needs --momentum > 0).
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set, help_heading = OPTIM)]
     pub nesterov: bool,
-    /// Weight decay λ (default: 0, or 0.01 for adamw).
+    /// Weight decay [default: 0, 0.01 for adamw].
+    #[arg(long, allow_negative_numbers = true, help_heading = OPTIM)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub weight_decay: Option<f64>,
     /// Adam's β₁.
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true, help_heading = OPTIM)]
     pub beta1: f64,
     /// Adam's β₂.
+    #[arg(long, default_value_t = 0.999, allow_negative_numbers = true, help_heading = OPTIM)]
     pub beta2: f64,
     /// Adam's ε.
+    #[arg(long, default_value_t = 1e-8, allow_negative_numbers = true, help_heading = OPTIM)]
     pub eps: f64,
     /// Examples per mini-batch.
+    #[arg(long, default_value_t = 64, help_heading = SCHEDULE)]
     pub batch_size: usize,
     /// Passes over the training set.
+    #[arg(long, default_value_t = 10, help_heading = SCHEDULE)]
     pub epochs: u64,
-    /// A step budget that overrides `epochs`.
+    /// Step budget; overrides --epochs.
+    #[arg(long, help_heading = SCHEDULE)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<u64>,
     /// Seed of the data, the initialisation and the batch order.
+    #[arg(long, default_value_t = 0, help_heading = SCHEDULE)]
     pub seed: u64,
-    /// Probe every N steps (0: only at the first and the last step).
+    /// Probe every N steps (0: only at step 0 and at the end).
+    #[arg(long, default_value_t = 100, help_heading = SCHEDULE)]
     pub probe_every: u64,
-    /// Threads (0: all cores).
+    /// Threads (0: all cores); results are identical for a given count.
+    #[arg(long, default_value_t = 0, help_heading = SCHEDULE)]
     pub threads: usize,
-    /// Residual connections: blocks of `residual_block` hidden layers, h ← P(h) + α·F(h).
+    /// Residual connections: blocks of --residual-block hidden layers, h ← P(h) + α·F(h), P a
+    /// projection where widths differ.
+    #[arg(long, default_value_t = false, num_args = 0..=1, default_missing_value = "true",
+          action = clap::ArgAction::Set, help_heading = MODEL)]
     pub residual: bool,
     /// α, the scale of the residual branch.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true, help_heading = MODEL)]
     pub residual_scale: f64,
     /// Hidden layers per residual block (1 or 2).
+    #[arg(long, default_value_t = 2, help_heading = MODEL)]
     pub residual_block: usize,
-    /// `none`, `batch` (BatchNorm1d) or `layer` (LayerNorm) in every hidden layer.
-    pub norm: String,
-    /// `pre` (norm before φ) or `post` (after φ).
-    pub norm_position: String,
-    /// Clip the gradients' total L2 norm to this (torch.nn.utils.clip_grad_norm_).
+    /// Normalisation in every hidden layer: BatchNorm1d or LayerNorm (affine, ε 1e-5).
+    #[arg(long, value_enum, default_value_t = NormChoice::None, help_heading = MODEL)]
+    pub norm: NormChoice,
+    /// Where the norm sits: pre (φ(norm(z))) or post (norm(φ(z))).
+    #[arg(long, value_enum, default_value_t = NormPosition::Pre, help_heading = MODEL)]
+    pub norm_position: NormPosition,
+    /// Clip the total L2 norm of all gradients to this before each update.
+    #[arg(long, allow_negative_numbers = true, help_heading = OPTIM)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_norm: Option<f64>,
-    /// Clamp every gradient entry to [−v, v] (torch.nn.utils.clip_grad_value_).
+    /// Clamp every gradient entry to [−v, v] before each update.
+    #[arg(long, allow_negative_numbers = true, help_heading = OPTIM)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clip_value: Option<f64>,
-    /// Write checkpoint.safetensors every N steps (0: only when interrupted).
+    /// Write checkpoint.safetensors every N steps (0: only at Ctrl-C); `--resume DIR` continues.
+    #[arg(long, default_value_t = 0, help_heading = SCHEDULE)]
     pub checkpoint_every: u64,
-    /// `stop` (end the run, diverged) or `skip` (skip the update) at a NaN or infinity.
+    /// At a NaN or infinity in the loss, an activation or a gradient: stop (the run ends
+    /// diverged) or skip that update.
+    #[arg(long, value_enum, default_value_t = OnNonFinite::Stop, help_heading = SCHEDULE)]
     pub on_nonfinite: OnNonFinite,
 }
 
+/// `Config`'s keys as a clap command of their own: flags, defaults, help, accepted names.
+static COMMAND: LazyLock<clap::Command> = LazyLock::new(|| {
+    <Config as clap::Args>::augment_args(clap::Command::new("config").no_binary_name(true).disable_help_flag(true))
+});
+
+/// Every config key, in declaration order (derived from [`Config`]).
+pub static CONFIG_KEYS: LazyLock<Vec<&'static str>> =
+    LazyLock::new(|| COMMAND.get_arguments().map(|a| a.get_id().as_str()).collect());
+
 impl Default for Config {
+    /// The defaults of the `#[arg]` declarations.
     fn default() -> Self {
-        Self {
-            data: "regression".into(),
-            target: None,
-            test_fraction: 0.2,
-            features: None,
-            drop: None,
-            standardize: false,
-            max_memory: None,
-            depth: 2,
-            width: 64,
-            activation: "sigmoid".into(),
-            negative_slope: crate::nn::activation::DEFAULT_NEGATIVE_SLOPE,
-            init: "pytorch".into(),
-            sigma_w2: 1.0,
-            sigma_b2: 0.0,
-            loss: "mse".into(),
-            optimizer: "sgd".into(),
-            lr: None,
-            momentum: 0.0,
-            nesterov: false,
-            weight_decay: None,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            batch_size: 64,
-            epochs: 10,
-            steps: None,
-            seed: 0,
-            probe_every: 100,
-            threads: 0,
-            residual: false,
-            residual_scale: 1.0,
-            residual_block: 2,
-            norm: "none".into(),
-            norm_position: "pre".into(),
-            clip_norm: None,
-            clip_value: None,
-            checkpoint_every: 0,
-            on_nonfinite: OnNonFinite::Stop,
-        }
+        static DEFAULT: LazyLock<Config> = LazyLock::new(|| {
+            Config::from_flags(std::iter::empty::<&str>()).expect("gradscope internal error: defaults parse")
+        });
+        DEFAULT.clone()
     }
 }
 
-/// Every config key.
-pub const CONFIG_KEYS: [&str; 38] = [
-    "data",
-    "target",
-    "test_fraction",
-    "features",
-    "drop",
-    "standardize",
-    "max_memory",
-    "depth",
-    "width",
-    "activation",
-    "negative_slope",
-    "init",
-    "sigma_w2",
-    "sigma_b2",
-    "loss",
-    "optimizer",
-    "lr",
-    "momentum",
-    "nesterov",
-    "weight_decay",
-    "beta1",
-    "beta2",
-    "eps",
-    "batch_size",
-    "epochs",
-    "steps",
-    "seed",
-    "probe_every",
-    "threads",
-    "residual",
-    "residual_scale",
-    "residual_block",
-    "norm",
-    "norm_position",
-    "clip_norm",
-    "clip_value",
-    "checkpoint_every",
-    "on_nonfinite",
-];
-
-/// The keys whose value is a name from a typed enum, with the names it accepts (so that a bad
-/// name gets gradscope's message, with the closest valid one, rather than serde's).
+/// The names a key accepts when its value is a typed enum, so that a bad name gets
+/// gradscope's message, with the closest valid one, rather than serde's.
 fn typed_choices(key: &str) -> Option<(&'static str, Vec<String>)> {
-    match key {
-        "on_nonfinite" => Some(("on_nonfinite", choices::<OnNonFinite>())),
-        _ => None,
+    let arg = COMMAND.get_arguments().find(|a| a.get_id() == key)?;
+    if arg.get_value_parser().type_id() == clap::builder::ValueParser::bool().type_id() {
+        return None; // serde's message for a bool ("expected a boolean") names the file
     }
+    let names: Vec<String> = arg.get_possible_values().iter().map(|p| p.get_name().to_string()).collect();
+    (!names.is_empty()).then(|| (arg.get_id().as_str(), names))
 }
 
 /// A checked configuration with typed parts.
@@ -295,6 +284,22 @@ fn non_negative(key: &str, v: f64) -> Result<()> {
 }
 
 impl Config {
+    /// A config from its flags (`--depth=3`, `--activation=tanh`, …; no program name) over the
+    /// defaults. A bad flag is clap's error.
+    pub fn from_flags<I, T>(flags: I) -> std::result::Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = COMMAND.clone().try_get_matches_from(flags)?;
+        <Config as clap::FromArgMatches>::from_arg_matches(&matches)
+    }
+
+    /// Every config key as a clap argument: flag, default, help text, help heading.
+    pub fn args() -> impl Iterator<Item = &'static clap::Arg> {
+        COMMAND.get_arguments()
+    }
+
     /// Parses TOML text, rejecting unknown keys with the closest valid one.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
         let table: toml::Table =
@@ -334,10 +339,8 @@ impl Config {
     /// Checks every value and resolves defaults that depend on others.
     pub fn resolve(&self) -> Result<RunSpec> {
         let data = DataSpec::parse(&self.data)?;
-        let activation = Activation::from_name(&self.activation, self.negative_slope)?;
-        let init = Init::from_name(&self.init)?;
-        let loss = Loss::from_name(&self.loss)?;
-        let kind = OptimizerKind::from_name(&self.optimizer)?;
+        let activation = Activation::new(self.activation, self.negative_slope);
+        let (init, loss, kind) = (self.init, self.loss, self.optimizer);
         self.check_counts()?;
         let lr = self.lr.unwrap_or(kind.default_lr());
         positive("lr", lr)?;
@@ -475,8 +478,7 @@ impl Config {
 
     /// The checked `residual*` and `norm*` keys.
     pub fn arch(&self) -> Result<Arch> {
-        let norm = NormKind::from_name(&self.norm)?;
-        let norm_position = NormPosition::from_name(&self.norm_position)?;
+        let (norm, norm_position) = (self.norm.kind(), self.norm_position);
         if !self.residual_scale.is_finite() {
             return Err(Error::invalid("residual_scale", self.residual_scale, "must be finite"));
         }
@@ -512,6 +514,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Named;
 
     #[test]
     fn memory_sizes_parse() {
@@ -542,8 +545,8 @@ mod tests {
         assert!(e.contains("invalid"), "{e}");
         let c = Config { lr: Some(-1.0), ..Config::default() };
         assert!(c.resolve().unwrap_err().to_string().contains("lr"));
-        let c = Config { activation: "rleu".into(), ..Config::default() };
-        assert!(c.resolve().unwrap_err().to_string().contains("did you mean 'relu'"));
+        let e = Config::from_toml("activation = \"rleu\"", "f.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown activation 'rleu' (did you mean 'relu'?); valid: identity, sigmoid, tanh"), "{e}");
         let c = Config { batch_size: 0, ..Config::default() };
         assert!(c.resolve().unwrap_err().to_string().contains("batch_size"));
     }
@@ -553,10 +556,47 @@ mod tests {
         assert!(Config::default().to_toml().contains("on_nonfinite = \"stop\"\n"));
         let c = Config::from_toml("on_nonfinite = \"skip\"", "f.toml").unwrap();
         assert_eq!(c.on_nonfinite, OnNonFinite::Skip);
-        assert_eq!(choices::<OnNonFinite>(), ["stop", "skip"]);
+        assert_eq!(OnNonFinite::names(), ["stop", "skip"]);
         let e = Config::from_toml("on_nonfinite = \"skp\"", "f.toml").unwrap_err().to_string();
         assert!(e.contains("unknown on_nonfinite 'skp' (did you mean 'skip'?); valid: stop, skip"), "{e}");
         let e = Config::from_toml("on_nonfinite = 3", "f.toml").unwrap_err().to_string();
         assert!(e.contains("on_nonfinite"), "{e}");
+    }
+
+    /// The keys, the defaults and the accepted names all come from the one declaration, and
+    /// serde (config files) agrees with clap (flags) on every name.
+    #[test]
+    fn keys_defaults_and_names_are_derived_from_the_declaration() {
+        let c = Config::default();
+        assert_eq!((c.depth, c.width, c.eps, c.lr, c.norm), (2, 64, 1e-8, None, NormChoice::None));
+        assert_eq!(CONFIG_KEYS.len(), 34);
+        assert_eq!(CONFIG_KEYS[..3], ["data", "target", "test_fraction"]);
+        // every key is a TOML key: the defaults serialise to keys of the list, and each key
+        // alone deserialises
+        let written = toml::Table::try_from(&c).unwrap();
+        assert!(written.keys().all(|k| CONFIG_KEYS.contains(&k.as_str())));
+        assert_eq!(written.len(), CONFIG_KEYS.len() - 6, "only the 6 optional keys are left out");
+        for key in CONFIG_KEYS.iter() {
+            let arg = Config::args().find(|a| a.get_id() == *key).unwrap();
+            assert_eq!(arg.get_long(), Some(key.replace('_', "-").as_str()));
+            if !written.get(*key).is_some_and(toml::Value::is_str) {
+                continue; // not a name
+            }
+            for name in arg.get_possible_values() {
+                // each name clap accepts is read by serde and written back the same
+                let text = format!("{key} = \"{}\"\n", name.get_name());
+                assert!(Config::from_toml(&text, "t").unwrap().to_toml().contains(&text), "{text}");
+            }
+        }
+        let f = Config::from_flags(["--optimizer=adamw", "--norm=batch", "--activation", "leaky_relu"]).unwrap();
+        assert_eq!(
+            (f.optimizer, f.norm, f.activation),
+            (OptimizerKind::AdamW, NormChoice::Batch, ActivationKind::LeakyRelu)
+        );
+        assert!(f.to_toml().contains("optimizer = \"adamw\"\n"), "{}", f.to_toml());
+        let e = Config::from_toml("norm = \"btach\"", "f.toml").unwrap_err().to_string();
+        assert!(e.contains("unknown norm 'btach' (did you mean 'batch'?); valid: none, batch, layer"), "{e}");
+        let e = Config::from_toml("optimizer = \"adam_w\"", "f.toml").unwrap_err().to_string();
+        assert!(e.contains("did you mean 'adamw'"), "{e}");
     }
 }

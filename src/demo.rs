@@ -3,6 +3,9 @@
 //! [`crate::run::train_into`].
 
 use crate::config::Config;
+use crate::error::Named;
+use crate::nn::{ActivationKind, Init, Loss, NormChoice};
+use crate::optim::OptimizerKind;
 
 /// What every demo run shares: the built-in regression set, 64 units, SGD (lr 0.01, momentum
 /// 0.9, batch 64), `steps` steps probed 16 times, seed 0.
@@ -10,8 +13,8 @@ pub fn demo_base(steps: u64, threads: usize) -> Config {
     Config {
         data: "regression".into(),
         width: 64,
-        loss: "mse".into(),
-        optimizer: "sgd".into(),
+        loss: Loss::Mse,
+        optimizer: OptimizerKind::Sgd,
         lr: Some(0.01),
         momentum: 0.9,
         batch_size: 64,
@@ -31,17 +34,17 @@ pub fn setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
         .map(|d| {
             (
                 format!("sigmoid-depth{d}"),
-                Config { depth: d, activation: "sigmoid".into(), init: "pytorch".into(), ..base.clone() },
+                Config { depth: d, activation: ActivationKind::Sigmoid, init: Init::Pytorch, ..base.clone() },
             )
         })
         .collect();
     v.push((
         "tanh-xavier-depth20".into(),
-        Config { depth: 20, activation: "tanh".into(), init: "xavier_normal".into(), ..base.clone() },
+        Config { depth: 20, activation: ActivationKind::Tanh, init: Init::XavierNormal, ..base.clone() },
     ));
     v.push((
         "relu-kaiming-depth20".into(),
-        Config { depth: 20, activation: "relu".into(), init: "kaiming_normal".into(), ..base },
+        Config { depth: 20, activation: ActivationKind::Relu, init: Init::KaimingNormal, ..base },
     ));
     v
 }
@@ -64,20 +67,21 @@ pub fn remedies_setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
     let base = Config { depth: REMEDIES_DEPTH, ..demo_base(steps, threads) };
     let residual = |c: Config| Config { residual: true, residual_scale: REMEDIES_RESIDUAL_SCALE, ..c };
     let mut v = Vec::new();
-    for act in ["sigmoid", "tanh"] {
-        let plain = Config { activation: act.into(), ..base.clone() };
+    for activation in [ActivationKind::Sigmoid, ActivationKind::Tanh] {
+        let act = activation.name();
+        let plain = Config { activation, ..base.clone() };
         v.push((format!("{act}-plain"), plain.clone()));
         v.push((format!("{act}-residual"), residual(plain.clone())));
-        v.push((format!("{act}-batchnorm"), Config { norm: "batch".into(), ..plain.clone() }));
-        v.push((format!("{act}-layernorm"), Config { norm: "layer".into(), ..plain.clone() }));
+        v.push((format!("{act}-batchnorm"), Config { norm: NormChoice::Batch, ..plain.clone() }));
+        v.push((format!("{act}-layernorm"), Config { norm: NormChoice::Layer, ..plain.clone() }));
         v.push((format!("{act}-clip"), Config { clip_norm: Some(REMEDIES_CLIP_NORM), ..plain.clone() }));
         v.push((
             format!("{act}-combined"),
-            Config { norm: "batch".into(), clip_norm: Some(REMEDIES_CLIP_NORM), ..residual(plain) },
+            Config { norm: NormChoice::Batch, clip_norm: Some(REMEDIES_CLIP_NORM), ..residual(plain) },
         ));
     }
     let exploding =
-        Config { activation: "relu".into(), init: "gaussian".into(), sigma_w2: EXPLODING_SIGMA_W2, ..base.clone() };
+        Config { activation: ActivationKind::Relu, init: Init::Gaussian, sigma_w2: EXPLODING_SIGMA_W2, ..base.clone() };
     v.push(("relu-exploding".into(), exploding.clone()));
     v.push(("relu-exploding-clip".into(), Config { clip_norm: Some(REMEDIES_CLIP_NORM), ..exploding }));
     v

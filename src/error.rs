@@ -152,13 +152,30 @@ pub fn closest<'a>(given: &str, valid: &[&'a str]) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// Looks `given` up in a table of `(name, value)` pairs; unknown names get a suggestion.
-pub fn parse_name<T: Copy>(what: &'static str, given: &str, table: &[(&str, T)]) -> Result<T> {
-    table.iter().find(|(name, _)| *name == given).map(|(_, v)| *v).ok_or_else(|| {
-        let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
-        Error::unknown_name(what, given, &names)
-    })
+/// A closed set of names: a [`clap::ValueEnum`], whose derive spells them (snake case, as
+/// serde spells them in config files), so that flags, configs and messages share one table.
+pub trait Named: clap::ValueEnum {
+    /// This value's name.
+    fn name(&self) -> String {
+        self.to_possible_value().map(|p| p.get_name().to_string()).unwrap_or_default()
+    }
+
+    /// Every name, in declaration order (aliases left out).
+    fn names() -> Vec<String> {
+        Self::value_variants().iter().map(Self::name).collect()
+    }
+
+    /// Parses a name (or an alias); an unknown one names `what`, the closest valid name and
+    /// every valid one.
+    fn parse(what: &'static str, given: &str) -> Result<Self> {
+        Self::from_str(given, false).map_err(|_| {
+            let names = Self::names();
+            Error::unknown_name(what, given, &names.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+    }
 }
+
+impl<E: clap::ValueEnum> Named for E {}
 
 #[cfg(test)]
 mod tests {

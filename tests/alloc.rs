@@ -1,51 +1,15 @@
 //! A training step allocates nothing after the first (issue #3): counted with a global allocator
-//! that tallies every allocation made while a flag is up.
+//! that tallies every allocation of the training threads while counting is on
+//! (`support/counting_alloc.rs`).
 
 use gradscope::nn::{Activation, Arch, Init, Loss, MlpConfig, NormKind, NormPosition, Residual, Targets, Threads};
 use gradscope::optim::{Clip, Optimizer, OptimizerState, Sgd};
 use ndarray::Array2;
 use rand::SeedableRng;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-struct Counting;
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    /// Set on the training pool's threads: only their allocations count, not those of threads
-    /// of earlier pools winding down (which made the count flaky).
-    static IN_POOL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn counts() -> bool {
-    COUNTING.load(Ordering::Relaxed) && IN_POOL.with(|f| f.get())
-}
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counts() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counts() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{allocations_during, mark_this_thread};
 
 /// Allocations during steps 2..=6 of plain SGD and of momentum SGD, on a small and on a wide
 /// network, after one step that may allocate. On one thread: none at all. On two threads (the
@@ -87,23 +51,18 @@ fn training_steps_allocate_nothing_after_the_first() {
                 if measured { opt.step_measured(&mut mlp, 0.01) } else { opt.step(&mut mlp, 0.01) }
             };
             step(true);
-            COUNTING.store(true, Ordering::SeqCst);
-            for k in 0..5 {
-                step(k % 2 == 0);
-            }
-            COUNTING.store(false, Ordering::SeqCst);
-            ALLOCATIONS.swap(0, Ordering::SeqCst)
+            allocations_during(|| (0..5).for_each(|k| step(k % 2 == 0))).0
         };
         if threads == 1 {
             // on this very thread, no pool at all: every allocation counted is gradscope's
-            IN_POOL.with(|f| f.set(true));
+            mark_this_thread(true);
             let count = run();
-            IN_POOL.with(|f| f.set(false));
+            mark_this_thread(false);
             assert_eq!(count, 0, "width {width}, one thread, momentum {momentum}: {count} allocations");
         } else {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
-                .start_handler(|_| IN_POOL.with(|f| f.set(true)))
+                .start_handler(|_| mark_this_thread(true))
                 .build()
                 .unwrap();
             let count = pool.install(run);

@@ -37,7 +37,7 @@ fn tensor(bytes: &[u8], name: &str) -> (Vec<usize>, Vec<f64>) {
 fn help_lists_every_flag_and_default() {
     let out = gradscope().args(["train", "--help"]).assert().success().get_output().stdout.clone();
     let help = String::from_utf8(out).unwrap();
-    for key in gradscope::config::CONFIG_KEYS {
+    for key in gradscope::config::CONFIG_KEYS.iter() {
         let flag = format!("--{}", key.replace('_', "-"));
         assert!(help.contains(&flag), "train --help lacks {flag}");
     }

@@ -1,10 +1,9 @@
 //! Finite-difference gradient checks in f64 of every activation, loss and layer, and of whole
 //! MLPs of several depths: the chain rule in `Mlp::backward` against central differences.
 
+use gradscope::error::Named;
 use gradscope::nn::gradcheck::{check_mlp, rel_error, step};
-use gradscope::nn::{
-    ACTIVATION_NAMES, Activation, INIT_NAMES, Init, LOSS_NAMES, Linear, Loss, MlpConfig, Targets, Threads,
-};
+use gradscope::nn::{Activation, ActivationKind, Init, Linear, Loss, MlpConfig, Targets, Threads};
 use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -23,8 +22,8 @@ fn off_kinks(mut z: Array2<f64>) -> Array2<f64> {
 #[test]
 fn every_activation_backward() {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    for name in ACTIVATION_NAMES {
-        let act = Activation::from_name(name, 0.07).unwrap();
+    for name in ActivationKind::names() {
+        let act = Activation::new(ActivationKind::parse("activation", &name).unwrap(), 0.07);
         let z = off_kinks(randn(&mut rng, (4, 5), 2.0));
         // a non-constant upstream gradient: L = Σ exp(0.3·h)·c
         let c = randn(&mut rng, (4, 5), 1.0);
@@ -56,8 +55,8 @@ fn every_loss_backward() {
     let values = randn(&mut rng, (6, 4), 1.0);
     let probs = Array2::from_shape_fn((6, 4), |(_, j)| [0.1, 0.2, 0.3, 0.4][j]);
     let classes = [0usize, 3, 1, 2, 2, 0];
-    for name in LOSS_NAMES {
-        let loss = Loss::from_name(name).unwrap();
+    for name in Loss::names() {
+        let loss = Loss::parse("loss", &name).unwrap();
         let cases = [Targets::Values(values.view()), Targets::Classes(&classes), Targets::Values(probs.view())];
         for target in cases {
             let mut grad = Array2::zeros((6, 4));
@@ -145,15 +144,15 @@ fn whole_mlps_of_several_depths() {
         (10, "sigmoid", "pytorch", "mse"),
         (8, "tanh", "gaussian", "cross_entropy"),
     ] {
-        let activation = Activation::from_name(act, 0.05).unwrap();
-        let mut cfg = MlpConfig::uniform(5, 6, depth, 3, activation, Init::from_name(init).unwrap());
+        let activation = Activation::new(ActivationKind::parse("activation", act).unwrap(), 0.05);
+        let mut cfg = MlpConfig::uniform(5, 6, depth, 3, activation, Init::parse("init", init).unwrap());
         cfg.sigma_w2 = 1.5;
         cfg.sigma_b2 = 0.05;
         let mlp = cfg.init::<f64, _>(&mut rng);
         let x = randn(&mut rng, (4, 5), 1.0);
         let y = randn(&mut rng, (4, 3), 1.0);
         let classes = [0usize, 2, 1, 2];
-        let loss = Loss::from_name(loss).unwrap();
+        let loss = Loss::parse("loss", loss).unwrap();
         let target = if loss == Loss::CrossEntropy { Targets::Classes(&classes) } else { Targets::Values(y.view()) };
         for check in check_mlp(&mlp, x.view(), target, loss) {
             // relu-family kinks: a perturbation may cross 0 and bias one entry; 1e-6 leaves room
@@ -179,8 +178,8 @@ fn whole_mlps_of_several_depths() {
 #[test]
 fn every_init_builds_a_network_that_checks() {
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    for name in INIT_NAMES {
-        let cfg = MlpConfig::uniform(4, 5, 2, 2, Activation::Tanh, Init::from_name(name).unwrap());
+    for name in Init::names() {
+        let cfg = MlpConfig::uniform(4, 5, 2, 2, Activation::Tanh, Init::parse("init", &name).unwrap());
         let mlp = cfg.init::<f64, _>(&mut rng);
         let x = randn(&mut rng, (3, 4), 1.0);
         let y = randn(&mut rng, (3, 2), 1.0);
@@ -285,7 +284,7 @@ fn whole_mlps_with_remedies() {
         (6, 4, "elu", res(1, 1.0), Some(NormKind::Layer), NormPosition::Pre, "mse"),
     ];
     for (inputs, depth, act, residual, norm, norm_position, loss) in cases {
-        let activation = Activation::from_name(act, 0.05).unwrap();
+        let activation = Activation::new(ActivationKind::parse("activation", act).unwrap(), 0.05);
         let mut cfg = MlpConfig::uniform(inputs, 6, depth, 3, activation, Init::Pytorch);
         cfg.arch = Arch { residual, norm, norm_position };
         let mut mlp = cfg.init::<f64, _>(&mut rng);
@@ -293,7 +292,7 @@ fn whole_mlps_with_remedies() {
         let x = randn(&mut rng, (7, inputs), 1.0);
         let y = randn(&mut rng, (7, 3), 1.0);
         let classes = [0usize, 2, 1, 2, 0, 1, 1];
-        let loss = Loss::from_name(loss).unwrap();
+        let loss = Loss::parse("loss", loss).unwrap();
         let target = if loss == Loss::CrossEntropy { Targets::Classes(&classes) } else { Targets::Values(y.view()) };
         let checks = check_mlp(&mlp, x.view(), target, loss);
         let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();

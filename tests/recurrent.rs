@@ -3,6 +3,7 @@
 //! every-step heads; full and truncated BPTT — plus the probes through time and the weights
 //! round trip. PyTorch agreement is checked by scripts/check_recurrent.py.
 
+use gradscope::error::Named;
 use gradscope::io::recurrent::{from_safetensors, to_safetensors};
 use gradscope::nn::recurrent::gradcheck::check_recurrent;
 use gradscope::nn::recurrent::{Cell, GateBias, Head, HiddenInit, RecurrentConfig, RecurrentNet};

@@ -1,49 +1,17 @@
 //! A recurrent training step allocates nothing after the first (issue 14): the per-step state
-//! lives in buffers sized by the first pass. Counted with a global allocator on this thread.
+//! lives in buffers sized by the first pass. Counted with a global allocator on this thread
+//! (`support/counting_alloc.rs`).
 
+use gradscope::error::Named;
 use gradscope::nn::recurrent::{Cell, Head, RecurrentConfig};
 use gradscope::nn::{Loss, Targets, Threads};
 use gradscope::optim::{Adam, AdamState};
 use ndarray::{Array2, Array3};
 use rand::SeedableRng;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
-struct Counting;
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-thread_local! {
-    static COUNTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn counts() -> bool {
-    COUNTING.with(|f| f.get())
-}
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if counts() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if counts() {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+use counting_alloc::{allocations_during, mark_this_thread};
 
 /// Five Adam steps of each cell, 2 layers, both heads, with and without truncation and
 /// probing, after one step that may allocate.
@@ -72,12 +40,9 @@ fn recurrent_steps_allocate_nothing_after_the_first() {
                 });
             };
             step();
-            COUNTING.with(|f| f.set(true));
-            for _ in 0..5 {
-                step();
-            }
-            COUNTING.with(|f| f.set(false));
-            let n = ALLOCATIONS.swap(0, Ordering::SeqCst);
+            mark_this_thread(true);
+            let (n, ()) = allocations_during(|| (0..5).for_each(|_| step()));
+            mark_this_thread(false);
             assert_eq!(n, 0, "{} {head:?} bptt {bptt:?}: {n} allocations in 5 steps", cell.name());
         }
     }

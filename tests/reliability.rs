@@ -7,7 +7,7 @@ mod common;
 use common::gradscope;
 use gradscope::config::Config;
 use gradscope::data::{self, LoadOptions};
-use gradscope::nn::{Scalar, Threads};
+use gradscope::nn::{ActivationKind, Init, Scalar, Threads};
 use gradscope::run::{Silent, build_mlp, train};
 use gradscope::{RunStatus, Summary};
 use predicates::prelude::*;
@@ -239,8 +239,8 @@ fn the_first_overflowing_layer_is_named() {
     let config = Config {
         depth: 5,
         width: 16,
-        activation: "relu".into(),
-        init: "gaussian".into(),
+        activation: ActivationKind::Relu,
+        init: Init::Gaussian,
         sigma_w2: 1e24,
         batch_size: 100_000, // one batch: the whole training set
         steps: Some(3),

@@ -6,7 +6,7 @@ mod common;
 
 use gradscope::config::Config;
 use gradscope::data::{self, LoadOptions};
-use gradscope::nn::Threads;
+use gradscope::nn::{ActivationKind, NormChoice, NormPosition, Threads};
 use gradscope::probe::StepRecord;
 use gradscope::run::{Observer, Silent, evaluate, train};
 
@@ -38,10 +38,10 @@ fn remedied() -> Config {
     Config {
         depth: 5,
         width: 24,
-        activation: "tanh".into(),
+        activation: ActivationKind::Tanh,
         residual: true,
         residual_scale: 0.5,
-        norm: "batch".into(),
+        norm: NormChoice::Batch,
         clip_norm: Some(0.5),
         momentum: 0.9,
         steps: Some(40),
@@ -53,13 +53,13 @@ fn remedied() -> Config {
 
 #[test]
 fn probes_only_observe_with_every_remedy() {
-    for norm_position in ["pre", "post"] {
-        let base = Config { norm_position: norm_position.into(), ..remedied() };
+    for norm_position in [NormPosition::Pre, NormPosition::Post] {
+        let base = Config { norm_position, ..remedied() };
         let a = run(&base, &mut Silent);
         assert_eq!(state(&a), state(&run(&base, &mut Silent)), "same seed, same numbers");
         let mut recs = Records(Vec::new());
         let probed = run(&Config { probe_every: 1, ..base.clone() }, &mut recs);
-        assert_eq!(state(&a), state(&probed), "{norm_position}: probing changed the network");
+        assert_eq!(state(&a), state(&probed), "{norm_position:?}: probing changed the network");
         // the running estimates moved, once per training step, and not at the final probe
         let names: Vec<String> = state(&a).into_iter().map(|(n, _)| n).collect();
         assert!(
@@ -153,16 +153,20 @@ fn bad_remedy_settings_are_refused() {
         let e = c.resolve().unwrap_err().to_string();
         assert!(e.contains(key), "{e}");
     };
-    bad(Config { norm: "btach".into(), ..Config::default() }, "did you mean 'batch'");
-    bad(Config { norm_position: "middle".into(), ..Config::default() }, "norm_position");
+    let bad_toml = |text: &str, key: &str| {
+        let e = Config::from_toml(text, "test.toml").unwrap_err().to_string();
+        assert!(e.contains(key), "{e}");
+    };
+    bad_toml("norm = \"btach\"", "unknown norm 'btach' (did you mean 'batch'?); valid: none, batch, layer");
+    bad_toml("norm_position = \"middle\"", "unknown norm_position 'middle'; valid: pre, post");
     bad(Config { residual: true, residual_block: 3, ..Config::default() }, "residual_block");
     bad(Config { residual_scale: f64::NAN, ..Config::default() }, "residual_scale");
     bad(Config { clip_norm: Some(0.0), ..Config::default() }, "clip_norm");
     bad(Config { clip_value: Some(-1.0), ..Config::default() }, "clip_value");
     bad(Config { clip_norm: Some(1.0), clip_value: Some(1.0), ..Config::default() }, "not both");
-    bad(Config { norm: "batch".into(), batch_size: 1, ..Config::default() }, "batch_size");
+    bad(Config { norm: NormChoice::Batch, batch_size: 1, ..Config::default() }, "batch_size");
     // a last batch of one row: refused before training, as PyTorch would fail on it
-    let c = Config { norm: "batch".into(), batch_size: 7, ..Config::default() };
+    let c = Config { norm: NormChoice::Batch, batch_size: 7, ..Config::default() };
     let d = data(&c);
     let c = Config { batch_size: d.train.len() - 1, ..c };
     let e = train::<f32>(&c.resolve().unwrap(), &d, &mut Silent).err().expect("refused").to_string();
@@ -170,8 +174,8 @@ fn bad_remedy_settings_are_refused() {
     // the new keys round-trip through config.toml
     let c = Config {
         residual: true,
-        norm: "layer".into(),
-        norm_position: "post".into(),
+        norm: NormChoice::Layer,
+        norm_position: NormPosition::Post,
         clip_value: Some(2.0),
         ..Config::default()
     };

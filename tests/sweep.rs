@@ -4,6 +4,7 @@ mod common;
 
 use assert_cmd::Command;
 use common::gradscope;
+use gradscope::error::Named;
 use predicates::prelude::*;
 use rand::{Rng, SeedableRng};
 use std::path::{Path, PathBuf};
@@ -140,6 +141,11 @@ fn bad_sweeps_exit_2_and_write_nothing() {
         ("[base]\ndepth = 2\n[grid]\ndepth = [1, 2]", "both fixed in [base] and swept"),
         ("[base]\nwidth = 4\n", "sweeps nothing"),
         ("[grid]\nlr = [0.1, -1]", "grid point 0001"),
+        (
+            "[grid]\nactivation = [\"tanh\", \"tanhh\"]",
+            "grid point 0001 (activation = \"tanhh\", seed 0) (unknown activation 'tanhh' (did you mean 'tanh'?); valid: \
+             identity, sigmoid, tanh",
+        ),
     ] {
         let config = write_sweep(t.path(), text);
         let out = t.path().join("never");
@@ -324,8 +330,11 @@ fn the_example_sweep_is_the_one_described() {
     let sw: Vec<f64> = s.axes[1].values.iter().map(|v| v.as_float().unwrap()).collect();
     assert_eq!((sw.len(), sw[0], sw[3], sw[12]), (13, 1.0, 1.75, 4.0));
     let p = s.point(0).unwrap().config;
-    assert_eq!((p.activation.as_str(), p.init.as_str(), p.sigma_b2, p.width), ("tanh", "gaussian", 0.05, 128));
-    assert_eq!((p.optimizer.as_str(), p.lr, p.steps, p.batch_size), ("sgd", Some(0.004), Some(1000), 64));
+    assert_eq!(
+        (p.activation.name(), p.init.name(), p.sigma_b2, p.width),
+        ("tanh".into(), "gaussian".into(), 0.05, 128)
+    );
+    assert_eq!((p.optimizer.name(), p.lr, p.steps, p.batch_size), ("sgd".into(), Some(0.004), Some(1000), 64));
     assert_eq!(p.data, "mnist");
 }
 

@@ -6,6 +6,8 @@ mod common;
 use common::mnist_dir;
 use gradscope::config::Config;
 use gradscope::data::{self, DataSpec, LoadOptions};
+use gradscope::nn::{ActivationKind, Init, Loss};
+use gradscope::optim::OptimizerKind;
 use gradscope::probe::StepRecord;
 use gradscope::run::{Observer, Silent, train};
 
@@ -40,8 +42,8 @@ fn same_seed_same_numbers_and_probes_only_observe() {
         let base = Config {
             depth: 4,
             width: 300, // wide enough that the products run on several threads
-            activation: "tanh".into(),
-            optimizer: "adam".into(),
+            activation: ActivationKind::Tanh,
+            optimizer: OptimizerKind::Adam,
             steps: Some(60),
             probe_every: 0,
             threads,
@@ -68,7 +70,7 @@ fn same_seed_same_numbers_and_probes_only_observe() {
 fn deep_sigmoid_gradient_vanishes_at_init() {
     let base = Config { depth: 20, width: 64, steps: Some(1), probe_every: 0, ..Config::default() };
     let mut recs = Records(Vec::new());
-    let sig = run(&Config { activation: "sigmoid".into(), init: "pytorch".into(), ..base.clone() }, &mut recs);
+    let sig = run(&Config { activation: ActivationKind::Sigmoid, init: Init::Pytorch, ..base.clone() }, &mut recs);
     let r = &recs.0[0];
     assert_eq!(r.step, 0);
     assert!(sig.summary.vanishing_ratio < 1e-2, "ratio {}", sig.summary.vanishing_ratio);
@@ -77,7 +79,7 @@ fn deep_sigmoid_gradient_vanishes_at_init() {
     assert!(norms.windows(2).take(19).all(|w| w[0] < w[1]), "{norms:?}");
     // each sigmoid layer multiplies by at most 1/4 · ‖W‖: dact_mean ≤ 1/4
     assert!(r.layers[..20].iter().all(|l| l.dact_mean <= 0.25));
-    let relu = run(&Config { activation: "relu".into(), init: "kaiming_normal".into(), ..base }, &mut Silent);
+    let relu = run(&Config { activation: ActivationKind::Relu, init: Init::KaimingNormal, ..base }, &mut Silent);
     assert!(relu.summary.vanishing_ratio > 1e3 * sig.summary.vanishing_ratio);
     assert!(relu.summary.vanishing_ratio > 1e-2, "relu ratio {}", relu.summary.vanishing_ratio);
 }
@@ -104,10 +106,10 @@ fn mnist_relu_mlp_reaches_95_percent() {
         data: format!("mnist:{}", mnist_dir().display()),
         depth: 2,
         width: 256,
-        activation: "relu".into(),
-        init: "kaiming_uniform".into(),
-        loss: "cross_entropy".into(),
-        optimizer: "adam".into(),
+        activation: ActivationKind::Relu,
+        init: Init::KaimingUniform,
+        loss: Loss::CrossEntropy,
+        optimizer: OptimizerKind::Adam,
         lr: Some(1e-3),
         batch_size: 128,
         epochs: 1,

@@ -1,14 +1,14 @@
-//! Flags. Every config key is a flag (kebab case); a flag given on the command line overrides
-//! the same key of `--config FILE`, which overrides the default.
+//! Flags. Every config key is a flag (kebab case), declared once, in [`Config`]; a flag given
+//! on the command line overrides the same key of `--config FILE`, which overrides the default.
 
 use clap::parser::ValueSource;
-use clap::{ArgMatches, Args, Parser, Subcommand, builder::PossibleValuesParser};
-use gradscope::config::{CONFIG_KEYS, Config};
+use clap::{Arg, ArgMatches, Args, FromArgMatches, Parser, Subcommand, builder::PossibleValuesParser};
+use gradscope::config::{self, CONFIG_KEYS, Config};
 use gradscope::error::{Error, Result};
-use gradscope::nn::recurrent::CELL_NAMES;
-use gradscope::nn::{ACTIVATION_NAMES, INIT_NAMES, LOSS_NAMES, NORM_NAMES, NORM_POSITION_NAMES};
-use gradscope::optim::OPTIMIZER_NAMES;
-use serde::Serialize;
+use gradscope::nn::recurrent::Cell;
+use gradscope::nn::{ActivationKind, Init};
+use std::ffi::OsString;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 /// gradscope: watch the gradient vanish, layer by layer, and see what cures it.
@@ -160,18 +160,9 @@ pub struct TrainArgs {
     /// every setting; no other config flag may be given).
     #[arg(long, value_name = "DIR", conflicts_with_all = ["config", "overwrite"])]
     pub resume: Option<PathBuf>,
+    /// Every config key as a flag.
     #[command(flatten)]
-    #[allow(missing_docs)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub model: ModelArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub optim: OptimArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub schedule: ScheduleArgs,
+    pub keys: ConfigFlags<AllKeys>,
 }
 
 /// Flags of `probe`.
@@ -197,29 +188,17 @@ pub struct ProbeArgs {
     /// Print probe.json on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The data and model keys, loss, seed and threads as flags.
     #[command(flatten)]
-    #[allow(missing_docs)]
-    pub data: DataArgs,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub model: ModelArgs,
-    /// Loss.
-    #[arg(long, default_value_t = Config::default().loss, value_parser = PossibleValuesParser::new(LOSS_NAMES), help_heading = "Model")]
-    pub loss: String,
-    /// Seed of the data and of a fresh initialisation.
-    #[arg(long, default_value_t = Config::default().seed, help_heading = "Run")]
-    pub seed: u64,
-    /// Threads (0: all cores).
-    #[arg(long, default_value_t = Config::default().threads, help_heading = "Run")]
-    pub threads: usize,
+    pub keys: ConfigFlags<ProbeKeys>,
 }
 
 /// Flags of `theory`.
 #[derive(Debug, Args)]
 pub struct TheoryArgs {
     /// Hidden activation.
-    #[arg(long, default_value = "tanh", value_parser = PossibleValuesParser::new(ACTIVATION_NAMES))]
-    pub activation: String,
+    #[arg(long, value_enum, default_value_t = ActivationKind::Tanh)]
+    pub activation: ActivationKind,
     /// leaky_relu's slope for negative inputs.
     #[arg(long, default_value_t = Config::default().negative_slope, allow_negative_numbers = true)]
     pub negative_slope: f64,
@@ -236,7 +215,7 @@ pub struct TheoryArgs {
     /// --sigma-w2 (or --critical) and --sigma-b2; the others stand for the σ_w², σ_b² they amount
     /// to in square layers of --width (prediction only). With --cell, W_hh's init: default
     /// (PyTorch's U(±1/√H)), orthogonal or identity.
-    #[arg(long, value_parser = PossibleValuesParser::new(THEORY_INIT_NAMES))]
+    #[arg(long, value_parser = PossibleValuesParser::new(theory_init_names()))]
     pub init: Option<String>,
     /// ‖x‖²/fan_in of the inputs (q¹ = σ_w² q⁰ + σ_b²).
     #[arg(long, default_value_t = 1.0, conflicts_with = "q0_fixed")]
@@ -291,11 +270,11 @@ pub struct TheoryArgs {
     /// through time; --measure measures that factor on random networks (--seeds of them).
     #[arg(
         long,
-        value_parser = PossibleValuesParser::new(CELL_NAMES),
+        value_enum,
         conflicts_with_all = ["sigma_w2", "critical", "jacobian", "q0_fixed"],
         help_heading = "Recurrent"
     )]
-    pub cell: Option<String>,
+    pub cell: Option<Cell>,
     /// H, the hidden state's size (--cell).
     #[arg(long, default_value_t = 256, help_heading = "Recurrent")]
     pub hidden: usize,
@@ -307,170 +286,90 @@ pub struct TheoryArgs {
     pub seq_len: usize,
 }
 
-/// `--init` of `theory`: the MLP inits and W_hh's (`default`, `identity`).
-const THEORY_INIT_NAMES: [&str; 10] = [
-    "pytorch",
-    "xavier_uniform",
-    "xavier_normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-    "lecun_normal",
-    "orthogonal",
-    "gaussian",
-    "default",
-    "identity",
-];
-
-/// Where the data comes from.
-#[derive(Debug, Args, Serialize)]
-#[command(next_help_heading = "Data")]
-pub struct DataArgs {
-    /// regression, spirals (built in), mnist or fashion-mnist (downloaded by `gradscope data`),
-    /// mnist:DIR (the four IDX files in DIR) or csv:FILE (with a header row).
-    #[arg(long, default_value_t = Config::default().data)]
-    pub data: String,
-    /// The CSV column to predict.
-    #[arg(long, value_name = "COLUMN")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// Fraction of CSV rows held out for testing.
-    #[arg(long, default_value_t = Config::default().test_fraction, allow_negative_numbers = true)]
-    pub test_fraction: f64,
-    /// CSV: use only these columns as features, in this order (comma-separated).
-    #[arg(long, value_name = "COLUMNS", value_delimiter = ',', conflicts_with = "drop")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub features: Option<Vec<String>>,
-    /// CSV: leave these columns out (an id, a date; comma-separated).
-    #[arg(long, value_name = "COLUMNS", value_delimiter = ',')]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub drop: Option<Vec<String>>,
-    /// Standardise inputs with mean and std fitted on the training split (per feature; images:
-    /// over all pixels); saved as standardize.safetensors and applied to the test split.
-    #[arg(long, default_value_t = Config::default().standardize, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub standardize: bool,
-    /// Refuse to start when the estimated memory exceeds SIZE (2G, 512MB, 1.5GiB) [default: the
-    /// available memory].
-    #[arg(long, value_name = "SIZE")]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_memory: Option<String>,
+/// `--init` of `theory`: the MLP inits and W_hh's (`default` for PyTorch's, `identity`).
+fn theory_init_names() -> Vec<clap::builder::PossibleValue> {
+    use clap::ValueEnum;
+    let mlp = Init::value_variants().iter().filter_map(ValueEnum::to_possible_value);
+    mlp.chain(["default", "identity"].map(clap::builder::PossibleValue::new)).collect()
 }
 
-/// The network.
-#[derive(Debug, Args, Serialize)]
-#[command(next_help_heading = "Model")]
-pub struct ModelArgs {
-    /// Hidden layers.
-    #[arg(long, default_value_t = Config::default().depth)]
-    pub depth: usize,
-    /// Units per hidden layer.
-    #[arg(long, default_value_t = Config::default().width)]
-    pub width: usize,
-    /// Hidden activation.
-    #[arg(long, default_value_t = Config::default().activation, value_parser = PossibleValuesParser::new(ACTIVATION_NAMES))]
-    pub activation: String,
-    /// leaky_relu's slope for negative inputs.
-    #[arg(long, default_value_t = Config::default().negative_slope, allow_negative_numbers = true)]
-    pub negative_slope: f64,
-    /// Initialisation.
-    #[arg(long, default_value_t = Config::default().init, value_parser = PossibleValuesParser::new(INIT_NAMES))]
-    pub init: String,
-    /// σ_w² of the gaussian (W ~ N(0, σ_w²/fan_in)) and orthogonal (W = √σ_w²·Q) inits.
-    #[arg(long = "sigma-w2", default_value_t = Config::default().sigma_w2, allow_negative_numbers = true)]
-    pub sigma_w2: f64,
-    /// σ_b² of the gaussian and orthogonal inits (b ~ N(0, σ_b²)).
-    #[arg(long = "sigma-b2", default_value_t = Config::default().sigma_b2, allow_negative_numbers = true)]
-    pub sigma_b2: f64,
-    /// Residual connections: blocks of --residual-block hidden layers, h ← P(h) + α·F(h), P a
-    /// projection where widths differ.
-    #[arg(long, default_value_t = Config::default().residual, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub residual: bool,
-    /// α, the scale of the residual branch.
-    #[arg(long, default_value_t = Config::default().residual_scale, allow_negative_numbers = true)]
-    pub residual_scale: f64,
-    /// Hidden layers per residual block (1 or 2).
-    #[arg(long, default_value_t = Config::default().residual_block)]
-    pub residual_block: usize,
-    /// Normalisation in every hidden layer: BatchNorm1d or LayerNorm (affine, ε 1e-5).
-    #[arg(long, default_value_t = Config::default().norm, value_parser = PossibleValuesParser::new(NORM_NAMES))]
-    pub norm: String,
-    /// Where the norm sits: pre (φ(norm(z))) or post (norm(φ(z))).
-    #[arg(long, default_value_t = Config::default().norm_position, value_parser = PossibleValuesParser::new(NORM_POSITION_NAMES))]
-    pub norm_position: String,
+/// Config keys as flags, as [`Config`] declares them (flag, default, help, heading): those the
+/// key set `K` picks. Parsed, it holds the keys given on the command line.
+#[derive(Debug, Clone)]
+pub struct ConfigFlags<K> {
+    /// The keys given on the command line, typed as a config file types them.
+    pub given: toml::Table,
+    keys: PhantomData<K>,
 }
 
-/// The loss and the update rule.
-#[derive(Debug, Args, Serialize)]
-#[command(next_help_heading = "Optimisation")]
-pub struct OptimArgs {
-    /// Loss.
-    #[arg(long, default_value_t = Config::default().loss, value_parser = PossibleValuesParser::new(LOSS_NAMES))]
-    pub loss: String,
-    /// Update rule.
-    #[arg(long, default_value_t = Config::default().optimizer, value_parser = PossibleValuesParser::new(OPTIMIZER_NAMES))]
-    pub optimizer: String,
-    /// Learning rate [default: 0.01 for sgd, 0.001 for adam and adamw].
-    #[arg(long, allow_negative_numbers = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lr: Option<f64>,
-    /// SGD momentum.
-    #[arg(long, default_value_t = Config::default().momentum, allow_negative_numbers = true)]
-    pub momentum: f64,
-    /// SGD Nesterov momentum (needs --momentum > 0).
-    #[arg(long, default_value_t = Config::default().nesterov, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
-    pub nesterov: bool,
-    /// Weight decay [default: 0, 0.01 for adamw].
-    #[arg(long, allow_negative_numbers = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub weight_decay: Option<f64>,
-    /// Adam's β₁.
-    #[arg(long, default_value_t = Config::default().beta1, allow_negative_numbers = true)]
-    pub beta1: f64,
-    /// Adam's β₂.
-    #[arg(long, default_value_t = Config::default().beta2, allow_negative_numbers = true)]
-    pub beta2: f64,
-    /// Adam's ε.
-    #[arg(long, default_value_t = Config::default().eps, allow_negative_numbers = true)]
-    pub eps: f64,
-    /// Clip the total L2 norm of all gradients to this before each update.
-    #[arg(long, allow_negative_numbers = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clip_norm: Option<f64>,
-    /// Clamp every gradient entry to [−v, v] before each update.
-    #[arg(long, allow_negative_numbers = true)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub clip_value: Option<f64>,
+/// Which config keys a command takes as flags.
+pub trait KeySet {
+    /// This command's flag for the config key `arg` (None: the key is no flag here).
+    fn select(arg: &Arg) -> Option<Arg>;
 }
 
-/// How long to train and how often to probe.
-#[derive(Debug, Args, Serialize)]
-#[command(next_help_heading = "Schedule")]
-pub struct ScheduleArgs {
-    /// Examples per mini-batch.
-    #[arg(long, default_value_t = Config::default().batch_size)]
-    pub batch_size: usize,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = Config::default().epochs)]
-    pub epochs: u64,
-    /// Step budget; overrides --epochs.
-    #[arg(long)]
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub steps: Option<u64>,
-    /// Probe every N steps (0: only at step 0 and at the end).
-    #[arg(long, default_value_t = Config::default().probe_every)]
-    pub probe_every: u64,
-    /// Seed of the data, the initialisation and the batch order.
-    #[arg(long, default_value_t = Config::default().seed)]
-    pub seed: u64,
-    /// Threads (0: all cores); results are identical for a given count.
-    #[arg(long, default_value_t = Config::default().threads)]
-    pub threads: usize,
-    /// Write checkpoint.safetensors every N steps (0: only at Ctrl-C); `--resume DIR` continues.
-    #[arg(long, default_value_t = Config::default().checkpoint_every)]
-    pub checkpoint_every: u64,
-    /// At a NaN or infinity in the loss, an activation or a gradient: stop (the run ends
-    /// diverged) or skip that update.
-    #[arg(long, value_enum, default_value_t = Config::default().on_nonfinite)]
-    pub on_nonfinite: gradscope::OnNonFinite,
+/// Every config key (`train`).
+#[derive(Debug, Clone)]
+pub struct AllKeys;
+
+impl KeySet for AllKeys {
+    fn select(arg: &Arg) -> Option<Arg> {
+        Some(arg.clone())
+    }
+}
+
+/// The data and model keys, the loss, the seed and the threads (`probe`).
+#[derive(Debug, Clone)]
+pub struct ProbeKeys;
+
+impl KeySet for ProbeKeys {
+    fn select(arg: &Arg) -> Option<Arg> {
+        let arg = arg.clone();
+        match arg.get_id().as_str() {
+            "loss" => Some(arg.help_heading(config::MODEL)),
+            "seed" => Some(arg.help("Seed of the data and of a fresh initialisation").help_heading("Run")),
+            "threads" => Some(arg.help("Threads (0: all cores)").help_heading("Run")),
+            _ => matches!(arg.get_help_heading(), Some(config::DATA | config::MODEL)).then_some(arg),
+        }
+    }
+}
+
+impl<K: KeySet> Args for ConfigFlags<K> {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        cmd.args(Config::args().filter_map(K::select))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl<K: KeySet> FromArgMatches for ConfigFlags<K> {
+    /// The keys given on the command line, parsed again by [`Config::from_flags`] so that each
+    /// has its key's type.
+    fn from_arg_matches(matches: &ArgMatches) -> std::result::Result<Self, clap::Error> {
+        let mut flags: Vec<OsString> = Vec::new();
+        let mut keys = Vec::new();
+        for arg in Config::args().filter(|a| K::select(a).is_some()) {
+            let key = arg.get_id().as_str();
+            if matches.value_source(key) == Some(ValueSource::CommandLine) {
+                for raw in matches.get_raw(key).into_iter().flatten() {
+                    let mut flag = OsString::from(format!("--{}=", arg.get_long().unwrap_or(key)));
+                    flag.push(raw);
+                    flags.push(flag);
+                }
+                keys.push(key);
+            }
+        }
+        let all = toml::Table::try_from(Config::from_flags(flags)?).expect("gradscope internal error: flags serialise");
+        let given = all.into_iter().filter(|(k, _)| keys.contains(&k.as_str())).collect();
+        Ok(Self { given, keys: PhantomData })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> std::result::Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
 }
 
 /// Reads a config file into a TOML table.
@@ -482,25 +381,19 @@ pub fn read_table(path: &Path) -> Result<toml::Table> {
 }
 
 /// Builds the config: defaults, then the file's keys, then every flag given on the command line.
-pub fn merge(file: Option<&Path>, groups: &[toml::Table], matches: &ArgMatches) -> Result<Config> {
+pub fn merge<K>(file: Option<&Path>, flags: &ConfigFlags<K>) -> Result<Config> {
     let mut table = match file {
         Some(p) => read_table(p)?,
         None => toml::Table::new(),
     };
-    for group in groups {
-        for (key, value) in group {
-            if CONFIG_KEYS.contains(&key.as_str()) && matches.value_source(key) == Some(ValueSource::CommandLine) {
-                table.insert(key.clone(), value.clone());
-            }
-        }
-    }
+    table.extend(flags.given.clone());
     let origin = file.map_or_else(|| "flags".to_string(), |p| p.display().to_string());
     Config::from_table(table, &origin)
 }
 
-/// A flag group as a TOML table (keys in snake case).
-pub fn table<T: Serialize>(group: &T) -> toml::Table {
-    toml::Table::try_from(group).expect("gradscope internal error: flags serialise")
+/// The first config key given on the command line, in declaration order.
+pub fn first_given<K>(flags: &ConfigFlags<K>) -> Option<&'static str> {
+    CONFIG_KEYS.iter().copied().find(|k| flags.given.contains_key(*k))
 }
 
 /// Whether the user set `key` on the command line or in the config file.

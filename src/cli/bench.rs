@@ -7,6 +7,7 @@ use super::output::sci;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use gradscope::bench::{self, CONFIG_NAMES, CONFIGS, RECURRENT_CONFIGS};
 use gradscope::error::Error;
+use gradscope::error::Named;
 
 /// Runs `gradscope bench`.
 pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {

@@ -14,6 +14,7 @@ use gradscope::config::{Config, RunSpec};
 use gradscope::demo::{
     EXPLODING_SIGMA_W2, REMEDIES_CLIP_NORM, REMEDIES_DEPTH, REMEDIES_RESIDUAL_SCALE, remedies_setups, setups,
 };
+use gradscope::error::Named;
 use gradscope::run::Outcome;
 use std::path::{Path, PathBuf};
 
@@ -131,7 +132,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
             spec.lr,
             config.momentum
         );
-        crate::outln!("{}", output::layer_table(&[&outcome.first, &outcome.last], spec.activation.name()));
+        crate::outln!("{}", output::layer_table(&[&outcome.first, &outcome.last], &spec.activation.name()));
         crate::outln!("{}", output::styled_verdict(&output::evidence(&outcome.summary, &outcome.first)));
     };
     let Some((rows, dirs)) = run_setups(setups(a.steps.unwrap_or(3000), a.threads), &a.out, a, print_run)? else {

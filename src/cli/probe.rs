@@ -96,13 +96,7 @@ fn load_weights(
 /// Runs `gradscope probe`.
 pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let file_table = a.config.as_deref().map(args::read_table).transpose()?;
-    let mut groups = vec![args::table(&a.data), args::table(&a.model)];
-    groups.push(toml::Table::from_iter([
-        ("loss".to_string(), toml::Value::String(a.loss.clone())),
-        ("seed".to_string(), toml::Value::Integer(a.seed as i64)),
-        ("threads".to_string(), toml::Value::Integer(a.threads as i64)),
-    ]));
-    let config = args::merge(a.config.as_deref(), &groups, matches)?;
+    let config = args::merge(a.config.as_deref(), &a.keys)?;
     let spec = config.resolve()?;
     if a.batch_size == Some(0) {
         return Err(
@@ -179,7 +173,7 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     if a.json {
         crate::outln!("{}", serde_json::to_string_pretty(&rec)?);
     } else {
-        crate::outln!("{}", super::output::layer_table(&[&rec], mlp.activation.name()));
+        crate::outln!("{}", super::output::layer_table(&[&rec], &mlp.activation.name()));
         crate::outln!(
             "{}",
             gradscope::verdict::sentence(&gradscope::verdict::Evidence::at_one_point(

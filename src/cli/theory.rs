@@ -5,6 +5,7 @@ use super::Status;
 use super::args::TheoryArgs;
 use super::output::sci;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use gradscope::error::Named;
 use gradscope::nn::{Activation, Init};
 use gradscope::theory::jacobian::JacobianSpectrum;
 use gradscope::theory::mean_field::TRAINABLE_XI_C;
@@ -27,10 +28,10 @@ struct Output<'a> {
 pub fn run(a: &TheoryArgs) -> anyhow::Result<Status> {
     super::stdout::quit_when_closed(); // its output is its only product
     if let Some(cell) = &a.cell {
-        return super::theory_recurrent::run(a, cell);
+        return super::theory_recurrent::run(a, *cell);
     }
-    let activation = Activation::from_name(&a.activation, a.negative_slope)?;
-    let init = Init::from_name(a.init.as_deref().unwrap_or("gaussian"))?;
+    let activation = Activation::new(a.activation, a.negative_slope);
+    let init = Init::parse("init", a.init.as_deref().unwrap_or("gaussian"))?;
     let query = Query {
         activation,
         init,

@@ -7,6 +7,7 @@ use super::args::TheoryArgs;
 use super::output::sci;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use gradscope::error::Error;
+use gradscope::error::Named;
 use gradscope::nn::recurrent::{Cell, HiddenInit, RecurrentConfig};
 use gradscope::theory::mean_field::check;
 use gradscope::theory::recurrent::{
@@ -109,8 +110,7 @@ pub fn predict(a: &TheoryArgs, cell: Cell, init: HiddenInit) -> gradscope::Resul
 }
 
 /// Runs `gradscope theory --cell NAME`.
-pub fn run(a: &TheoryArgs, cell: &str) -> anyhow::Result<Status> {
-    let cell = Cell::from_name(cell)?;
+pub fn run(a: &TheoryArgs, cell: Cell) -> anyhow::Result<Status> {
     let init = hidden_init(a.init.as_deref())?;
     check("q0", a.q0, true)?;
     for (flag, v) in [("hidden", a.hidden), ("input_size", a.input_size), ("seq_len", a.seq_len)] {

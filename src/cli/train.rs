@@ -5,7 +5,7 @@ use super::args::{self, TrainArgs};
 use super::output::{self, Progress};
 use clap::ArgMatches;
 use clap::parser::ValueSource;
-use gradscope::config::{CONFIG_KEYS, Config, RunSpec};
+use gradscope::config::{Config, RunSpec};
 use gradscope::error::Error;
 use gradscope::io::CONFIG_FILE;
 use gradscope::run::{self, Mode, Outcome};
@@ -57,8 +57,8 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let progress = !a.quiet && !a.json;
     let (dir, (spec, outcome)) = match &a.resume {
         Some(dir) => {
-            let given = |k: &str| matches.value_source(k) == Some(ValueSource::CommandLine);
-            if let Some(key) = CONFIG_KEYS.iter().copied().chain(["out"]).find(|k| given(k)) {
+            let out_given = matches.value_source("out") == Some(ValueSource::CommandLine);
+            if let Some(key) = args::first_given(&a.keys).or(out_given.then_some("out")) {
                 return Err(Error::invalid(
                     key.replace('_', "-"),
                     "(given with --resume)",
@@ -80,15 +80,14 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
             (dir, resume(dir, progress)?)
         }
         None => {
-            let groups = [args::table(&a.data), args::table(&a.model), args::table(&a.optim), args::table(&a.schedule)];
-            let config = args::merge(a.config.as_deref(), &groups, matches)?;
+            let config = args::merge(a.config.as_deref(), &a.keys)?;
             (&a.out, train_config(&config, &a.out, progress, a.overwrite)?)
         }
     };
     if a.json {
         crate::outln!("{}", serde_json::to_string_pretty(&outcome.summary)?);
     } else if !a.quiet {
-        output::print_summary(&outcome.summary, &outcome.first, &outcome.last, spec.activation.name(), dir);
+        output::print_summary(&outcome.summary, &outcome.first, &outcome.last, &spec.activation.name(), dir);
     }
     let status = status_of(&outcome.summary);
     if !a.no_report && status != Status::Interrupted {

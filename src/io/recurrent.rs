@@ -5,7 +5,7 @@
 //! [`from_safetensors`]; [`to_safetensors`] writes the same keys, which
 //! `net.load_state_dict(safetensors.torch.load_file(path))` reads back.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Named, Result};
 use crate::io::weights::serialize;
 use crate::nn::recurrent::{Cell, Head, RecurrentLayer, RecurrentNet};
 use crate::nn::{Linear, Scalar};
@@ -78,7 +78,7 @@ pub fn from_safetensors<F: Scalar>(
     }
     let h = s[1];
     let cell = match (meta.get(META_CELL), s[0] / h) {
-        (Some(name), _) => Cell::from_name(name)?,
+        (Some(name), _) => Cell::parse("cell", name)?,
         (None, 1) => rnn_nonlinearity,
         (None, 4) => Cell::Lstm,
         (None, 3) => Cell::Gru,

@@ -17,8 +17,11 @@
 //! architecture (residual blocks, norm kind and position) is in the metadata; for a PyTorch
 //! file, give it as flags.
 
-use crate::error::{Error, Result};
-use crate::nn::{Activation, Arch, LAYERS, Linear, Mlp, Norm, NormKind, NormPosition, Residual, Scalar, TensorKind};
+use crate::error::{Error, Named, Result};
+use crate::nn::{
+    Activation, ActivationKind, Arch, LAYERS, Linear, Mlp, Norm, NormChoice, NormKind, NormPosition, Residual, Scalar,
+    TensorKind,
+};
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -102,7 +105,10 @@ impl LoadedWeights {
             Some(kind) => (0..depth)
                 .map(|l| {
                     let t = self.norms.get(&l).ok_or_else(|| {
-                        bad(format!("--norm {} needs norms.{l}.weight and norms.{l}.bias", kind.name()))
+                        bad(format!(
+                            "--norm {} needs norms.{l}.weight and norms.{l}.bias",
+                            NormChoice::from(Some(kind)).name()
+                        ))
                     })?;
                     let d = sizes[l + 1];
                     if t.weight.len() != d || t.bias.len() != d {
@@ -171,8 +177,8 @@ impl LoadedWeights {
 fn arch_metadata(arch: &Arch, m: &mut HashMap<String, String>) {
     let res = arch.residual.map_or("none".to_string(), |r| format!("{}:{}", r.block, r.scale));
     m.insert(META_RESIDUAL.into(), res);
-    m.insert(META_NORM.into(), arch.norm.map_or("none", |k| k.name()).into());
-    m.insert(META_NORM_POSITION.into(), arch.norm_position.name().into());
+    m.insert(META_NORM.into(), NormChoice::from(arch.norm).name());
+    m.insert(META_NORM_POSITION.into(), arch.norm_position.name());
 }
 
 /// The architecture from metadata (None when the file records none).
@@ -186,9 +192,12 @@ fn arch_from_metadata(meta: &HashMap<String, String>) -> std::result::Result<Opt
         let scale = s.parse().map_err(|_| format!("{META_RESIDUAL} '{res}': bad scale"))?;
         Some(Residual { block, scale })
     };
-    let norm = NormKind::from_name(meta.get(META_NORM).map_or("none", String::as_str)).map_err(|e| e.to_string())?;
-    let norm_position = NormPosition::from_name(meta.get(META_NORM_POSITION).map_or("pre", String::as_str))
-        .map_err(|e| e.to_string())?;
+    let norm = NormChoice::parse("norm", meta.get(META_NORM).map_or("none", String::as_str))
+        .map_err(|e| e.to_string())?
+        .kind();
+    let norm_position =
+        NormPosition::parse("norm_position", meta.get(META_NORM_POSITION).map_or("pre", String::as_str))
+            .map_err(|e| e.to_string())?;
     Ok(Some(Arch { residual, norm, norm_position }))
 }
 
@@ -449,7 +458,8 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedWeights> {
                 .get(META_NEGATIVE_SLOPE)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(crate::nn::activation::DEFAULT_NEGATIVE_SLOPE);
-            Some(Activation::from_name(name, slope).map_err(|e| bad(format!("metadata: {e}")))?)
+            let kind = ActivationKind::parse("activation", name).map_err(|e| bad(format!("metadata: {e}")))?;
+            Some(Activation::new(kind, slope))
         }
         None => None,
     };

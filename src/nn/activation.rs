@@ -17,7 +17,7 @@
 //! ATen's CPU kernels (`aten/src/ATen/native/cpu/Activation.cpp`); SELU constants from
 //! Klambauer et al. 2017.
 
-use crate::error::{Result, parse_name};
+use crate::error::Named;
 use crate::nn::{Scalar, simd};
 use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 use serde::{Deserialize, Serialize};
@@ -62,9 +62,35 @@ pub enum Activation {
     Softplus,
 }
 
-/// Every activation name, in snake case as configs and flags spell them.
-pub const ACTIVATION_NAMES: [&str; 11] =
-    ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "softsign", "softplus"];
+/// An activation by name, as configs and flags spell it (snake case); [`Activation::new`] adds
+/// leaky_relu's slope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum ActivationKind {
+    /// φ(z) = z
+    Identity,
+    /// 1 / (1 + e^(−z))
+    Sigmoid,
+    /// tanh z
+    Tanh,
+    /// max(0, z)
+    Relu,
+    /// z if z > 0, else negative_slope·z
+    LeakyRelu,
+    /// z if z > 0, else e^z − 1
+    Elu,
+    /// λ·elu_α(z), λ ≈ 1.0507, α ≈ 1.6733
+    Selu,
+    /// z·Φ(z), the exact erf form
+    Gelu,
+    /// z·σ(z)
+    Silu,
+    /// z / (1 + |z|)
+    Softsign,
+    /// ln(1 + e^z), z above 20
+    Softplus,
+}
 
 /// The bound on σ's input: −ln(smallest normal) − 1.
 #[inline]
@@ -84,41 +110,45 @@ pub fn sigmoid<F: Scalar>(z: F) -> F {
 }
 
 impl Activation {
-    /// Parses a snake-case name; `negative_slope` is used by `leaky_relu` only.
-    pub fn from_name(name: &str, negative_slope: f64) -> Result<Self> {
-        use Activation::*;
-        let table = [
-            ("identity", Identity),
-            ("sigmoid", Sigmoid),
-            ("tanh", Tanh),
-            ("relu", Relu),
-            ("leaky_relu", LeakyRelu { negative_slope }),
-            ("elu", Elu),
-            ("selu", Selu),
-            ("gelu", Gelu),
-            ("silu", Silu),
-            ("softsign", Softsign),
-            ("softplus", Softplus),
-        ];
-        parse_name("activation", name, &table)
+    /// The activation `kind`; `negative_slope` is used by `leaky_relu` only.
+    pub fn new(kind: ActivationKind, negative_slope: f64) -> Self {
+        use ActivationKind as K;
+        match kind {
+            K::Identity => Self::Identity,
+            K::Sigmoid => Self::Sigmoid,
+            K::Tanh => Self::Tanh,
+            K::Relu => Self::Relu,
+            K::LeakyRelu => Self::LeakyRelu { negative_slope },
+            K::Elu => Self::Elu,
+            K::Selu => Self::Selu,
+            K::Gelu => Self::Gelu,
+            K::Silu => Self::Silu,
+            K::Softsign => Self::Softsign,
+            K::Softplus => Self::Softplus,
+        }
     }
 
-    /// The snake-case name.
-    pub fn name(&self) -> &'static str {
-        use Activation::*;
+    /// Which activation, without its parameter.
+    pub fn kind(&self) -> ActivationKind {
+        use ActivationKind as K;
         match self {
-            Identity => "identity",
-            Sigmoid => "sigmoid",
-            Tanh => "tanh",
-            Relu => "relu",
-            LeakyRelu { .. } => "leaky_relu",
-            Elu => "elu",
-            Selu => "selu",
-            Gelu => "gelu",
-            Silu => "silu",
-            Softsign => "softsign",
-            Softplus => "softplus",
+            Self::Identity => K::Identity,
+            Self::Sigmoid => K::Sigmoid,
+            Self::Tanh => K::Tanh,
+            Self::Relu => K::Relu,
+            Self::LeakyRelu { .. } => K::LeakyRelu,
+            Self::Elu => K::Elu,
+            Self::Selu => K::Selu,
+            Self::Gelu => K::Gelu,
+            Self::Silu => K::Silu,
+            Self::Softsign => K::Softsign,
+            Self::Softplus => K::Softplus,
         }
+    }
+
+    /// The snake-case name (its [`ActivationKind`]'s).
+    pub fn name(&self) -> String {
+        self.kind().name()
     }
 
     /// φ(z).
@@ -300,17 +330,22 @@ impl Activation {
 mod tests {
     use super::*;
 
+    use clap::ValueEnum;
+
     fn all() -> Vec<Activation> {
-        ACTIVATION_NAMES.iter().map(|n| Activation::from_name(n, 0.1).unwrap()).collect()
+        ActivationKind::value_variants().iter().map(|&k| Activation::new(k, 0.1)).collect()
     }
 
     #[test]
     fn names_round_trip() {
         for a in all() {
-            assert_eq!(Activation::from_name(a.name(), 0.1).unwrap(), a);
+            assert_eq!(Activation::new(ActivationKind::parse("activation", &a.name()).unwrap(), 0.1), a);
+            // serde (config files) spells every name as clap (flags) does
+            assert_eq!(serde_json::to_string(&a.kind()).unwrap(), format!("\"{}\"", a.name()));
         }
-        let e = Activation::from_name("sigmod", 0.01).unwrap_err().to_string();
-        assert!(e.contains("did you mean 'sigmoid'"), "{e}");
+        assert_eq!(Activation::new(ActivationKind::LeakyRelu, 0.2), Activation::LeakyRelu { negative_slope: 0.2 });
+        let e = ActivationKind::parse("activation", "sigmod").unwrap_err().to_string();
+        assert!(e.contains("unknown activation 'sigmod' (did you mean 'sigmoid'?); valid: identity, sigmoid"), "{e}");
     }
 
     #[test]
@@ -360,7 +395,7 @@ mod tests {
             ("softsign", [-0.6, 0.411_764_705_882_352_9]),
         ];
         for (name, want) in cases {
-            let a = Activation::from_name(name, 0.01).unwrap();
+            let a = Activation::new(ActivationKind::parse("activation", name).unwrap(), 0.01);
             for (z, w) in [-1.5, 0.7].into_iter().zip(want) {
                 assert!((a.f(z) - w).abs() < 1e-14, "{name}({z}) = {} vs {w}", a.f(z));
             }

@@ -19,14 +19,15 @@
 //! which has no activation, uses g = 1. Weights are drawn in f64 and rounded, so an f32 and an
 //! f64 model built from the same seed hold the same numbers up to rounding.
 
-use crate::error::{Result, parse_name};
 use crate::nn::Activation;
 use ndarray::{Array1, Array2};
 use rand::Rng;
 use rand_distr::{Distribution, Normal, Uniform};
 
-/// An initialisation scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// An initialisation scheme (snake case in configs and flags: `xavier_uniform`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Init {
     /// `torch.nn.Linear`'s default.
     Pytorch,
@@ -46,18 +47,6 @@ pub enum Init {
     Gaussian,
 }
 
-/// Every init name.
-pub const INIT_NAMES: [&str; 8] = [
-    "pytorch",
-    "xavier_uniform",
-    "xavier_normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-    "lecun_normal",
-    "orthogonal",
-    "gaussian",
-];
-
 /// `torch.nn.init.calculate_gain` for an activation (1 where PyTorch has none).
 pub fn gain(activation: Activation) -> f64 {
     match activation {
@@ -70,27 +59,6 @@ pub fn gain(activation: Activation) -> f64 {
 }
 
 impl Init {
-    /// Parses a snake-case name.
-    pub fn from_name(name: &str) -> Result<Self> {
-        use Init::*;
-        let table = [
-            ("pytorch", Pytorch),
-            ("xavier_uniform", XavierUniform),
-            ("xavier_normal", XavierNormal),
-            ("kaiming_uniform", KaimingUniform),
-            ("kaiming_normal", KaimingNormal),
-            ("lecun_normal", LecunNormal),
-            ("orthogonal", Orthogonal),
-            ("gaussian", Gaussian),
-        ];
-        parse_name("init", name, &table)
-    }
-
-    /// The snake-case name.
-    pub fn name(&self) -> &'static str {
-        INIT_NAMES[*self as usize]
-    }
-
     /// The variance of one weight times fan_in, i.e. the mean-field σ_w² this scheme amounts
     /// to for a layer of these fans and this gain.
     pub fn sigma_w2(&self, fan_in: usize, fan_out: usize, gain: f64, sigma_w2: f64) -> f64 {
@@ -183,6 +151,7 @@ pub fn orthogonal<R: Rng + ?Sized>(rng: &mut R, rows: usize, cols: usize) -> Arr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Named;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -196,7 +165,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let (fi, fo) = (400, 300);
         let g = gain(Activation::Tanh);
-        for init in INIT_NAMES.iter().map(|n| Init::from_name(n).unwrap()) {
+        for &init in <Init as clap::ValueEnum>::value_variants() {
             let (w, b) = init.draw(&mut rng, fi, fo, g, 1.7, 0.3);
             assert_eq!(w.dim(), (fo, fi));
             assert_eq!(b.len(), fo);

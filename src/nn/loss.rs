@@ -10,12 +10,13 @@
 //! ŷ with the one-hot vector of the class; with real-valued targets, `cross_entropy` takes them
 //! as class probabilities, as PyTorch does. Softmax is computed with the max subtracted.
 
-use crate::error::{Result, parse_name};
 use crate::nn::Scalar;
 use ndarray::{ArrayView2, ArrayViewMut2, Zip};
 
 /// A loss function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Loss {
     /// Mean squared error over all elements.
     Mse,
@@ -24,9 +25,6 @@ pub enum Loss {
     /// Softmax followed by negative log-likelihood, mean over the batch.
     CrossEntropy,
 }
-
-/// Every loss name.
-pub const LOSS_NAMES: [&str; 3] = ["mse", "sse", "cross_entropy"];
 
 /// The targets of one batch.
 #[derive(Clone, Copy, Debug)]
@@ -62,20 +60,6 @@ impl<F: Scalar> Targets<'_, F> {
 }
 
 impl Loss {
-    /// Parses `mse`, `sse` or `cross_entropy`.
-    pub fn from_name(name: &str) -> Result<Self> {
-        parse_name("loss", name, &[("mse", Loss::Mse), ("sse", Loss::Sse), ("cross_entropy", Loss::CrossEntropy)])
-    }
-
-    /// The snake-case name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Loss::Mse => "mse",
-            Loss::Sse => "sse",
-            Loss::CrossEntropy => "cross_entropy",
-        }
-    }
-
     /// The unnormalised sum behind the loss over these rows, and the divisor that turns the
     /// sum over a whole data set into the loss (`n·k` for mse, 1 for sse, `n` for cross_entropy).
     pub fn sum_and_divisor<F: Scalar>(&self, out: ArrayView2<F>, target: Targets<F>) -> (f64, f64) {

@@ -15,12 +15,12 @@ pub mod scalar;
 pub mod simd;
 pub mod tensor;
 
-pub use activation::{ACTIVATION_NAMES, Activation};
+pub use activation::{Activation, ActivationKind};
 pub use hook::Hook;
-pub use init::{INIT_NAMES, Init};
+pub use init::Init;
 pub use linear::Linear;
-pub use loss::{LOSS_NAMES, Loss, Targets};
+pub use loss::{Loss, Targets};
 pub use mlp::{Arch, ForwardView, LAYERS, LayerView, Mlp, MlpConfig, NORMS, Residual, SHORTCUTS};
-pub use norm::{NORM_NAMES, NORM_POSITION_NAMES, Norm, NormKind, NormPosition};
+pub use norm::{Norm, NormChoice, NormKind, NormPosition};
 pub use scalar::{Scalar, Threads};
 pub use tensor::{Module, Name, Prefix, Shape, TensorKind, TensorMut, TensorRef};

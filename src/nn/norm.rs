@@ -15,10 +15,10 @@
 //! `running_var ← (1 − m)·running_var + m·σ²·n/(n − 1)` (the unbiased variance),
 //! `num_batches_tracked += 1`.
 
-use crate::error::{Result, parse_name};
 use crate::nn::Scalar;
 use crate::nn::tensor::{Module, Prefix, Shape, TensorKind, TensorMut, TensorRef, data, data_mut};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip, s};
+use serde::{Deserialize, Serialize};
 
 /// PyTorch's ε of BatchNorm1d and LayerNorm.
 pub const NORM_EPS: f64 = 1e-5;
@@ -34,50 +34,51 @@ pub enum NormKind {
     Layer,
 }
 
-/// Every `norm` name (`none` for no normalisation).
-pub const NORM_NAMES: [&str; 3] = ["none", "batch", "layer"];
+/// What the `norm` key chooses: no normalisation, or a [`NormKind`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum NormChoice {
+    /// No normalisation
+    #[default]
+    None,
+    /// BatchNorm1d: per feature, over the batch
+    Batch,
+    /// LayerNorm: per example, over the features
+    Layer,
+}
 
-impl NormKind {
-    /// Parses `none`, `batch` or `layer` (`None` for `none`).
-    pub fn from_name(name: &str) -> Result<Option<Self>> {
-        parse_name("norm", name, &[("none", None), ("batch", Some(Self::Batch)), ("layer", Some(Self::Layer))])
-    }
-
-    /// The name.
-    pub fn name(&self) -> &'static str {
+impl NormChoice {
+    /// The norm layer chosen, if any.
+    pub fn kind(self) -> Option<NormKind> {
         match self {
-            Self::Batch => "batch",
-            Self::Layer => "layer",
+            Self::None => None,
+            Self::Batch => Some(NormKind::Batch),
+            Self::Layer => Some(NormKind::Layer),
+        }
+    }
+}
+
+impl From<Option<NormKind>> for NormChoice {
+    fn from(kind: Option<NormKind>) -> Self {
+        match kind {
+            None => Self::None,
+            Some(NormKind::Batch) => Self::Batch,
+            Some(NormKind::Layer) => Self::Layer,
         }
     }
 }
 
 /// Where a hidden layer's normalisation sits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum NormPosition {
     /// Between the linear layer and φ: `h = φ(norm(z))` (Ioffe & Szegedy's placement).
     #[default]
     Pre,
     /// After φ: `h = norm(φ(z))`.
     Post,
-}
-
-/// Every `norm_position` name.
-pub const NORM_POSITION_NAMES: [&str; 2] = ["pre", "post"];
-
-impl NormPosition {
-    /// Parses `pre` or `post`.
-    pub fn from_name(name: &str) -> Result<Self> {
-        parse_name("norm_position", name, &[("pre", Self::Pre), ("post", Self::Post)])
-    }
-
-    /// The name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Pre => "pre",
-            Self::Post => "post",
-        }
-    }
 }
 
 /// A batch-norm or layer-norm layer over `features` units, with its parameters, running

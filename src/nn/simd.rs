@@ -75,7 +75,8 @@ pub fn derivative<F: Scalar>(act: Activation, z: &[F], h: &[F], dphi: &mut [F]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::ACTIVATION_NAMES;
+    use crate::nn::ActivationKind;
+    use clap::ValueEnum;
 
     /// The dispatched loops give the bits of the plain scalar expressions, for every activation,
     /// at lengths around the vector widths.
@@ -84,8 +85,8 @@ mod tests {
         for n in [0, 1, 7, 15, 16, 17, 33, 1000] {
             let z: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.37).sin() * 6.0 - 0.5).collect();
             let g: Vec<f32> = (0..n).map(|i| ((i as f32) * 0.11).cos()).collect();
-            for name in ACTIVATION_NAMES {
-                let act = Activation::from_name(name, 0.02).unwrap();
+            for &kind in ActivationKind::value_variants() {
+                let (act, name) = (Activation::new(kind, 0.02), format!("{kind:?}"));
                 let mut h = vec![0.0f32; n];
                 activation(act, &z, &mut h);
                 let mut d = vec![0.0f32; n];

@@ -11,35 +11,25 @@ pub use adam::{Adam, AdamState};
 pub use clip::{Clip, Clipped};
 pub use sgd::{Sgd, SgdState};
 
-use crate::error::{Result, parse_name};
 use crate::nn::kernel::{LANES, sum_sq};
 use crate::nn::{LAYERS, Mlp, Name, Scalar, TensorKind};
 
 /// Which update rule, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum OptimizerKind {
     /// Stochastic gradient descent with optional momentum and Nesterov momentum.
     Sgd,
     /// Adam with L2 weight decay added to the gradient.
     Adam,
-    /// Adam with decoupled weight decay.
+    /// Adam with decoupled weight decay (`torch.optim.AdamW`).
+    #[serde(rename = "adamw")]
+    #[value(name = "adamw")]
     AdamW,
 }
 
-/// Every optimizer name.
-pub const OPTIMIZER_NAMES: [&str; 3] = ["sgd", "adam", "adamw"];
-
 impl OptimizerKind {
-    /// Parses `sgd`, `adam` or `adamw`.
-    pub fn from_name(name: &str) -> Result<Self> {
-        parse_name("optimizer", name, &[("sgd", Self::Sgd), ("adam", Self::Adam), ("adamw", Self::AdamW)])
-    }
-
-    /// The name.
-    pub fn name(&self) -> &'static str {
-        OPTIMIZER_NAMES[*self as usize]
-    }
-
     /// PyTorch's default learning rate (SGD has none in PyTorch; gradscope uses 0.01).
     pub fn default_lr(&self) -> f64 {
         match self {

@@ -3,6 +3,7 @@
 //! and said so. [`super::plot`] draws these with plotters.
 
 use super::model::{Report, Run, sci};
+use crate::error::Named;
 use crate::probe::{DACT_BINS, StepRecord};
 
 /// An sRGB colour.
@@ -761,7 +762,7 @@ fn step_figure(
 pub fn loss(r: &Report) -> Figure {
     let train = |rec: &StepRecord| Some(rec.train_loss);
     let test = |rec: &StepRecord| rec.test_loss;
-    let loss_name = r.runs.first().map_or("mse", |run| run.config.loss.as_str());
+    let loss_name = r.runs.first().map_or("mse".to_string(), |run| run.config.loss.name());
     step_figure(
         r,
         "loss",

@@ -176,8 +176,8 @@ pub mod sample {
             nonfinite: None,
             skipped_steps: 0,
         };
-        let config =
-            Config { depth, activation: activation.into(), steps: Some(last.step), threads: 1, ..Config::default() };
+        let named = Config::from_flags([format!("--activation={activation}")]).expect("a known activation");
+        let config = Config { depth, steps: Some(last.step), threads: 1, ..named };
         Run {
             dir: dir.into(),
             label: String::new(),

@@ -2,7 +2,7 @@
 //! `summary.json`, `command.txt`), never from a network.
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Named, Result};
 use crate::io::{COMMAND_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use crate::probe::StepRecord;
 use crate::summary::Summary;
@@ -96,8 +96,8 @@ pub use crate::verdict::sci;
 
 impl Run {
     /// The run's hidden activation, as its config names it.
-    pub fn activation(&self) -> &str {
-        &self.config.activation
+    pub fn activation(&self) -> String {
+        self.config.activation.name()
     }
 
     /// The step at which the loss became non-finite, if it did.
@@ -406,8 +406,11 @@ mod tests {
     fn labels_name_what_differs() {
         let base = Config { depth: 20, ..Config::default() };
         let runs = vec![
-            run_with(Config { activation: "sigmoid".into(), ..base.clone() }, "out/a"),
-            run_with(Config { activation: "relu".into(), init: "kaiming_normal".into(), ..base.clone() }, "out/b"),
+            run_with(Config { depth: 20, ..Config::from_flags(["--activation=sigmoid"]).unwrap() }, "out/a"),
+            run_with(
+                Config { depth: 20, ..Config::from_flags(["--activation=relu", "--init=kaiming_normal"]).unwrap() },
+                "out/b",
+            ),
         ];
         assert_eq!(labels(&runs), ["sigmoid, pytorch init", "relu, kaiming_normal init"]);
         let runs = vec![
@@ -418,7 +421,13 @@ mod tests {
         let same = vec![run_with(base.clone(), "x/one"), run_with(base.clone(), "y/two")];
         assert_eq!(labels(&same), ["one", "two"]);
         // more than MAX_LABEL_KEYS keys differ: the folder names
-        let many = Config { residual: true, norm: "batch".into(), clip_norm: Some(1.0), sigma_w2: 2.0, ..base.clone() };
+        let many = Config {
+            residual: true,
+            clip_norm: Some(1.0),
+            sigma_w2: 2.0,
+            depth: 20,
+            ..Config::from_flags(["--norm=batch"]).unwrap()
+        };
         let runs = vec![run_with(base, "x/plain"), run_with(many, "x/combined")];
         assert_eq!(labels(&runs), ["plain", "combined"]);
     }

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::nn::{Activation, Init};
+use crate::nn::Activation;
 use crate::report::{self, Report, Theory};
 use std::path::{Path, PathBuf};
 
@@ -15,13 +15,11 @@ use std::path::{Path, PathBuf};
 /// Parts that the config or the theory cannot give are None.
 pub fn theory_for(config: &Config, q0: Option<f64>) -> Theory {
     let q0 = q0.filter(|q| q.is_finite() && *q > 0.0).unwrap_or(1.0);
-    let act = Activation::from_name(&config.activation, config.negative_slope).ok();
-    let decay = act.zip(Init::from_name(&config.init).ok()).and_then(|(act, init)| {
-        let (w, d) = (config.width, config.depth);
-        let v = crate::theory::init_variances(init, act, w, w, config.sigma_w2, config.sigma_b2);
-        crate::theory::predicted_decay(act, v.sigma_w2, v.sigma_b2, q0, d).ok()
-    });
-    Theory { decay, max_derivative: act.map(|a| a.max_derivative()) }
+    let act = Activation::new(config.activation, config.negative_slope);
+    let (w, d) = (config.width, config.depth);
+    let v = crate::theory::init_variances(config.init, act, w, w, config.sigma_w2, config.sigma_b2);
+    let decay = crate::theory::predicted_decay(act, v.sigma_w2, v.sigma_b2, q0, d).ok();
+    Theory { decay, max_derivative: Some(act.max_derivative()) }
 }
 
 /// Reads run folders (or folders of run folders) into a [`Report`] with each run's
@@ -47,13 +45,19 @@ pub fn write_report(runs: &[PathBuf], out: &Path, command: String) -> Result<Pat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::{ActivationKind, Init};
 
     /// The overlay starts from the run's recorded q⁰: for tanh, a larger input scale saturates
     /// more and predicts another decay than the q⁰ = 1 of a run without `data.json`.
     #[test]
     fn theory_uses_the_recorded_input_scale() {
-        let config =
-            Config { activation: "tanh".into(), init: "gaussian".into(), sigma_w2: 1.5, depth: 6, ..Config::default() };
+        let config = Config {
+            activation: ActivationKind::Tanh,
+            init: Init::Gaussian,
+            sigma_w2: 1.5,
+            depth: 6,
+            ..Config::default()
+        };
         let default = theory_for(&config, None).decay.expect("a prediction for gaussian tanh");
         assert_eq!(theory_for(&config, Some(1.0)).decay.unwrap(), default, "q0 = 1 is what runs without data.json get");
         assert_eq!(theory_for(&config, Some(f64::NAN)).decay.unwrap(), default, "a bad record falls back to 1");

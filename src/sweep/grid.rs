@@ -293,7 +293,11 @@ impl Sweep {
             let vals: Vec<String> = values.iter().map(|(k, v)| format!("{k} = {v}")).collect();
             format!("grid point {id} ({}, seed {seed})", vals.join(", "))
         };
-        let config = Config::from_table(table, &describe())?;
+        let config = Config::from_table(table, &describe()).map_err(|e| match e {
+            // a bad name: say which point holds it, as for a value `resolve` refuses
+            Error::UnknownName { .. } => bad("grid point", id.clone(), format!("{} ({e})", describe())),
+            e => e,
+        })?;
         config.resolve().map_err(|e| bad("grid point", id.clone(), format!("{} ({e})", describe())))?;
         Ok(Point { index, id, values, seed, config })
     }
@@ -446,7 +450,7 @@ mod tests {
         let p = s.points().unwrap();
         // seeds fastest, then the last key
         assert_eq!((p[0].seed, p[1].seed, p[3].config.depth), (0, 1, 2));
-        assert_eq!(p[6].config.activation, "relu");
+        assert_eq!(p[6].config.activation, crate::nn::ActivationKind::Relu);
         assert_eq!(p[17].id, "0017");
         assert!(p.iter().all(|p| p.config.width == 8));
         // every point distinct

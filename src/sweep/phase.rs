@@ -4,7 +4,7 @@
 use super::results::{METRIC_COLUMNS, Row};
 use super::{Scale, Sweep};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Error, Named, Result};
 use crate::nn::{Activation, Init};
 use crate::report::figures::{Axis, Cell, ColorBar, Figure, Panel, Series};
 use crate::theory::mean_field::MeanField;
@@ -161,14 +161,13 @@ impl Theory {
             }
         }
         let base = Config::from_table(sweep.base.clone(), "[base]").map_err(|e| e.to_string())?;
-        let init = Init::from_name(&base.init).map_err(|e| e.to_string())?;
-        if init != Init::Gaussian {
+        if base.init != Init::Gaussian {
             return Err(format!(
                 "no 6 ξ_c curve: the init is {}, and sigma_w2 is the weights' variance only with init = \"gaussian\"",
-                base.init
+                base.init.name()
             ));
         }
-        let activation = Activation::from_name(&base.activation, base.negative_slope).map_err(|e| e.to_string())?;
+        let activation = Activation::new(base.activation, base.negative_slope);
         Ok(Self { activation, sigma_b2: base.sigma_b2 })
     }
 

@@ -663,12 +663,14 @@ pub(crate) fn brent(mut f: impl FnMut(f64) -> f64, mut a: f64, mut b: f64, xtol:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{ACTIVATION_NAMES, INIT_NAMES};
+    use crate::error::Named;
+    use crate::nn::ActivationKind;
+    use clap::ValueEnum;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     fn all() -> Vec<Activation> {
-        ACTIVATION_NAMES.iter().map(|n| Activation::from_name(n, 0.1).unwrap()).collect()
+        ActivationKind::value_variants().iter().map(|&k| Activation::new(k, 0.1)).collect()
     }
 
     fn mf(a: Activation, w: f64, b: f64) -> MeanField {
@@ -884,7 +886,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let (fi, fo) = (300, 200);
         for act in [Activation::Tanh, Activation::Relu] {
-            for init in INIT_NAMES.iter().map(|n| Init::from_name(n).unwrap()) {
+            for &init in Init::value_variants() {
                 let v = init_variances(init, act, fi, fo, 1.7, 0.3);
                 let g = crate::nn::init::gain(act);
                 let (w, b) = init.draw(&mut rng, fi, fo, g, 1.7, 0.3);

@@ -21,7 +21,7 @@
 //! prediction is fitted over the same layers for a like-for-like comparison.
 
 use super::mean_field::{FixedPointTheory, LayerPrediction, MeanField, QFixedPoint, check};
-use crate::error::{Error, Result};
+use crate::error::{Error, Named, Result};
 use crate::nn::{Activation, Init, Mlp, MlpConfig, Threads};
 use ndarray::{Array2, Axis};
 use rand::SeedableRng;
@@ -54,7 +54,7 @@ pub struct NetworkSpec {
 }
 
 fn init_name<S: serde::Serializer>(init: &Init, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(init.name())
+    s.serialize_str(&init.name())
 }
 
 impl NetworkSpec {

@@ -4,6 +4,7 @@
 
 use super::mean_field::{CRITICAL_RANGE, check};
 use super::{Critical, FixedPointTheory, LayerPrediction, MeanField, critical_sigma_w2, init_variances};
+use crate::error::Named;
 use crate::error::{Error, Result};
 use crate::nn::{Activation, Init};
 use serde::Serialize;

@@ -16,7 +16,7 @@
 //!   recurrent weights it is an approximation, cf. Chen, Pennington & Schoenholz 2018), which is
 //!   why [`measure_rnn`] measures it.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Named, Result};
 use crate::nn::Threads;
 use crate::nn::recurrent::{Cell, Head, HiddenInit, RecurrentConfig, probe::sigma_max};
 use crate::theory::MeanField;

@@ -51,18 +51,21 @@ pub mod rnn;
 
 pub use probe::{GateStats, TimeRecord, TimeStats};
 
-use crate::error::{Error, Result, parse_name};
+use crate::error::{Error, Named, Result};
 use crate::nn::{Activation, Init, Linear, Loss, Scalar, Targets, Threads};
 use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
 
-/// The recurrent cell.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+/// The recurrent cell (`rnn_tanh`, also `rnn`; `rnn_relu`, `lstm`, `gru`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
 pub enum Cell {
     /// Elman: h_t = tanh(a_t + g_t), as `nn.RNN(nonlinearity='tanh')`.
+    #[serde(alias = "rnn")]
+    #[value(alias = "rnn")]
     RnnTanh,
     /// h_t = relu(a_t + g_t), as `nn.RNN(nonlinearity='relu')`.
     RnnRelu,
@@ -72,27 +75,7 @@ pub enum Cell {
     Gru,
 }
 
-/// Every cell name.
-pub const CELL_NAMES: [&str; 4] = ["rnn_tanh", "rnn_relu", "lstm", "gru"];
-
 impl Cell {
-    /// Parses `rnn_tanh` (also `rnn`), `rnn_relu`, `lstm` or `gru`.
-    pub fn from_name(name: &str) -> Result<Self> {
-        let table = [
-            ("rnn_tanh", Cell::RnnTanh),
-            ("rnn", Cell::RnnTanh),
-            ("rnn_relu", Cell::RnnRelu),
-            ("lstm", Cell::Lstm),
-            ("gru", Cell::Gru),
-        ];
-        parse_name("cell", name, &table)
-    }
-
-    /// The snake-case name.
-    pub fn name(&self) -> &'static str {
-        CELL_NAMES[*self as usize]
-    }
-
     /// Gate blocks stacked in the weights: 1, 4 (i, f, g, o) or 3 (r, z, n).
     pub fn gates(&self) -> usize {
         match self {
