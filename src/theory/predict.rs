@@ -86,8 +86,8 @@ pub fn predict(q: &Query) -> Result<Prediction> {
     let fixed_point = mf.fixed_point(q0);
     let layers = mf.trajectory(q0, q.depth);
     Ok(Prediction {
-        activation: q.activation.name().into(),
-        init: q.init.name().into(),
+        activation: q.activation.name(),
+        init: q.init.name(),
         sigma_w2,
         sigma_b2,
         source,
