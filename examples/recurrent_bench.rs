@@ -7,7 +7,7 @@
 //! ```
 
 use gradscope::nn::recurrent::{Cell, RecurrentConfig};
-use gradscope::nn::{Loss, Targets, Threads};
+use gradscope::nn::{Loss, Network, Targets, Threads};
 use ndarray::Array3;
 use rand::{Rng, SeedableRng};
 
@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let start = std::time::Instant::now();
             net.zero_grad();
             net.loss_and_grads(x.view(), Targets::Classes(&y), Loss::CrossEntropy, th);
-            net.for_each_param(|_, v, g| v.iter_mut().zip(g.iter()).for_each(|(v, g)| *v -= 0.01 * g));
+            net.for_each_param(|_, _, v, g| v.iter_mut().zip(g.iter()).for_each(|(v, g)| *v -= 0.01 * g));
             if step >= 5 {
                 times.push(start.elapsed().as_secs_f64() * 1e3);
             }

@@ -153,7 +153,7 @@ fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, p
         }
         if probed {
             opt.step_measured(&mut mlp, 0.01);
-            probe.after_update(&mlp, &opt.norms);
+            probe.after_update(&opt.norms);
             std::hint::black_box(probe.take());
         } else {
             opt.step(&mut mlp, 0.01);

@@ -3,7 +3,7 @@
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Parser, Subcommand, builder::PossibleValuesParser};
-use gradscope::config::{CONFIG_KEYS, Config};
+use gradscope::config::{CONFIG_KEYS, CellKind, Config, GateBiasKind, HeadKind, RecurrentInit};
 use gradscope::error::{Error, Result};
 use gradscope::nn::{ACTIVATION_NAMES, INIT_NAMES, LOSS_NAMES, NORM_NAMES, NORM_POSITION_NAMES};
 use gradscope::optim::OPTIMIZER_NAMES;
@@ -92,7 +92,7 @@ pub struct DemoArgs {
     /// Folder for the runs (one subfolder each).
     #[arg(long, default_value = "gradscope-out/demo")]
     pub out: PathBuf,
-    /// Training steps per run [default: 3000, or 1500 with --remedies].
+    /// Training steps per run [default: 3000, 1500 with --remedies, 400 with --recurrent].
     #[arg(long)]
     pub steps: Option<u64>,
     /// Threads (0: all cores).
@@ -109,6 +109,11 @@ pub struct DemoArgs {
     /// side (ReLU, σ_w² = 2.5) without and with clipping; runs under OUT/remedies.
     #[arg(long)]
     pub remedies: bool,
+    /// Instead: a tanh RNN, an LSTM and a GRU on the adding problem at T = 10, 25, 50, 100, then
+    /// the RNN's cures at T = 50 (orthogonal W_hh, the identity-initialised relu RNN without
+    /// and with clipping, the LSTM's forget-gate bias 1); runs under OUT/recurrent.
+    #[arg(long, conflicts_with = "remedies")]
+    pub recurrent: bool,
 }
 
 /// Flags of `train`.
@@ -144,6 +149,9 @@ pub struct TrainArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
+    pub recurrent: RecurrentArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
     pub optim: OptimArgs,
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -157,8 +165,9 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
     /// Weights to probe: gradscope's weights.safetensors, or a PyTorch nn.Sequential's
-    /// state_dict saved with safetensors (0.weight, 0.bias, 2.weight, …). Without it, a fresh
-    /// network from --init and --seed.
+    /// state_dict saved with safetensors (0.weight, 0.bias, 2.weight, …), or with --cell an
+    /// nn.RNN/nn.LSTM/nn.GRU + nn.Linear module's (rnn.*, fc.*). Without it, a fresh network
+    /// from --init (--recurrent-init) and --seed.
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: Option<PathBuf>,
     /// Use the first N training rows (default: all of them).
@@ -179,6 +188,9 @@ pub struct ProbeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub model: ModelArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub recurrent: RecurrentArgs,
     /// Loss.
     #[arg(long, default_value_t = Config::default().loss, value_parser = PossibleValuesParser::new(LOSS_NAMES), help_heading = "Model")]
     pub loss: String,
@@ -267,7 +279,8 @@ pub struct TheoryArgs {
 #[derive(Debug, Args, Serialize)]
 #[command(next_help_heading = "Data")]
 pub struct DataArgs {
-    /// regression, spirals (built in), mnist:DIR (the four IDX files) or csv:FILE (with a header).
+    /// regression, spirals (built in), mnist:DIR (the four IDX files), csv:FILE (with a header),
+    /// or, for a recurrent --cell, adding or copy (with --seq-len).
     #[arg(long, default_value_t = Config::default().data)]
     pub data: String,
     /// The CSV column to predict.
@@ -320,6 +333,48 @@ pub struct ModelArgs {
     /// Where the norm sits: pre (φ(norm(z))) or post (norm(φ(z))).
     #[arg(long, default_value_t = Config::default().norm_position, value_parser = PossibleValuesParser::new(NORM_POSITION_NAMES))]
     pub norm_position: String,
+}
+
+// ---- recurrent networks (issue 14): the `cell` … `forget_bias` keys, one block ----
+
+/// A recurrent network instead of the MLP (docs/recurrent.md).
+#[derive(Debug, Args, Serialize)]
+#[command(next_help_heading = "Recurrent")]
+pub struct RecurrentArgs {
+    /// A recurrent network of this cell (none: the MLP). --width is its hidden size; the data
+    /// must have a time axis: adding, copy, or mnist:DIR (28 steps of 28 pixels).
+    #[arg(long, value_enum, default_value_t = Config::default().cell)]
+    #[serde(skip_serializing_if = "CellKind::is_none")]
+    pub cell: CellKind,
+    /// Stacked recurrent layers (PyTorch's num_layers) [default: 1].
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_layers: Option<usize>,
+    /// T: the adding problem's steps, the copy task's blanks (T + 20 steps).
+    #[arg(long, value_name = "T")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq_len: Option<usize>,
+    /// Truncated BPTT: the gradient flows back at most K steps (h.detach() every K steps).
+    #[arg(long, value_name = "K")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bptt: Option<usize>,
+    /// Where the Linear head reads [default: every for copy, last otherwise].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<HeadKind>,
+    /// W_hh's init [default: pytorch].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurrent_init: Option<RecurrentInit>,
+    /// The LSTM's gate biases: forget (b_f = --forget-bias) or chrono (T_max = the steps)
+    /// [default: default].
+    #[arg(long, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_bias: Option<GateBiasKind>,
+    /// b_f with --gate-bias forget [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forget_bias: Option<f64>,
 }
 
 /// The loss and the update rule.

@@ -9,6 +9,7 @@ mod bench;
 mod demo;
 mod output;
 mod probe;
+mod probe_recurrent;
 mod report;
 pub mod stdout;
 mod sweep;

@@ -93,7 +93,7 @@ fn load_weights(
 /// Runs `gradscope probe`.
 pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let file_table = a.config.as_deref().map(args::read_table).transpose()?;
-    let mut groups = vec![args::table(&a.data), args::table(&a.model)];
+    let mut groups = vec![args::table(&a.data), args::table(&a.model), args::table(&a.recurrent)];
     groups.push(toml::Table::from_iter([
         ("loss".to_string(), toml::Value::String(a.loss.clone())),
         ("seed".to_string(), toml::Value::Integer(a.seed as i64)),
@@ -103,6 +103,9 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let spec = config.resolve()?;
     if a.batch_size == Some(0) {
         return Err(Error::invalid("batch_size", 0, "must be at least 1 (or leave it out to use every row)").into());
+    }
+    if spec.recurrent.is_some() {
+        return super::probe_recurrent::run(a, &config, &spec, file_table.as_ref(), matches);
     }
     let data = load_data(&spec)?;
     let rows = a.batch_size.unwrap_or(data.train.len()).min(data.train.len());
@@ -147,7 +150,7 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
             values = v.mapv(f64::from);
             Targets::Values(values.view())
         }
-        Labels::Classes { labels, .. } => Targets::Classes(labels),
+        Labels::Classes { labels, .. } | Labels::Steps { labels, .. } => Targets::Classes(labels),
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(spec.threads).build()?;
     let loss = pool.install(|| mlp.loss_and_grads(x.view(), target, spec.loss, Threads::new(spec.threads)));

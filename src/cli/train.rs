@@ -80,7 +80,13 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
             (dir, resume(dir, progress)?)
         }
         None => {
-            let groups = [args::table(&a.data), args::table(&a.model), args::table(&a.optim), args::table(&a.schedule)];
+            let groups = [
+                args::table(&a.data),
+                args::table(&a.model),
+                args::table(&a.recurrent),
+                args::table(&a.optim),
+                args::table(&a.schedule),
+            ];
             let config = args::merge(a.config.as_deref(), &groups, matches)?;
             (&a.out, train_config(&config, &a.out, progress, a.overwrite)?)
         }
@@ -88,7 +94,8 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     if a.json {
         crate::outln!("{}", serde_json::to_string_pretty(&outcome.summary)?);
     } else if !a.quiet {
-        output::print_summary(&outcome.summary, &outcome.first, &outcome.last, spec.activation.name(), dir);
+        let hidden = spec.recurrent.as_ref().map_or(spec.activation.name(), |r| r.cell.name());
+        output::print_summary(&outcome.summary, &outcome.first, &outcome.last, hidden, dir);
     }
     let status = status_of(&outcome.summary);
     if !a.no_report && status != Status::Interrupted {

@@ -18,7 +18,9 @@
 //! file, give it as flags.
 
 use crate::error::{Error, Result};
-use crate::nn::{Activation, Arch, LAYERS, Linear, Mlp, Norm, NormKind, NormPosition, Residual, Scalar, TensorKind};
+use crate::nn::{
+    Activation, Arch, LAYERS, Linear, Mlp, Network, Norm, NormKind, NormPosition, Residual, Scalar, TensorKind,
+};
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -238,7 +240,7 @@ fn sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// The bytes of `weights.safetensors` for a network: every tensor of [`Mlp::state`] in F's dtype,
+/// The bytes of `weights.safetensors` for a network: every tensor of [`Network::state`] in F's dtype,
 /// but `num_batches_tracked` in int64, as PyTorch keeps it.
 pub fn mlp_to_bytes<F: Scalar>(mlp: &Mlp<F>) -> Vec<u8> {
     let dtype = if F::NAME == "f32" { Dtype::F32 } else { Dtype::F64 };

@@ -23,4 +23,4 @@ pub use loss::{LOSS_NAMES, Loss, Targets};
 pub use mlp::{Arch, ForwardView, LAYERS, LayerView, Mlp, MlpConfig, NORMS, Residual, SHORTCUTS};
 pub use norm::{NORM_NAMES, NORM_POSITION_NAMES, Norm, NormKind, NormPosition};
 pub use scalar::{Scalar, Threads};
-pub use tensor::{Module, Name, Prefix, Shape, TensorKind, TensorMut, TensorRef};
+pub use tensor::{Module, Name, NameStyle, Network, Prefix, Shape, TensorKind, TensorMut, TensorRef};

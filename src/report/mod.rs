@@ -145,6 +145,7 @@ pub mod sample {
             layers: stats,
             grad_norm: None,
             clipped: None,
+            time: None,
         }
     }
 
@@ -173,6 +174,8 @@ pub mod sample {
             status: Default::default(),
             nonfinite: None,
             skipped_steps: 0,
+            vanishing_ratio_time: None,
+            vanishing_ratio_time_final: None,
         };
         let config =
             Config { depth, activation: activation.into(), steps: Some(last.step), threads: 1, ..Config::default() };

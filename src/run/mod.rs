@@ -15,11 +15,13 @@
 
 mod batch;
 mod folder;
+mod model;
 mod overlay;
 mod trainer;
 
 pub use batch::evaluate;
 pub use folder::{Mode, RUN_FILES, RunDir, finished_summary, holds_run};
+pub use model::{Model, build_model};
 pub use overlay::{load_report, theory_for, write_report};
 pub use trainer::{Outcome, StepOutcome, Trainer, build_mlp, total_steps};
 
