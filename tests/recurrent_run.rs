@@ -6,6 +6,7 @@ mod common;
 use common::gradscope;
 use gradscope::config::{CellKind, Config, GateBiasKind, RecurrentInit};
 use gradscope::nn::Network;
+use gradscope::nonfinite::Part;
 use gradscope::run::{self, Model, Silent};
 use gradscope::{OnNonFinite, RunStatus};
 use std::path::Path;
@@ -124,7 +125,9 @@ fn nonfinite_recurrent_steps_stop_or_skip() {
     let o = train(&config);
     assert_eq!(o.summary.status, RunStatus::Diverged);
     let at = o.summary.nonfinite.as_ref().expect("located");
-    assert!(at.tensor.as_deref().is_some_and(|t| t.contains("rnn.") || t.contains("fc.")), "{at:?}");
+    // weights and gradients are named by their PyTorch names; an overflowing output is the loss's
+    let named = at.tensor.as_deref().is_some_and(|t| t.contains("rnn.") || t.contains("fc."));
+    assert!(named || (at.part == Part::Loss && at.tensor.is_none()), "{at:?}");
     let o = train(&Config { on_nonfinite: OnNonFinite::Skip, ..config });
     assert_eq!(o.summary.status, RunStatus::Completed);
     assert!(o.summary.skipped_steps > 0);
@@ -160,7 +163,7 @@ fn the_cli_trains_a_recurrent_run() {
         assert!(config.contains(key), "{config}");
     }
     let lines = metrics_lines(&out);
-    assert_eq!(lines.len(), 4, "steps 0, 20, 40's final probe… {lines:?}");
+    assert_eq!(lines.len(), 3, "steps 0, 20 and the final probe");
     for l in &lines {
         assert_eq!(l["time"]["seq_len"], 10);
         assert_eq!(l["time"]["bptt"], 4);
