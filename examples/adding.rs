@@ -13,7 +13,7 @@ use gradscope::data::Labels;
 use gradscope::data::sequence::{ADDING_BASELINE_MSE, adding};
 use gradscope::error::Named;
 use gradscope::nn::recurrent::{Cell, RecurrentConfig};
-use gradscope::nn::{Loss, Targets, Threads};
+use gradscope::nn::{Loss, Network, Targets, Threads};
 use gradscope::optim::{Adam, AdamState};
 use ndarray::{Array2, Array3, Axis};
 use rand::SeedableRng;
@@ -32,7 +32,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut net = RecurrentConfig::new(cell, 2, hidden, 1, 1).init::<f32, _>(&mut ChaCha8Rng::seed_from_u64(seed))?;
     let adam = Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false };
     let mut states: Vec<AdamState<f32>> = Vec::new();
-    net.for_each_param(|_, v, _| states.push(AdamState::new(v.len())));
+    net.for_each_param(|_, _, v, _| states.push(AdamState::new(v.len())));
     let mut order_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
     let mut order: Vec<usize> = (0..data.train.len()).collect();
     let (mut x, mut y) = (Array3::<f32>::zeros((t, batch, 2)), Array2::<f32>::zeros((batch, 1)));
@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ratio0 = net.time_record().vanishing_ratio_time;
         }
         let mut k = 0;
-        net.for_each_param(|_, v, g| {
+        net.for_each_param(|_, _, v, g| {
             adam.step(lr, v, g, &mut states[k], false);
             k += 1;
         });

@@ -10,7 +10,7 @@
 //! through time without ∂L/∂x (the sequence is data, as in PyTorch).
 
 use crate::nn::recurrent::{Cell, RecurrentConfig};
-use crate::nn::{Activation, Hook, Init, Loss, Mlp, MlpConfig, Targets, Threads};
+use crate::nn::{Activation, Hook, Init, Loss, Mlp, MlpConfig, Network, Targets, Threads};
 use crate::optim::{Optimizer, OptimizerState, Sgd, SgdState};
 use crate::probe::GradientProbe;
 use ndarray::{Array2, Array3};
@@ -225,7 +225,7 @@ fn time_mlp(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, prob
         }
         if probed {
             opt.step_measured(&mut mlp, 0.01);
-            probe.after_update(&mlp, &opt.norms);
+            probe.after_update(&opt.norms);
             std::hint::black_box(probe.take());
         } else {
             opt.step(&mut mlp, 0.01);
@@ -254,7 +254,7 @@ fn time_recurrent(
     let y: Vec<usize> = (0..cfg.batch).map(|_| rng.random_range(0..cfg.outputs)).collect();
     let sgd = Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 };
     let mut states: Vec<SgdState<f32>> = Vec::new();
-    net.for_each_param(|_, v, _| states.push(SgdState::new(v.len())));
+    net.for_each_param(|_, _, v, _| states.push(SgdState::new(v.len())));
     let t = Threads::new(threads);
     let mut times = Vec::with_capacity(steps);
     for step in 0..warmup + steps {
@@ -264,7 +264,7 @@ fn time_recurrent(
         let loss = net.loss_and_grads(x.view(), Targets::Classes(&y), Loss::CrossEntropy, t);
         let mut finite = loss.is_finite();
         let mut k = 0;
-        net.for_each_param(|_, v, g| {
+        net.for_each_param(|_, _, v, g| {
             finite &= crate::nonfinite::all_finite(g);
             sgd.step(0.01, v, g, &mut states[k], false);
             k += 1;

@@ -5,8 +5,9 @@
 //! `threads` made concrete) is saved beside every run, so passing it back repeats the run.
 
 use crate::data::DataSpec;
-use crate::error::{Error, Result, closest};
+use crate::error::{Error, Named, Result, closest};
 use crate::nn::activation::DEFAULT_NEGATIVE_SLOPE;
+use crate::nn::recurrent::{Cell, GateBias, Head, HiddenInit};
 use crate::nn::{Activation, ActivationKind, Arch, Init, Loss, NormChoice, NormKind, NormPosition, Residual};
 use crate::optim::{Adam, Clip, Optimizer, OptimizerKind, Sgd};
 use serde::{Deserialize, Serialize};
@@ -32,6 +33,107 @@ pub const MODEL: &str = "Model";
 pub const OPTIM: &str = "Optimisation";
 /// Help heading of the schedule keys (batches, steps, seed, threads, probes, checkpoints).
 pub const SCHEDULE: &str = "Schedule";
+/// Help heading of the recurrent keys (`cell` … `forget_bias`; `probe` takes them too).
+pub const RECURRENT: &str = "Recurrent";
+
+// ---- recurrent networks (issue 14): the typed values of the `cell` … `forget_bias` keys ----
+
+/// The `cell` key: no cell (an MLP) or the recurrent cell of every layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum CellKind {
+    /// No recurrent cell: the MLP of `depth`, `width`, `activation`.
+    #[default]
+    None,
+    /// Elman RNN, tanh (`nn.RNN`).
+    RnnTanh,
+    /// Elman RNN, relu (`nn.RNN(nonlinearity='relu')`).
+    RnnRelu,
+    /// `nn.LSTM`.
+    Lstm,
+    /// `nn.GRU`.
+    Gru,
+}
+
+impl CellKind {
+    /// True for [`CellKind::None`] (an MLP).
+    pub fn is_none(&self) -> bool {
+        *self == CellKind::None
+    }
+
+    /// The library's cell; `None` for an MLP.
+    pub fn cell(&self) -> Option<Cell> {
+        match self {
+            CellKind::None => None,
+            CellKind::RnnTanh => Some(Cell::RnnTanh),
+            CellKind::RnnRelu => Some(Cell::RnnRelu),
+            CellKind::Lstm => Some(Cell::Lstm),
+            CellKind::Gru => Some(Cell::Gru),
+        }
+    }
+}
+
+/// The `head` key: where the Linear head reads the top layer's hidden state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum HeadKind {
+    /// The last step only (adding problem, row-by-row MNIST).
+    Last,
+    /// Every step (the copy task).
+    Every,
+}
+
+/// The `recurrent_init` key: how W_hh is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum RecurrentInit {
+    /// PyTorch's default, U(−1/√H, 1/√H).
+    Pytorch,
+    /// Each gate block of W_hh a random orthogonal matrix.
+    Orthogonal,
+    /// Each gate block of W_hh the identity, biases 0 (IRNN, for `rnn_relu`).
+    Identity,
+}
+
+/// The `gate_bias` key: the LSTM's gate biases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum GateBiasKind {
+    /// As `recurrent_init` drew them.
+    Default,
+    /// Forget-gate bias `forget_bias` (Jozefowicz et al. 2015).
+    Forget,
+    /// Chrono init with T_max = the sequence's steps (Tallec & Ollivier 2018).
+    Chrono,
+}
+
+/// What a recurrent run is, resolved: the cell and what the `cell` … `forget_bias` keys say.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecurrentSpec {
+    /// The cell.
+    pub cell: Cell,
+    /// Stacked layers.
+    pub num_layers: usize,
+    /// Time steps per sequence (from the data: `seq_len`, `seq_len + 20`, 28).
+    pub steps: usize,
+    /// Where the head reads.
+    pub head: Head,
+    /// W_hh's init.
+    pub hidden_init: HiddenInit,
+    /// LSTM gate biases.
+    pub gate_bias: GateBias,
+    /// Truncated BPTT window.
+    pub bptt: Option<usize>,
+}
+
+/// The names a typed config value accepts (its [`clap::ValueEnum`] names, as serde spells them).
+pub fn choices<E: clap::ValueEnum>() -> Vec<String> {
+    E::value_variants().iter().filter_map(|v| v.to_possible_value()).map(|p| p.get_name().to_string()).collect()
+}
 
 /// Every key of a run's config, as written in `config.toml`; every key is also a flag of
 /// `train` (kebab case), and `probe` takes the data and model keys.
@@ -173,6 +275,41 @@ pub struct Config {
     /// diverged) or skip that update.
     #[arg(long, value_enum, default_value_t = OnNonFinite::Stop, help_heading = SCHEDULE)]
     pub on_nonfinite: OnNonFinite,
+    // ---- recurrent networks (issue 14); absent from an MLP's config.toml ----
+    /// A recurrent network of this cell (none: the MLP). --width is its hidden size; the data
+    /// must have a time axis: adding, copy, or mnist:DIR (28 steps of 28 pixels).
+    #[arg(long, value_enum, default_value_t = CellKind::None, help_heading = RECURRENT)]
+    #[serde(skip_serializing_if = "CellKind::is_none")]
+    pub cell: CellKind,
+    /// Stacked recurrent layers (PyTorch's num_layers) [default: 1].
+    #[arg(long, help_heading = RECURRENT)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_layers: Option<usize>,
+    /// T: the adding problem's steps, the copy task's blanks (T + 20 steps).
+    #[arg(long, value_name = "T", help_heading = RECURRENT)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq_len: Option<usize>,
+    /// Truncated BPTT: the gradient flows back at most K steps (h.detach() every K steps).
+    #[arg(long, value_name = "K", help_heading = RECURRENT)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bptt: Option<usize>,
+    /// Where the Linear head reads [default: every for copy, last otherwise].
+    #[arg(long, value_enum, help_heading = RECURRENT)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<HeadKind>,
+    /// W_hh's init [default: pytorch].
+    #[arg(long, value_enum, help_heading = RECURRENT)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurrent_init: Option<RecurrentInit>,
+    /// The LSTM's gate biases: forget (b_f = --forget-bias) or chrono (T_max = the steps)
+    /// [default: default].
+    #[arg(long, value_enum, help_heading = RECURRENT)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_bias: Option<GateBiasKind>,
+    /// b_f with --gate-bias forget [default: 1].
+    #[arg(long, allow_negative_numbers = true, help_heading = RECURRENT)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forget_bias: Option<f64>,
 }
 
 /// `Config`'s keys as a clap command of their own: flags, defaults, help, accepted names.
@@ -260,6 +397,8 @@ pub struct RunSpec {
     pub checkpoint_every: u64,
     /// What a NaN or infinity does.
     pub on_nonfinite: OnNonFinite,
+    /// The recurrent network (`None`: the MLP).
+    pub recurrent: Option<RecurrentSpec>,
 }
 
 /// Parses a size: `2G`, `2 GB`, `512MiB`, `1.5GiB`, `1000000` (bytes). Units without `i` are
@@ -338,7 +477,8 @@ impl Config {
 
     /// Checks every value and resolves defaults that depend on others.
     pub fn resolve(&self) -> Result<RunSpec> {
-        let data = DataSpec::parse(&self.data)?;
+        let data = DataSpec::parse_with(&self.data, self.seq_len)?;
+        let recurrent = self.recurrent(&data)?;
         let activation = Activation::new(self.activation, self.negative_slope);
         let (init, loss, kind) = (self.init, self.loss, self.optimizer);
         self.check_counts()?;
@@ -412,6 +552,7 @@ impl Config {
             clip,
             checkpoint_every: self.checkpoint_every,
             on_nonfinite: self.on_nonfinite,
+            recurrent,
         })
     }
 
@@ -491,6 +632,131 @@ impl Config {
         }
         let residual = self.residual.then_some(Residual { block: self.residual_block, scale: self.residual_scale });
         Ok(Arch { residual, norm, norm_position })
+    }
+
+    /// The checked recurrent keys: `None` for an MLP (and then none of them may be given), else
+    /// the network, with the MLP's keys that cannot apply refused.
+    fn recurrent(&self, data: &DataSpec) -> Result<Option<RecurrentSpec>> {
+        let Some(cell) = self.cell.cell() else {
+            let given = [
+                ("num_layers", (self.num_layers.map(|v| v.to_string()))),
+                ("seq_len", (self.seq_len.map(|v| v.to_string()))),
+                ("bptt", (self.bptt.map(|v| v.to_string()))),
+                ("head", self.head.and_then(|v| clap::ValueEnum::to_possible_value(&v)).map(|p| p.get_name().into())),
+                (
+                    "recurrent_init",
+                    self.recurrent_init
+                        .and_then(|v| clap::ValueEnum::to_possible_value(&v))
+                        .map(|p| p.get_name().into()),
+                ),
+                (
+                    "gate_bias",
+                    self.gate_bias.and_then(|v| clap::ValueEnum::to_possible_value(&v)).map(|p| p.get_name().into()),
+                ),
+                ("forget_bias", (self.forget_bias.map(|v| v.to_string()))),
+            ];
+            if let Some((key, Some(value))) = given.iter().find(|(_, g)| g.is_some()) {
+                return Err(Error::invalid(
+                    *key,
+                    value,
+                    "applies to recurrent networks only; add --cell rnn_tanh, rnn_relu, lstm or gru",
+                ));
+            }
+            if data.is_sequence_task() {
+                return Err(Error::invalid(
+                    "data",
+                    &self.data,
+                    "is a sequence task for recurrent networks; add --cell rnn_tanh, rnn_relu, lstm or gru",
+                ));
+            }
+            return Ok(None);
+        };
+        self.refuse_mlp_keys()?;
+        let steps = data.steps().ok_or_else(|| {
+            Error::invalid("data", &self.data, "has no time axis; a recurrent cell reads adding, copy or mnist:DIR")
+        })?;
+        if self.seq_len.is_some() && !data.is_sequence_task() {
+            return Err(Error::invalid(
+                "seq_len",
+                self.seq_len.unwrap_or(0),
+                "applies to adding and copy (mnist is 28 steps)",
+            ));
+        }
+        let num_layers = self.num_layers.unwrap_or(1);
+        if num_layers == 0 || num_layers > 100 {
+            return Err(Error::invalid("num_layers", num_layers, "must be between 1 and 100"));
+        }
+        if let Some(k) = self.bptt
+            && (k == 0 || k >= steps)
+        {
+            return Err(Error::invalid(
+                "bptt",
+                k,
+                format!("must be between 1 and {} (the sequence has {steps} steps)", steps - 1),
+            ));
+        }
+        let every = matches!(data, DataSpec::Copy(_));
+        let head = match (self.head, every) {
+            (None | Some(HeadKind::Every), true) => Head::EveryStep,
+            (None | Some(HeadKind::Last), false) => Head::Last,
+            (Some(h), _) => {
+                let why = if every {
+                    "the copy task has a target at every step"
+                } else {
+                    "this data has one target per sequence"
+                };
+                return Err(Error::invalid("head", format!("{h:?}").to_lowercase(), format!("{why}; drop --head")));
+            }
+        };
+        let hidden_init = match self.recurrent_init.unwrap_or(RecurrentInit::Pytorch) {
+            RecurrentInit::Pytorch => HiddenInit::Pytorch,
+            RecurrentInit::Orthogonal => HiddenInit::Orthogonal,
+            RecurrentInit::Identity => HiddenInit::Identity,
+        };
+        if self.forget_bias.is_some() && self.gate_bias != Some(GateBiasKind::Forget) {
+            return Err(Error::invalid("forget_bias", self.forget_bias.unwrap_or(0.0), "needs --gate-bias forget"));
+        }
+        let gate_bias = match self.gate_bias.unwrap_or(GateBiasKind::Default) {
+            GateBiasKind::Default => GateBias::Default,
+            GateBiasKind::Forget => GateBias::Forget(self.forget_bias.unwrap_or(1.0)),
+            GateBiasKind::Chrono => GateBias::Chrono(steps),
+        };
+        let spec = RecurrentSpec { cell, num_layers, steps, head, hidden_init, gate_bias, bptt: self.bptt };
+        // the library's own checks (gate biases for the LSTM only, chrono's T_max, finite b_f)
+        crate::nn::recurrent::RecurrentConfig {
+            gate_bias,
+            ..crate::nn::recurrent::RecurrentConfig::new(cell, 1, 1, 1, 1)
+        }
+        .validate()?;
+        Ok(Some(spec))
+    }
+
+    /// With a recurrent cell, the MLP's architecture keys must keep their defaults.
+    fn refuse_mlp_keys(&self) -> Result<()> {
+        let d = Config::default();
+        let conflicts = [
+            (
+                "depth",
+                (self.depth != d.depth).then(|| self.depth.to_string()),
+                "a recurrent net's layers are --num-layers",
+            ),
+            (
+                "activation",
+                (self.activation != d.activation).then(|| self.activation.name()),
+                "the cell fixes its nonlinearity (rnn_tanh, rnn_relu)",
+            ),
+            ("init", (self.init != d.init).then(|| self.init.name()), "a recurrent net's init is --recurrent-init"),
+            ("sigma_w2", (self.sigma_w2 != d.sigma_w2).then(|| self.sigma_w2.to_string()), "it is the MLP init's"),
+            ("sigma_b2", (self.sigma_b2 != d.sigma_b2).then(|| self.sigma_b2.to_string()), "it is the MLP init's"),
+            ("residual", self.residual.then(|| "true".to_string()), "residual blocks belong to the MLP"),
+            ("norm", (self.norm != d.norm).then(|| self.norm.name()), "norm layers belong to the MLP"),
+        ];
+        match conflicts.iter().find(|(_, v, _)| v.is_some()) {
+            Some((key, Some(v), why)) => {
+                Err(Error::invalid(*key, v, format!("cannot apply with --cell: {why}; drop it")))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The config with every default made explicit, as saved beside a run.

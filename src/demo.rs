@@ -1,8 +1,8 @@
 //! The demos' runs as configs: `gradscope demo` (sigmoid at depths 2–20, tanh + Xavier, ReLU +
-//! He) and `gradscope demo --remedies` (50-layer networks with each remedy). Train them with
-//! [`crate::run::train_into`].
+//! He), `gradscope demo --remedies` (50-layer networks with each remedy) and `gradscope demo
+//! --recurrent` (RNN, LSTM, GRU through time). Train them with [`crate::run::train_into`].
 
-use crate::config::Config;
+use crate::config::{CellKind, Config, RecurrentInit};
 use crate::error::Named;
 use crate::nn::{ActivationKind, Init, Loss, NormChoice};
 use crate::optim::OptimizerKind;
@@ -84,5 +84,62 @@ pub fn remedies_setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
         Config { activation: ActivationKind::Relu, init: Init::Gaussian, sigma_w2: EXPLODING_SIGMA_W2, ..base.clone() };
     v.push(("relu-exploding".into(), exploding.clone()));
     v.push(("relu-exploding-clip".into(), Config { clip_norm: Some(REMEDIES_CLIP_NORM), ..exploding }));
+    v
+}
+
+/// Sequence lengths of the recurrent demo.
+pub const RECURRENT_SEQ_LENS: [usize; 4] = [10, 25, 50, 100];
+/// T of the recurrent demo's cures.
+pub const RECURRENT_CURE_SEQ_LEN: usize = 50;
+/// Hidden size of the recurrent demo's networks.
+pub const RECURRENT_HIDDEN: usize = 32;
+/// Learning rate (Adam) of the recurrent demo.
+pub const RECURRENT_LR: f64 = 0.002;
+/// Learning rate of the IRNN runs: high enough that the relu RNN's gradient explodes unclipped.
+pub const IRNN_LR: f64 = 0.01;
+
+/// The runs of `gradscope demo --recurrent`: a tanh RNN, an LSTM and a GRU on the adding problem
+/// at T = 10, 25, 50, 100 (hidden 32, Adam, batch 64, PyTorch's inits); then at T = 50 the RNN's
+/// cures: orthogonal W_hh (tanh), the identity-initialised relu RNN (IRNN) without and with
+/// clipping (clip_norm 1), and the LSTM with forget-gate bias 1.
+pub fn recurrent_setups(steps: u64, threads: usize) -> Vec<(String, Config)> {
+    let base = Config {
+        data: "adding".into(),
+        width: RECURRENT_HIDDEN,
+        loss: Loss::Mse,
+        optimizer: OptimizerKind::Adam,
+        lr: Some(RECURRENT_LR),
+        batch_size: 64,
+        steps: Some(steps),
+        probe_every: (steps / 10).max(1),
+        seed: 0,
+        threads,
+        ..Config::default()
+    };
+    let mut v = Vec::new();
+    for t in RECURRENT_SEQ_LENS {
+        for (name, cell) in [("rnn", CellKind::RnnTanh), ("lstm", CellKind::Lstm), ("gru", CellKind::Gru)] {
+            v.push((format!("{name}-T{t}"), Config { cell, seq_len: Some(t), ..base.clone() }));
+        }
+    }
+    let t = RECURRENT_CURE_SEQ_LEN;
+    let at = Config { seq_len: Some(t), ..base };
+    let orthogonal = Config { cell: CellKind::RnnTanh, recurrent_init: Some(RecurrentInit::Orthogonal), ..at.clone() };
+    v.push((format!("rnn-orthogonal-T{t}"), orthogonal));
+    let irnn = Config {
+        cell: CellKind::RnnRelu,
+        recurrent_init: Some(RecurrentInit::Identity),
+        lr: Some(IRNN_LR),
+        ..at.clone()
+    };
+    v.push((format!("irnn-T{t}"), irnn.clone()));
+    v.push((format!("irnn-clip-T{t}"), Config { clip_norm: Some(REMEDIES_CLIP_NORM), ..irnn }));
+    let forget = Config {
+        cell: CellKind::Lstm,
+        gate_bias: Some(crate::config::GateBiasKind::Forget),
+        forget_bias: Some(1.0),
+        ..at
+    };
+    v.push((format!("lstm-forget1-T{t}"), forget));
     v
 }

@@ -13,7 +13,7 @@
 //! What is not caught: a pre-activation that overflows and is squashed to a finite value by a
 //! saturating φ (σ(∞) = 1, tanh(∞) = 1, ReLU(−∞) = 0), since nothing downstream sees it.
 
-use crate::nn::{ForwardView, Hook, LAYERS, LayerView, Mlp, Name, Scalar, kernel};
+use crate::nn::{ForwardView, Hook, LAYERS, LayerView, Mlp, Name, Network, Scalar, kernel};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -69,9 +69,9 @@ pub fn all_finite<F: Scalar>(v: &[F]) -> bool {
 }
 
 /// True when every parameter gradient of the last backward pass is finite.
-pub fn grads_finite<F: Scalar>(mlp: &Mlp<F>) -> bool {
+pub fn grads_finite<F: Scalar, N: Network<F>>(net: &N) -> bool {
     let mut finite = true;
-    mlp.visit(&mut |t| finite &= t.grad.is_none_or(all_finite));
+    net.visit(&mut |t| finite &= t.grad.is_none_or(all_finite));
     finite
 }
 
@@ -155,6 +155,24 @@ pub fn locate<F: Scalar>(mlp: &Mlp<F>, step: u64, loss: f64) -> Option<NonFinite
         }
     }
     None
+}
+
+/// [`locate`] for a network seen only through its tensors (a recurrent net): a weight, then
+/// the loss, then a gradient, each named in full (`rnn.weight_hh_l0`, `grad_fc.bias`), the layer
+/// being the tensor's index in its group.
+pub fn locate_tensors<F: Scalar, N: Network<F>>(net: &N, step: u64, loss: f64) -> Option<NonFinite> {
+    let tensors = net.tensors();
+    let at = |part, name: Name, grad: &str| {
+        Some(NonFinite { step, part, layer: Some(name.index), tensor: Some(format!("{grad}{name}")) })
+    };
+    if let Some(t) = tensors.iter().find(|t| t.kind.is_param() && !all_finite(t.value)) {
+        return at(Part::Weight, t.name, "");
+    }
+    if !loss.is_finite() {
+        return Some(NonFinite { step, part: Part::Loss, layer: None, tensor: None });
+    }
+    let t = tensors.iter().find(|t| t.grad.is_some_and(|g| !all_finite(g)))?;
+    at(Part::Gradient, t.name, "grad_")
 }
 
 /// How [`NonFinite::tensor`] names a parameter (or, with `grad = "grad_"`, its gradient): a

@@ -113,6 +113,8 @@ fn spec_name(spec: &DataSpec) -> String {
         DataSpec::Mnist(dir) => format!("mnist:{}", dir.display()),
         DataSpec::Cached(name) => name.to_string(),
         DataSpec::Csv(file) => format!("csv:{}", file.display()),
+        DataSpec::Adding(_) => "adding".into(),
+        DataSpec::Copy(_) => "copy".into(),
     }
 }
 

@@ -70,7 +70,9 @@ fn data_bytes(data: &Dataset) -> u64 {
     let split = |s: &crate::data::Split| {
         let y = match &s.y {
             Labels::Values(v) => v.len() * 4,
-            Labels::Classes { labels, .. } => labels.len() * std::mem::size_of::<usize>(),
+            Labels::Classes { labels, .. } | Labels::Steps { labels, .. } => {
+                labels.len() * std::mem::size_of::<usize>()
+            }
         };
         (s.x.len() * 4 + y) as u64
     };

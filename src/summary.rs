@@ -66,4 +66,11 @@ pub struct Summary {
     /// Updates skipped for a NaN or infinity (`on_nonfinite = "skip"`).
     #[serde(default)]
     pub skipped_steps: u64,
+    /// A recurrent run's vanishing ratio through time at step 0: ‖∂L/∂x_1‖ / ‖∂L/∂x_T‖, the
+    /// gradient reaching the first input over that reaching the last (absent for an MLP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vanishing_ratio_time: Option<f64>,
+    /// The same at the final probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vanishing_ratio_time_final: Option<f64>,
 }

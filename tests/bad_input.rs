@@ -166,6 +166,8 @@ fn bad_training_input_exits_2_and_writes_nothing() {
         ("nonfinite.toml", "on_nonfinite = \"ignore\"\n", "unknown on_nonfinite 'ignore'"),
         ("syntax.toml", "depth = \n", "not valid TOML"),
         ("table.toml", "[model]\ndepth = 3\n", "unknown key"),
+        ("cell.toml", "cell = \"lstn\"\n", "unknown cell 'lstn' (did you mean 'lstm'?)"),
+        ("layers.toml", "cell = \"lstm\"\ndata = \"adding\"\nseq_len = 8\nnum_layers = 0\n", "num_layers = 0"),
     ];
     for (name, text, want) in config_cases {
         cases.push((s(&["--config", &toml(name, text)]), want));
@@ -188,6 +190,31 @@ fn bad_training_input_exits_2_and_writes_nothing() {
         (vec!["--data", "csv:/no/such.csv", "--target", "y"], "/no/such.csv"),
         (vec!["--data", "csv:x.csv"], "--target"),
         (vec!["--config", "/no/such/file.toml"], "/no/such/file.toml"),
+        // recurrent networks (issue 14): keys that cannot apply name the conflict
+        (vec!["--seq-len", "10"], "seq_len = 10: applies to recurrent networks only"),
+        (vec!["--bptt", "5"], "bptt = 5: applies to recurrent networks only"),
+        (vec!["--data", "adding", "--seq-len", "10"], "is a sequence task for recurrent networks"),
+        (
+            vec!["--cell", "lstm", "--data", "adding", "--seq-len", "10", "--residual"],
+            "residual = true: cannot apply with --cell",
+        ),
+        (vec!["--cell", "gru", "--data", "adding", "--seq-len", "10", "--depth", "4"], "--num-layers"),
+        (vec!["--cell", "lstm", "--data", "adding"], "the adding problem needs --seq-len T"),
+        (vec!["--cell", "lstm", "--data", "regression"], "has no time axis"),
+        (
+            vec!["--cell", "lstm", "--data", "copy", "--seq-len", "5", "--head", "last"],
+            "the copy task has a target at every step",
+        ),
+        (
+            vec!["--cell", "rnn_tanh", "--data", "adding", "--seq-len", "10", "--bptt", "10"],
+            "bptt = 10: must be between 1 and 9",
+        ),
+        (vec!["--cell", "gru", "--data", "adding", "--seq-len", "10", "--gate-bias", "forget"], "are for the LSTM"),
+        (
+            vec!["--cell", "lstm", "--data", "adding", "--seq-len", "10", "--forget-bias", "2"],
+            "needs --gate-bias forget",
+        ),
+        (vec!["--cell", "lstm", "--data", "adding", "--seq-len", "1"], "at least 2"),
     ] {
         cases.push((s(&args), want));
     }

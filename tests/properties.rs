@@ -1,6 +1,6 @@
 //! Property tests of the chain rule's building blocks.
 
-use gradscope::nn::{Activation, Linear, Threads};
+use gradscope::nn::{Activation, Linear, Network, Threads};
 use ndarray::Array2;
 use proptest::prelude::*;
 

@@ -4,7 +4,7 @@
 
 use gradscope::error::Named;
 use gradscope::nn::recurrent::{Cell, Head, RecurrentConfig};
-use gradscope::nn::{Loss, Targets, Threads};
+use gradscope::nn::{Loss, Network, Targets, Threads};
 use gradscope::optim::{Adam, AdamState};
 use ndarray::{Array2, Array3};
 use rand::SeedableRng;
@@ -29,12 +29,12 @@ fn recurrent_steps_allocate_nothing_after_the_first() {
             let y = Array2::from_shape_fn((rows, 3), |(i, j)| ((i + j) as f32 * 0.11).cos());
             let adam = Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false };
             let mut states: Vec<AdamState<f32>> = Vec::new();
-            net.for_each_param(|_, v, _| states.push(AdamState::new(v.len())));
+            net.for_each_param(|_, _, v, _| states.push(AdamState::new(v.len())));
             let mut step = || {
                 net.zero_grad();
                 net.loss_and_grads(x.view(), Targets::Values(y.view()), Loss::Mse, Threads::One);
                 let mut k = 0;
-                net.for_each_param(|_, v, g| {
+                net.for_each_param(|_, _, v, g| {
                     adam.step(1e-3, v, g, &mut states[k], false);
                     k += 1;
                 });

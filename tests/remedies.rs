@@ -6,7 +6,7 @@ mod common;
 
 use gradscope::config::Config;
 use gradscope::data::{self, LoadOptions};
-use gradscope::nn::{ActivationKind, NormChoice, NormPosition, Threads};
+use gradscope::nn::{ActivationKind, Network, NormChoice, NormPosition, Threads};
 use gradscope::probe::StepRecord;
 use gradscope::run::{Observer, Silent, evaluate, train};
 
@@ -31,7 +31,7 @@ fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::run:
 
 /// Every state tensor (parameters and batch norm's running estimates), flattened.
 fn state(o: &gradscope::run::Outcome<f32>) -> Vec<(String, Vec<f32>)> {
-    o.mlp.state().into_iter().map(|(n, _, v)| (n, v.to_vec())).collect()
+    o.model.state().into_iter().map(|(n, _, v)| (n, v.to_vec())).collect()
 }
 
 fn remedied() -> Config {
@@ -65,8 +65,8 @@ fn probes_only_observe_with_every_remedy() {
         assert!(
             names.contains(&"shortcuts.0.weight".to_string()) && names.contains(&"norms.4.running_var".to_string())
         );
-        assert_eq!(a.mlp.norms[0].num_batches_tracked[0], 40.0);
-        assert!(a.mlp.norms[2].running_mean.iter().any(|&m| m != 0.0));
+        assert_eq!(a.model.as_mlp().unwrap().norms[0].num_batches_tracked[0], 40.0);
+        assert!(a.model.as_mlp().unwrap().norms[2].running_mean.iter().any(|&m| m != 0.0));
         // every record carries the clipping figures and the norm layers' gradient norms
         assert_eq!(recs.0.len(), 41);
         for r in &recs.0[..40] {
@@ -95,8 +95,8 @@ fn evaluation_uses_the_running_estimates() {
     let d = data(&config);
     let mut o = train::<f32>(&spec, &d, &mut Silent).unwrap();
     let chunk = spec.batch_size.max(256); // as train evaluates
-    let (loss, _) = evaluate(&mut o.mlp, &d.test, spec.loss, chunk, Threads::One);
-    assert!(o.mlp.is_training());
+    let (loss, _) = evaluate(o.model.as_mlp_mut().unwrap(), &d.test, spec.loss, chunk, Threads::One);
+    assert!(o.model.as_mlp().unwrap().is_training());
     assert_eq!(loss.to_bits(), o.summary.test_loss.unwrap().to_bits());
     // by hand: eval mode, one forward pass over the whole test split
     let x = d.test.x.clone();
@@ -104,13 +104,13 @@ fn evaluation_uses_the_running_estimates() {
         data::Labels::Values(v) => v.clone(),
         _ => unreachable!(),
     };
-    let mut eval = o.mlp.clone();
+    let mut eval = o.model.as_mlp().unwrap().clone();
     eval.set_training(false);
     let out = eval.forward(x.view(), Threads::One).to_owned();
     let mse = (&out - &y).mapv(|e| (e as f64) * (e as f64)).mean().unwrap();
     assert!((mse - loss).abs() < 1e-5 * loss, "{mse} vs {loss}");
     // training mode (batch statistics of the whole split) gives another number
-    let mut batch = o.mlp.clone();
+    let mut batch = o.model.as_mlp().unwrap().clone();
     batch.set_track_running_stats(false);
     let out = batch.forward(x.view(), Threads::One).to_owned();
     let mse_batch = (&out - &y).mapv(|e| (e as f64) * (e as f64)).mean().unwrap();

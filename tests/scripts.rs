@@ -104,6 +104,31 @@ fn the_pytorch_check_script_runs() {
     }
 }
 
+/// scripts/torch_recurrent_probe.py: `gradscope probe --weights` of PyTorch nn.RNN/nn.LSTM/nn.GRU
+/// state_dicts on row-by-row MNIST, its per-step gradient norms against autograd's (issue 14).
+/// Runs when a Python with torch is there and the MNIST files are; says so when skipped.
+#[test]
+fn the_recurrent_probe_matches_pytorch() {
+    let mnist = std::env::var_os("GRADSCOPE_MNIST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("../shared/data/mnist"));
+    let (Some(python), true) = (torch_python(), mnist.is_dir()) else {
+        eprintln!("note: the recurrent probe's PyTorch comparison was SKIPPED (no torch Python or no MNIST)");
+        return;
+    };
+    let out = Command::new(&python)
+        .arg(repo().join("scripts/torch_recurrent_probe.py"))
+        .arg(bin())
+        .arg(&mnist)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "against PyTorch ({python}):\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("every comparison within its tolerance"), "{stdout}");
+    println!("{stdout}");
+}
+
 /// The README, CONTRIBUTING.md and every file of docs/.
 fn documents() -> Vec<PathBuf> {
     let mut docs = vec![repo().join("README.md"), repo().join("CONTRIBUTING.md")];

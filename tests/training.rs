@@ -33,7 +33,7 @@ fn run(config: &Config, observer: &mut (dyn Observer + Send)) -> gradscope::run:
 }
 
 fn weights(o: &gradscope::run::Outcome<f32>) -> Vec<f32> {
-    o.mlp.layers.iter().flat_map(|l| l.weight.iter().chain(l.bias.iter()).copied()).collect()
+    o.model.as_mlp().unwrap().layers.iter().flat_map(|l| l.weight.iter().chain(l.bias.iter()).copied()).collect()
 }
 
 #[test]

@@ -116,7 +116,7 @@ pub struct DemoArgs {
     /// Folder for the runs (one subfolder each).
     #[arg(long, default_value = "gradscope-out/demo")]
     pub out: PathBuf,
-    /// Training steps per run [default: 3000, or 1500 with --remedies].
+    /// Training steps per run [default: 3000, 1500 with --remedies, 400 with --recurrent].
     #[arg(long)]
     pub steps: Option<u64>,
     /// Threads (0: all cores).
@@ -133,6 +133,11 @@ pub struct DemoArgs {
     /// side (ReLU, σ_w² = 2.5) without and with clipping; runs under OUT/remedies.
     #[arg(long)]
     pub remedies: bool,
+    /// Instead: a tanh RNN, an LSTM and a GRU on the adding problem at T = 10, 25, 50, 100, then
+    /// the RNN's cures at T = 50 (orthogonal W_hh, the identity-initialised relu RNN without
+    /// and with clipping, the LSTM's forget-gate bias 1); runs under OUT/recurrent.
+    #[arg(long, conflicts_with = "remedies")]
+    pub recurrent: bool,
 }
 
 /// Flags of `train`.
@@ -172,8 +177,9 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "FILE.toml")]
     pub config: Option<PathBuf>,
     /// Weights to probe: gradscope's weights.safetensors, or a PyTorch nn.Sequential's
-    /// state_dict saved with safetensors (0.weight, 0.bias, 2.weight, …). Without it, a fresh
-    /// network from --init and --seed.
+    /// state_dict saved with safetensors (0.weight, 0.bias, 2.weight, …), or with --cell an
+    /// nn.RNN/nn.LSTM/nn.GRU + nn.Linear module's (rnn.*, fc.*). Without it, a fresh network
+    /// from --init (--recurrent-init) and --seed.
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: Option<PathBuf>,
     /// Use the first N training rows [default: the first 10000, or all when there are fewer].
@@ -329,7 +335,9 @@ impl KeySet for ProbeKeys {
             "loss" => Some(arg.help_heading(config::MODEL)),
             "seed" => Some(arg.help("Seed of the data and of a fresh initialisation").help_heading("Run")),
             "threads" => Some(arg.help("Threads (0: all cores)").help_heading("Run")),
-            _ => matches!(arg.get_help_heading(), Some(config::DATA | config::MODEL)).then_some(arg),
+            _ => {
+                matches!(arg.get_help_heading(), Some(config::DATA | config::MODEL | config::RECURRENT)).then_some(arg)
+            }
         }
     }
 }

@@ -12,7 +12,8 @@ use super::train::train_config;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use gradscope::config::{Config, RunSpec};
 use gradscope::demo::{
-    EXPLODING_SIGMA_W2, REMEDIES_CLIP_NORM, REMEDIES_DEPTH, REMEDIES_RESIDUAL_SCALE, remedies_setups, setups,
+    EXPLODING_SIGMA_W2, IRNN_LR, RECURRENT_HIDDEN, RECURRENT_LR, REMEDIES_CLIP_NORM, REMEDIES_DEPTH,
+    REMEDIES_RESIDUAL_SCALE, recurrent_setups, remedies_setups, setups,
 };
 use gradscope::error::Named;
 use gradscope::run::Outcome;
@@ -101,12 +102,62 @@ fn finish(rows: &[Row], dirs: &[PathBuf], out: &Path, a: &DemoArgs, remedies: bo
     Ok(())
 }
 
+/// The recurrent demo's table: per run T, the test MSE against the mean predictor's 1/6, the
+/// ratio through time at step 0 and at the end, and the verdict (judged on that ratio).
+fn finish_recurrent(rows: &[Row], dirs: &[PathBuf], out: &Path, a: &DemoArgs, secs: f64) -> anyhow::Result<()> {
+    if !a.quiet {
+        let mut t = Table::new();
+        t.load_style(UTF8_FULL_CONDENSED);
+        t.set_header(["run", "test MSE", "‖∂L/∂x_1‖/‖∂L/∂x_T‖ step 0", "end", "through time", "verdict"]);
+        for (name, s, _, verdict) in rows {
+            let (r0, r1) =
+                (s.vanishing_ratio_time.unwrap_or(f64::NAN), s.vanishing_ratio_time_final.unwrap_or(f64::NAN));
+            let flow = gradscope::verdict::Flow::of(r1).word();
+            t.add_row([
+                name.clone(),
+                s.test_loss.map_or("-".into(), sci),
+                sci(r0),
+                sci(r1),
+                flow.into(),
+                verdict.clone(),
+            ]);
+        }
+        crate::outln!(
+            "\nadding problem, hidden {RECURRENT_HIDDEN}, Adam lr {RECURRENT_LR} (IRNN {IRNN_LR}), batch 64; \
+             predicting the mean gives test MSE {:.3}",
+            gradscope::data::sequence::ADDING_BASELINE_MSE
+        );
+        crate::outln!("{t}");
+        crate::outln!(
+            "the gradient reaching the first input over that reaching the last; {}",
+            gradscope::verdict::RULES
+        );
+        crate::outln!("{} runs in {secs:.0} s, written under {}", rows.len(), out.display());
+    }
+    if !a.no_report {
+        let html = super::report::make(dirs, out)?;
+        if !a.quiet {
+            crate::outln!("report: {}", html.display());
+        }
+    }
+    Ok(())
+}
+
 /// Runs `gradscope demo`.
 ///
 /// The demo owns its runs' folders: running it again replaces them (other files under --out are
 /// left alone). Ctrl-C ends it after the current run's step, with exit 130.
 pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
     super::install_signal_handlers()?;
+    if a.recurrent {
+        let (out, start) = (a.out.join("recurrent"), std::time::Instant::now());
+        let setups = recurrent_setups(a.steps.unwrap_or(400), a.threads);
+        let Some((rows, dirs)) = run_setups(setups, &out, a, |_, _, _, _| {})? else {
+            return Ok(Status::Interrupted);
+        };
+        finish_recurrent(&rows, &dirs, &out, a, start.elapsed().as_secs_f64())?;
+        return Ok(Status::Ok);
+    }
     if a.remedies {
         let out = a.out.join("remedies");
         let Some((rows, dirs)) =

@@ -11,6 +11,7 @@ mod demo;
 mod export;
 mod output;
 mod probe;
+mod probe_recurrent;
 mod report;
 pub mod stdout;
 mod sweep;

@@ -130,6 +130,17 @@ pub fn styled_verdict(e: &Evidence) -> String {
     format!("{head}{style}{word}{style:#}")
 }
 
+/// A recurrent run's ratio through time, ‖∂L/∂x_1‖ / ‖∂L/∂x_T‖, judged with the same words and
+/// thresholds as the per-layer ratio.
+pub fn time_line(start: f64, end: Option<f64>) -> String {
+    let judged = |r: f64| format!("{} ({})", sci(r), verdict::Flow::of(r).word());
+    let mut line = format!("through time: ‖∂L/∂x_1‖/‖∂L/∂x_T‖ = {} at step 0", judged(start));
+    if let Some(r) = end {
+        line += &format!(", {} at the end", judged(r));
+    }
+    line
+}
+
 /// The lines `train` prints at the end.
 pub fn print_summary(s: &Summary, first: &StepRecord, last: &StepRecord, activation: &str, dir: &Path) {
     crate::outln!("{}", layer_table(&[first, last], activation));
@@ -143,6 +154,9 @@ pub fn print_summary(s: &Summary, first: &StepRecord, last: &StepRecord, activat
     }
     line += &format!("  ({:.1} s)", s.wall_time_s);
     crate::outln!("{line}");
+    if let Some(r0) = s.vanishing_ratio_time {
+        crate::outln!("{}", time_line(r0, s.vanishing_ratio_time_final));
+    }
     if s.diverged {
         match &s.nonfinite {
             Some(at) => crate::outln!("diverged: {at}"),

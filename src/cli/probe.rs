@@ -103,6 +103,9 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
             Error::invalid("batch_size", 0, "must be at least 1 (or leave it out for the first 10000 rows)").into()
         );
     }
+    if spec.recurrent.is_some() {
+        return super::probe_recurrent::run(a, &config, &spec, file_table.as_ref(), matches);
+    }
     // a run's config.toml: number classes and standardise as that run did
     let saved =
         a.config.as_deref().and_then(|c| c.parent()).map(|d| if d.as_os_str().is_empty() { Path::new(".") } else { d });
@@ -151,7 +154,7 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
             values = v.mapv(f64::from);
             Targets::Values(values.view())
         }
-        Labels::Classes { labels, .. } => Targets::Classes(labels),
+        Labels::Classes { labels, .. } | Labels::Steps { labels, .. } => Targets::Classes(labels),
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(spec.threads).build()?;
     let loss = pool.install(|| mlp.loss_and_grads(x.view(), target, spec.loss, Threads::new(spec.threads)));

@@ -7,6 +7,7 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 use gradscope::config::{Config, RunSpec};
 use gradscope::error::Error;
+use gradscope::error::Named;
 use gradscope::io::CONFIG_FILE;
 use gradscope::run::{self, Mode, Outcome};
 use gradscope::summary::{RunStatus, Summary};
@@ -87,7 +88,8 @@ pub fn run(a: &TrainArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     if a.json {
         crate::outln!("{}", serde_json::to_string_pretty(&outcome.summary)?);
     } else if !a.quiet {
-        output::print_summary(&outcome.summary, &outcome.first, &outcome.last, &spec.activation.name(), dir);
+        let hidden = spec.recurrent.as_ref().map_or(spec.activation.name(), |r| r.cell.name());
+        output::print_summary(&outcome.summary, &outcome.first, &outcome.last, &hidden, dir);
     }
     let status = status_of(&outcome.summary);
     if !a.no_report && status != Status::Interrupted {

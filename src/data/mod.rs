@@ -27,6 +27,16 @@ pub enum Labels {
         /// Number of classes (the network's outputs).
         n_classes: usize,
     },
+    /// A class index per time step of each row's sequence (the copy task's targets; the head
+    /// reads every step).
+    Steps {
+        /// Row i's label of step t at `i·steps + t`.
+        labels: Vec<usize>,
+        /// Time steps per row.
+        steps: usize,
+        /// Number of classes.
+        n_classes: usize,
+    },
 }
 
 impl Labels {
@@ -35,6 +45,7 @@ impl Labels {
         match self {
             Labels::Values(v) => v.nrows(),
             Labels::Classes { labels, .. } => labels.len(),
+            Labels::Steps { labels, steps, .. } => labels.len() / steps,
         }
     }
 
@@ -47,7 +58,7 @@ impl Labels {
     pub fn outputs(&self) -> usize {
         match self {
             Labels::Values(v) => v.ncols(),
-            Labels::Classes { n_classes, .. } => *n_classes,
+            Labels::Classes { n_classes, .. } | Labels::Steps { n_classes, .. } => *n_classes,
         }
     }
 
@@ -58,6 +69,11 @@ impl Labels {
             Labels::Classes { labels, n_classes } => {
                 Labels::Classes { labels: idx.iter().map(|&i| labels[i]).collect(), n_classes: *n_classes }
             }
+            Labels::Steps { labels, steps, n_classes } => Labels::Steps {
+                labels: idx.iter().flat_map(|&i| labels[i * steps..(i + 1) * steps].iter().copied()).collect(),
+                steps: *steps,
+                n_classes: *n_classes,
+            },
         }
     }
 }
@@ -126,7 +142,7 @@ impl Dataset {
 
     /// True for class labels (accuracy is reported).
     pub fn is_classification(&self) -> bool {
-        matches!(self.train.y, Labels::Classes { .. })
+        matches!(self.train.y, Labels::Classes { .. } | Labels::Steps { .. })
     }
 
     /// Rejects NaN or infinite inputs or targets, naming the split, row and column.
@@ -165,29 +181,65 @@ pub enum DataSpec {
     Cached(&'static str),
     /// `csv:FILE`: a CSV file with a header row.
     Csv(PathBuf),
+    /// `adding` with `seq_len` T: the adding problem (recurrent networks; see
+    /// [`sequence::adding`]).
+    Adding(usize),
+    /// `copy` with `seq_len` T: the copy task, T + 20 steps (recurrent networks; see
+    /// [`sequence::copy_task`]).
+    Copy(usize),
 }
+
+/// Training sequences of the built-in sequence tasks (`adding`, `copy`).
+pub const SEQ_TRAIN_ROWS: usize = 10_000;
+/// Test sequences of the built-in sequence tasks.
+pub const SEQ_TEST_ROWS: usize = 1_000;
 
 impl DataSpec {
     /// Parses `regression`, `spirals`, `mnist`, `fashion-mnist`, `mnist:DIR`,
-    /// `fashion-mnist:DIR` or `csv:FILE`.
+    /// `fashion-mnist:DIR`, `csv:FILE`, `adding` or `copy` (the last
+    /// two need `seq_len`: [`DataSpec::parse_with`]).
     pub fn parse(s: &str) -> Result<Self> {
-        let hint = "use regression, spirals, mnist, fashion-mnist, mnist:DIR or csv:FILE";
+        Self::parse_with(s, None)
+    }
+
+    /// [`DataSpec::parse`], with the `seq_len` key the sequence tasks take.
+    pub fn parse_with(s: &str, seq_len: Option<usize>) -> Result<Self> {
+        let hint = "use regression, spirals, mnist, fashion-mnist, mnist:DIR, csv:FILE, adding or copy";
+        let needs = |task: &str| Error::invalid("seq_len", "(none)", format!("{task} needs --seq-len T"));
         match s.split_once(':') {
             None => match s {
                 "regression" => Ok(DataSpec::Regression),
                 "spirals" => Ok(DataSpec::Spirals),
                 "mnist" => Ok(DataSpec::Cached(download::MNIST.name)),
                 "fashion-mnist" => Ok(DataSpec::Cached(download::FASHION_MNIST.name)),
+                "adding" => seq_len.map(DataSpec::Adding).ok_or_else(|| needs("the adding problem")),
+                "copy" => seq_len.map(DataSpec::Copy).ok_or_else(|| needs("the copy task")),
                 "csv" => Err(Error::invalid("data", s, format!("{s} needs a path after a colon; {hint}"))),
                 _ => Err(Error::unknown_name(
                     "data set",
                     s,
-                    &["regression", "spirals", "mnist", "fashion-mnist", "mnist:DIR", "csv:FILE"],
+                    &["regression", "spirals", "mnist", "fashion-mnist", "mnist:DIR", "csv:FILE", "adding", "copy"],
                 )),
             },
             Some(("mnist" | "fashion-mnist", dir)) if !dir.is_empty() => Ok(DataSpec::Mnist(dir.into())),
             Some(("csv", file)) if !file.is_empty() => Ok(DataSpec::Csv(file.into())),
             _ => Err(Error::invalid("data", s, hint)),
+        }
+    }
+
+    /// True for the sequence tasks (`adding`, `copy`), which only a recurrent network reads.
+    pub fn is_sequence_task(&self) -> bool {
+        matches!(self, DataSpec::Adding(_) | DataSpec::Copy(_))
+    }
+
+    /// The time steps a recurrent network reads each row in: T for `adding`, T + 20 for
+    /// `copy`, 28 rows of 28 pixels for `mnist:DIR`; `None` for data without a time axis.
+    pub fn steps(&self) -> Option<usize> {
+        match self {
+            DataSpec::Adding(t) => Some(*t),
+            DataSpec::Copy(t) => Some(t + 20),
+            DataSpec::Mnist(_) => Some(28),
+            _ => None,
         }
     }
 }
@@ -247,6 +299,8 @@ pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
             };
             csv::load_with(file, &csv_opts)?
         }
+        DataSpec::Adding(t) => sequence::adding(*t, SEQ_TRAIN_ROWS, SEQ_TEST_ROWS, opts.seed)?.into_rows(),
+        DataSpec::Copy(t) => sequence::copy_task(*t, SEQ_TRAIN_ROWS, SEQ_TEST_ROWS, opts.seed)?.into_rows(),
     };
     if !matches!(spec, DataSpec::Csv(_)) {
         for (key, given) in [("features", opts.features.is_some()), ("drop", opts.drop.is_some())] {

@@ -13,7 +13,7 @@
 //! - [`mnist_rows`] — row-by-row MNIST: each image read as 28 steps of 28 pixels (row t at step
 //!   t), pixels in [0, 1], from the same IDX files as `--data mnist`; 10 classes.
 
-use crate::data::{Labels, mnist};
+use crate::data::{Dataset, Labels, Split, mnist};
 use crate::error::{Error, Result};
 use ndarray::{Array2, Array3, Axis};
 use rand::{Rng, SeedableRng};
@@ -63,6 +63,26 @@ impl SeqSplit {
     }
 }
 
+impl SeqSplit {
+    /// One row per sequence, its steps one after the other (`[n, T·features]`: row i holds
+    /// step t's features at `t·features..`), as a [`Split`]; per-step targets become
+    /// [`Labels::Steps`]. The recurrent run layer reads rows back into time-major batches.
+    pub fn into_rows(self) -> Split {
+        let (t, n, f) = self.x.dim();
+        let x = self.x.permuted_axes([1, 0, 2]).as_standard_layout().into_owned();
+        let x = x.into_shape_with_order((n, t * f)).expect("standard layout");
+        let y = match self.y {
+            Labels::Classes { labels, n_classes } if labels.len() == t * n && t > 1 => Labels::Steps {
+                labels: (0..n).flat_map(|i| (0..t).map(move |s| (i, s))).map(|(i, s)| labels[s * n + i]).collect(),
+                steps: t,
+                n_classes,
+            },
+            y => y,
+        };
+        Split { x, y }
+    }
+}
+
 /// A sequence task: training and test splits.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeqDataset {
@@ -97,6 +117,13 @@ fn adding_split(rng: &mut ChaCha8Rng, t: usize, n: usize) -> SeqSplit {
         y[(i, 0)] = x[(a, i, 0)] + x[(b, i, 0)];
     }
     SeqSplit { x, y: Labels::Values(y) }
+}
+
+impl SeqDataset {
+    /// Both splits as rows ([`SeqSplit::into_rows`]).
+    pub fn into_rows(self) -> Dataset {
+        Dataset { name: self.name, train: self.train.into_rows(), test: self.test.into_rows(), classes: None }
+    }
 }
 
 /// The adding problem with `seq_len` ≥ 2 steps.

@@ -5,7 +5,7 @@
 //!
 //! | name | dtype | what |
 //! | --- | --- | --- |
-//! | `model.{name}` | the run's float type | every tensor of [`Mlp::state`] (`layers.0.weight`, …) |
+//! | `model.{name}` | the run's float type | every tensor of [`Network::state`] (`layers.0.weight`, …) |
 //! | `optimizer.{i}.{buffer}` | the run's float type | [`ParamState::buffers`] of the i-th trainable tensor (`momentum_buffer`, `exp_avg`, `exp_avg_sq`) |
 //! | `optimizer.{i}.{counter}` | U64, `[1]` | [`ParamState::counters`] (Adam's `step`) |
 //! | `order` | U64, `[rows]` | the current epoch's shuffled order of the training rows |
@@ -16,7 +16,7 @@
 //! and the run's config.
 
 use crate::error::{Error, Result};
-use crate::nn::{Mlp, Scalar};
+use crate::nn::{Network, Scalar};
 use crate::nonfinite::NonFinite;
 use crate::optim::{OptimizerState, ParamState};
 use crate::probe::StepRecord;
@@ -108,8 +108,13 @@ fn u64_tensor(name: String, values: impl ExactSizeIterator<Item = u64>) -> Tenso
 
 impl Checkpoint {
     /// Captures a network, its optimizer and the batch order, with `meta`.
-    pub fn capture<F: Scalar>(mlp: &Mlp<F>, opt: &OptimizerState<F>, order: &[usize], meta: CheckpointMeta) -> Self {
-        let mut tensors: Vec<Tensor> = mlp
+    pub fn capture<F: Scalar, N: Network<F>>(
+        net: &N,
+        opt: &OptimizerState<F>,
+        order: &[usize],
+        meta: CheckpointMeta,
+    ) -> Self {
+        let mut tensors: Vec<Tensor> = net
             .state()
             .into_iter()
             .map(|(name, shape, values)| float_tensor(format!("model.{name}"), shape, values))
@@ -186,10 +191,10 @@ impl Checkpoint {
 
     /// Writes the saved state into a freshly built network, optimizer and batch order, checking
     /// that every tensor is there with the right dtype and size and that nothing else is.
-    pub fn restore<F: Scalar>(
+    pub fn restore<F: Scalar, N: Network<F>>(
         &self,
         path: &Path,
-        mlp: &mut Mlp<F>,
+        net: &mut N,
         opt: &mut OptimizerState<F>,
         order: &mut [usize],
     ) -> Result<()> {
@@ -217,11 +222,11 @@ impl Checkpoint {
             Ok(t)
         };
         let fdtype = if F::NAME == "f32" { Dtype::F32 } else { Dtype::F64 };
-        for (name, values) in mlp.state_mut() {
+        for (name, values) in net.state_mut() {
             let t = take(format!("model.{name}"), fdtype, Some(values.len()))?;
             read_floats(&t.data, values);
         }
-        let lens = mlp.param_lens(); // one optimizer state per trainable tensor, in this order
+        let lens = net.param_lens(); // one optimizer state per trainable tensor, in this order
         if lens.len() != opt.states.len() {
             return Err(bad("optimizer state count does not match the network".into()));
         }

@@ -8,7 +8,7 @@
 use crate::error::{Error, Named, Result};
 use crate::io::weights::serialize;
 use crate::nn::recurrent::{Cell, Head, RecurrentLayer, RecurrentNet};
-use crate::nn::{Linear, Scalar};
+use crate::nn::{Linear, Network, Scalar};
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors};
 use std::collections::HashMap;
@@ -33,11 +33,12 @@ pub fn to_safetensors<F: Scalar>(net: &RecurrentNet<F>) -> Vec<u8> {
 
 /// Every trainable tensor's gradient under its state_dict key, in G's dtype.
 pub fn grads_to_safetensors<F: Scalar, G: Scalar>(net: &RecurrentNet<F>) -> Vec<u8> {
-    let mut net = net.clone();
     let mut tensors = Vec::new();
-    net.for_each_param(|slot, _, g| {
-        let g: Vec<G> = g.iter().map(|v| G::of(v.f64())).collect();
-        tensors.push((slot.name(), slot.shape.to_vec(), to_le(&g)));
+    net.visit(&mut |t| {
+        if let Some(g) = t.grad {
+            let g: Vec<G> = g.iter().map(|v| G::of(v.f64())).collect();
+            tensors.push((t.name.to_string(), t.shape.dims().to_vec(), to_le(&g)));
+        }
     });
     serialize::<G>(tensors, HashMap::new())
 }

@@ -19,8 +19,8 @@
 
 use crate::error::{Error, Named, Result};
 use crate::nn::{
-    Activation, ActivationKind, Arch, LAYERS, Linear, Mlp, Norm, NormChoice, NormKind, NormPosition, Residual, Scalar,
-    TensorKind,
+    Activation, ActivationKind, Arch, LAYERS, Linear, Mlp, Network, Norm, NormChoice, NormKind, NormPosition, Residual,
+    Scalar, TensorKind,
 };
 use ndarray::{Array1, Array2, ArrayD, IxDyn};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -247,7 +247,7 @@ fn sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
     bytes
 }
 
-/// The bytes of `weights.safetensors` for a network: every tensor of [`Mlp::state`] in F's dtype,
+/// The bytes of `weights.safetensors` for a network: every tensor of [`Network::state`] in F's dtype,
 /// but `num_batches_tracked` in int64, as PyTorch keeps it.
 pub fn mlp_to_bytes<F: Scalar>(mlp: &Mlp<F>) -> Vec<u8> {
     let dtype = if F::NAME == "f32" { Dtype::F32 } else { Dtype::F64 };

@@ -6,7 +6,7 @@
 //! difference between the analytic and the numeric gradient is small relative to the larger of
 //! the two: ‖g_analytic − g_numeric‖ ≤ tol·max(‖g_analytic‖, ‖g_numeric‖) (Frobenius norms).
 
-use crate::nn::{Loss, Mlp, Targets, Threads};
+use crate::nn::{Loss, Mlp, Network, Targets, Threads};
 use ndarray::{Array2, ArrayView2};
 
 /// The step used for central differences of an entry of size `x`.
@@ -107,7 +107,7 @@ pub fn check_mlp(mlp: &Mlp<f64>, x: ArrayView2<f64>, target: Targets<f64>, loss:
     out
 }
 
-/// The values of the `k`-th trainable tensor (in [`Mlp::for_each_param`] order).
+/// The values of the `k`-th trainable tensor (in [`Network::for_each_param`] order).
 fn param_values(net: &mut Mlp<f64>, k: usize) -> Vec<f64> {
     let (mut i, mut out) = (0, Vec::new());
     net.for_each_param(|_, _, p, _| {

@@ -11,7 +11,7 @@
 //! residual connections is blocks of one layer without skip path.
 
 use crate::nn::norm::{Norm, NormKind, NormPosition};
-use crate::nn::tensor::{Module, Name, Prefix, TensorKind, TensorMut, TensorRef};
+use crate::nn::tensor::{Module, Name, Network, Prefix, TensorKind, TensorMut, TensorRef};
 use crate::nn::{Activation, Hook, Init, Linear, Loss, Scalar, Targets, Threads, init::gain};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip, s};
 use rand::Rng;
@@ -220,8 +220,8 @@ pub struct LayerView<'a, F> {
 }
 
 /// The tensors of linear layer `l` and what belongs to it, named: `layers.l.*`, then the norm
-/// layer `norms.l.*`, then the projection `shortcuts.l.*` (the order of [`Mlp::visit`];
-/// [`Mlp::visit_mut`] is its writable twin).
+/// layer `norms.l.*`, then the projection `shortcuts.l.*` (the order of [`Network::visit`];
+/// [`Network::visit_mut`] is its writable twin).
 fn visit_layer<'a, F: Scalar>(
     l: usize,
     linear: &'a Linear<F>,
@@ -229,12 +229,12 @@ fn visit_layer<'a, F: Scalar>(
     shortcut: Option<&'a Linear<F>>,
     f: &mut dyn FnMut(TensorRef<'a, F>),
 ) {
-    linear.visit(Prefix { group: LAYERS, index: l }, f);
+    linear.visit(Prefix::dotted(LAYERS, l), f);
     if let Some(m) = norm {
-        m.visit(Prefix { group: NORMS, index: l }, f);
+        m.visit(Prefix::dotted(NORMS, l), f);
     }
     if let Some(p) = shortcut {
-        p.visit(Prefix { group: SHORTCUTS, index: l }, f);
+        p.visit(Prefix::dotted(SHORTCUTS, l), f);
     }
 }
 
@@ -720,60 +720,6 @@ impl<F: Scalar> Mlp<F> {
         }
     }
 
-    /// Calls `f` on every tensor of the network, in state order: per linear layer l,
-    /// `layers.l.{weight, bias}`, then `norms.l.*` (γ, β and, for batch norm, the running
-    /// estimates and count), then `shortcuts.l.{weight, bias}`. The one place where the
-    /// network's layers are named; every list of tensors derives from it. Allocates nothing.
-    pub fn visit<'a>(&'a self, f: &mut dyn FnMut(TensorRef<'a, F>)) {
-        for (l, layer) in self.layers.iter().enumerate() {
-            let shortcut = self.shortcuts.get(l).and_then(Option::as_ref);
-            visit_layer(l, layer, self.norms.get(l), shortcut, f);
-        }
-    }
-
-    /// [`Mlp::visit`], writable, in the same order.
-    pub fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(TensorMut<'a, F>)) {
-        let (mut norms, mut shortcuts) = (self.norms.iter_mut(), self.shortcuts.iter_mut());
-        for (l, layer) in self.layers.iter_mut().enumerate() {
-            let (norm, shortcut) = (norms.next(), shortcuts.next().and_then(Option::as_mut));
-            layer.visit_mut(Prefix { group: LAYERS, index: l }, f);
-            if let Some(m) = norm {
-                m.visit_mut(Prefix { group: NORMS, index: l }, f);
-            }
-            if let Some(p) = shortcut {
-                p.visit_mut(Prefix { group: SHORTCUTS, index: l }, f);
-            }
-        }
-    }
-
-    /// Every tensor of [`Mlp::visit`], collected.
-    pub fn tensors(&self) -> Vec<TensorRef<'_, F>> {
-        let mut out = Vec::new();
-        self.visit(&mut |t| out.push(t));
-        out
-    }
-
-    /// Visits every trainable tensor (weights and biases: [`Mlp::visit`] less the buffers) with
-    /// its name, kind, values and gradient, in state order. Allocates nothing.
-    pub fn for_each_param(&mut self, mut f: impl FnMut(Name, TensorKind, &mut [F], &mut [F])) {
-        self.visit_mut(&mut |t| {
-            if let Some(g) = t.grad {
-                f(t.name, t.kind, t.value, g);
-            }
-        });
-    }
-
-    /// Every trainable tensor's length, in the order of [`Mlp::for_each_param`].
-    pub fn param_lens(&self) -> Vec<usize> {
-        let mut out = Vec::new();
-        self.visit(&mut |t| {
-            if t.grad.is_some() {
-                out.push(t.value.len());
-            }
-        });
-        out
-    }
-
     /// Forward, loss and backward on one batch with fresh gradients; returns the loss.
     pub fn loss_and_grads(&mut self, x: ArrayView2<F>, target: Targets<F>, loss: Loss, threads: Threads) -> f64 {
         self.loss_and_grads_probed(x, target, loss, threads, None)
@@ -822,7 +768,7 @@ impl<F: Scalar> Mlp<F> {
     }
 
     /// The same network in another float type (e.g. f32 weights checked in f64): the same
-    /// layers and modes, every tensor of [`Mlp::visit`] converted.
+    /// layers and modes, every tensor of [`Network::visit`] converted.
     pub fn cast<G: Scalar>(&self) -> Mlp<G> {
         let zeros = |l: &Linear<F>| Linear::new(Array2::zeros(l.weight.raw_dim()), Array1::zeros(l.bias.raw_dim()));
         let layers = self.layers.iter().map(zeros).collect();
@@ -849,23 +795,6 @@ impl<F: Scalar> Mlp<F> {
         m
     }
 
-    /// Every tensor of the network's state (parameters, and any buffers such as running
-    /// statistics) as `weights.safetensors` stores it: `(name, shape, values)`, in the order of
-    /// [`Mlp::visit`]. Writing the weights and checkpoints go through this list (and
-    /// [`Mlp::state_mut`]), so a tensor a layer declares is saved and restored.
-    pub fn state(&self) -> Vec<(String, Vec<usize>, &[F])> {
-        let mut out = Vec::new();
-        self.visit(&mut |t| out.push((t.name.to_string(), t.shape.dims().to_vec(), t.value)));
-        out
-    }
-
-    /// [`Mlp::state`], writable: `(name, values)` in the same order.
-    pub fn state_mut(&mut self) -> Vec<(String, &mut [F])> {
-        let mut out = Vec::new();
-        self.visit_mut(&mut |t| out.push((t.name.to_string(), t.value)));
-        out
-    }
-
     /// The linear layers' parameter names as `weights.safetensors` stores them:
     /// (`layers.{i}.weight`, `layers.{i}.bias`) per linear layer.
     pub fn param_names(&self) -> Vec<(String, String)> {
@@ -876,6 +805,40 @@ impl<F: Scalar> Mlp<F> {
             _ => {}
         });
         out
+    }
+}
+
+/// The MLP's tensors: see [`Network`] for what derives from them.
+impl<F: Scalar> Network<F> for Mlp<F> {
+    /// Calls `f` on every tensor of the network, in state order: per linear layer l,
+    /// `layers.l.{weight, bias}`, then `norms.l.*` (γ, β and, for batch norm, the running
+    /// estimates and count), then `shortcuts.l.{weight, bias}`. The one place where the
+    /// network's layers are named; every list of tensors derives from it. Allocates nothing.
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(TensorRef<'a, F>)) {
+        for (l, layer) in self.layers.iter().enumerate() {
+            let shortcut = self.shortcuts.get(l).and_then(Option::as_ref);
+            visit_layer(l, layer, self.norms.get(l), shortcut, f);
+        }
+    }
+
+    /// [`Network::visit`], writable, in the same order.
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(TensorMut<'a, F>)) {
+        let (mut norms, mut shortcuts) = (self.norms.iter_mut(), self.shortcuts.iter_mut());
+        for (l, layer) in self.layers.iter_mut().enumerate() {
+            let (norm, shortcut) = (norms.next(), shortcuts.next().and_then(Option::as_mut));
+            layer.visit_mut(Prefix::dotted(LAYERS, l), f);
+            if let Some(m) = norm {
+                m.visit_mut(Prefix::dotted(NORMS, l), f);
+            }
+            if let Some(p) = shortcut {
+                p.visit_mut(Prefix::dotted(SHORTCUTS, l), f);
+            }
+        }
+    }
+
+    /// One per linear layer: `layers.{l}.weight`.
+    fn measures(name: Name, kind: TensorKind) -> bool {
+        name.group == LAYERS && kind == TensorKind::Weight
     }
 }
 

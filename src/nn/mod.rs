@@ -23,4 +23,4 @@ pub use loss::{Loss, Targets};
 pub use mlp::{Arch, ForwardView, LAYERS, LayerView, Mlp, MlpConfig, NORMS, Residual, SHORTCUTS};
 pub use norm::{Norm, NormChoice, NormKind, NormPosition};
 pub use scalar::{Scalar, Threads};
-pub use tensor::{Module, Name, Prefix, Shape, TensorKind, TensorMut, TensorRef};
+pub use tensor::{Module, Name, NameStyle, Network, Prefix, Shape, TensorKind, TensorMut, TensorRef};

@@ -7,7 +7,7 @@
 //! by value   every entry g ← clamp(g, −v, v)
 //! ```
 
-use crate::nn::{Mlp, Scalar};
+use crate::nn::{Network, Scalar};
 
 /// How gradients are clipped between the backward pass and the update.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -36,13 +36,13 @@ impl Clip {
         *self == Clip::None
     }
 
-    /// Clips `mlp`'s gradients in place; `None` when clipping is off (nothing is measured then).
-    pub fn apply<F: Scalar>(&self, mlp: &mut Mlp<F>) -> Option<Clipped> {
+    /// Clips `net`'s gradients in place; `None` when clipping is off (nothing is measured then).
+    pub fn apply<F: Scalar, N: Network<F>>(&self, net: &mut N) -> Option<Clipped> {
         if self.is_none() {
             return None;
         }
         let mut sq = 0.0f64;
-        mlp.for_each_param(|_, _, _, g| sq += g.iter().map(|&v| v.f64() * v.f64()).sum::<f64>());
+        net.for_each_param(|_, _, _, g| sq += g.iter().map(|&v| v.f64() * v.f64()).sum::<f64>());
         let total_norm = sq.sqrt();
         let clipped = match *self {
             Clip::None => false,
@@ -51,14 +51,14 @@ impl Clip {
                 let coef = F::of(max_norm) / (F::of(total_norm) + F::of(1e-6));
                 let clip = coef < F::one();
                 if clip {
-                    mlp.for_each_param(|_, _, _, g| g.iter_mut().for_each(|v| *v *= coef));
+                    net.for_each_param(|_, _, _, g| g.iter_mut().for_each(|v| *v *= coef));
                 }
                 clip
             }
             Clip::Value(v) => {
                 let (lo, hi) = (F::of(-v), F::of(v));
                 let mut any = false;
-                mlp.for_each_param(|_, _, _, g| {
+                net.for_each_param(|_, _, _, g| {
                     for x in g.iter_mut() {
                         let c = x.max(lo).min(hi);
                         any |= c != *x;
@@ -75,7 +75,7 @@ impl Clip {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::{Activation, Init, Loss, MlpConfig, Targets, Threads};
+    use crate::nn::{Activation, Init, Loss, Mlp, MlpConfig, Targets, Threads};
     use ndarray::Array2;
     use rand::SeedableRng;
 

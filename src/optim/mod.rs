@@ -12,7 +12,7 @@ pub use clip::{Clip, Clipped};
 pub use sgd::{Sgd, SgdState};
 
 use crate::nn::kernel::{LANES, sum_sq};
-use crate::nn::{LAYERS, Mlp, Name, Scalar, TensorKind};
+use crate::nn::{Network, Scalar};
 
 /// Which update rule, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
@@ -106,7 +106,7 @@ impl<F> ParamState<F> {
 pub struct OptimizerState<F> {
     /// The rule.
     pub rule: Optimizer,
-    /// One state per trainable tensor, in the order of [`Mlp::for_each_param`] (weight₀, bias₀,
+    /// One state per trainable tensor, in the order of [`Network::for_each_param`] (weight₀, bias₀,
     /// then layer 0's norm γ, β and residual projection, if any; weight₁, …).
     pub states: Vec<ParamState<F>>,
     /// Norms measured by the last [`OptimizerState::step_measured`].
@@ -125,32 +125,27 @@ pub struct ParamNorms {
 }
 
 impl ParamNorms {
-    /// Measures ‖W‖ and ‖∂L/∂W‖ directly (no update made), for every linear layer's weight
-    /// ([`ParamNorms::measures`]).
-    pub fn of<F: Scalar>(mlp: &Mlp<F>) -> Self {
+    /// Measures ‖W‖ and ‖∂L/∂W‖ directly (no update made), for every tensor
+    /// [`Network::measures`] picks (an MLP's linear layers' weights).
+    pub fn of<F: Scalar, N: Network<F>>(net: &N) -> Self {
         // the same summation as the optimizer's measured loop, so that a probe with and without
         // an update (or before and after clipping) records the same bits for the same gradient
         let norm = |a: &[F]| sum_sq(a).sqrt();
         let mut out = Self::default();
-        mlp.visit(&mut |t| {
-            if let (true, Some(g)) = (Self::measures(t.name, t.kind), t.grad) {
+        net.visit(&mut |t| {
+            if let (true, Some(g)) = (N::measures(t.name, t.kind), t.grad) {
                 out.weight.push(norm(t.value));
                 out.grad.push(norm(g));
             }
         });
         out
     }
-
-    /// True for the tensors measured, one per linear layer: `layers.{l}.weight`.
-    pub fn measures(name: Name, kind: TensorKind) -> bool {
-        name.group == LAYERS && kind == TensorKind::Weight
-    }
 }
 
 impl<F: Scalar> OptimizerState<F> {
     /// Fresh state (zero moments) for `mlp`'s parameters.
-    pub fn new(rule: Optimizer, mlp: &Mlp<F>) -> Self {
-        let states = mlp
+    pub fn new<N: Network<F>>(rule: Optimizer, net: &N) -> Self {
+        let states = net
             .param_lens()
             .into_iter()
             .map(|n| match rule {
@@ -158,34 +153,35 @@ impl<F: Scalar> OptimizerState<F> {
                 Optimizer::Adam(_) => ParamState::Adam(AdamState::new(n)),
             })
             .collect();
-        let zeros = vec![0.0; mlp.layers.len()];
+        let zeros = vec![0.0; net.measured_count()];
         let norms = ParamNorms { weight: zeros.clone(), grad: zeros.clone(), update: Some(zeros) };
         Self { rule, states, norms }
     }
 
-    /// Applies one update with learning rate `lr` to every parameter of `mlp` from its gradients.
-    pub fn step(&mut self, mlp: &mut Mlp<F>, lr: f64) {
-        self.apply(mlp, lr, false);
+    /// Applies one update with learning rate `lr` to every parameter of `net` from its gradients.
+    pub fn step<N: Network<F>>(&mut self, net: &mut N, lr: f64) {
+        self.apply(net, lr, false);
     }
 
     /// [`OptimizerState::step`], also measuring ‖W_l‖, ‖∂L/∂W_l‖ and ‖ΔW_l‖ into `norms` (from the
     /// values actually written, so that probes need no copy of the old weights).
-    pub fn step_measured(&mut self, mlp: &mut Mlp<F>, lr: f64) {
-        self.apply(mlp, lr, true);
+    pub fn step_measured<N: Network<F>>(&mut self, net: &mut N, lr: f64) {
+        self.apply(net, lr, true);
     }
 
-    fn apply(&mut self, mlp: &mut Mlp<F>, lr: f64, measure: bool) {
+    fn apply<N: Network<F>>(&mut self, net: &mut N, lr: f64, measure: bool) {
         let mut states = self.states.iter_mut();
         let (rule, norms) = (self.rule, &mut self.norms);
-        mlp.for_each_param(|name, kind, p, g| {
+        let mut l = 0; // the record layer of the next measured tensor (they come in order)
+        net.for_each_param(|name, kind, p, g| {
             let state = states.next().expect("gradscope internal error: one optimizer state per tensor");
-            let measured = measure && ParamNorms::measures(name, kind);
+            let measured = measure && N::measures(name, kind);
             let [du, w2, g2] = update(rule, lr, p, g, state, measured);
             if measured {
-                let l = name.index;
                 norms.weight[l] = w2.sqrt();
                 norms.grad[l] = g2.sqrt();
                 norms.update.get_or_insert_with(Vec::new)[l] = du.sqrt();
+                l += 1;
             }
         });
     }

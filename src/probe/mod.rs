@@ -8,7 +8,8 @@
 //! every step costs a few per cent of the step instead of a second trip through memory.
 
 use crate::nn::kernel::{self, FLUSH, LANES};
-use crate::nn::{self, ForwardView, Hook, LayerView, Mlp, Scalar};
+use crate::nn::recurrent::{Cell, RecurrentNet, TimeRecord};
+use crate::nn::{Activation, ForwardView, Hook, LayerView, Mlp, Scalar};
 use crate::optim::ParamNorms;
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
@@ -107,10 +108,9 @@ pub struct StepRecord {
     /// With gradient clipping: whether this step's gradients were clipped (null without).
     #[serde(default)]
     pub clipped: Option<bool>,
-    /// Recurrent runs: the per-time-step record of this probed step (gradient norms through
-    /// time, gate statistics, σ_max(W_hh)); absent for the MLP.
+    /// A recurrent network's record through time (absent for an MLP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub time: Option<nn::recurrent::TimeRecord>,
+    pub time: Option<TimeRecord>,
 }
 
 /// Bins of [`LayerStats::dact_hist`], each 1/20 of max φ′ wide.
@@ -340,6 +340,48 @@ pub fn record<F: Scalar>(step: u64, epoch: u64, loss: f64, mlp: &Mlp<F>) -> Step
     rec
 }
 
+/// A recurrent network's [`LayerStats`], one per recurrent layer and the head last (the
+/// parameter norms come from [`apply_norms`]: `rnn.weight_ih_l{k}`, then `fc.weight`).
+///
+/// Layer k: h is its output over every step and row (`[T·batch, H]`); φ′ is the Elman cell's
+/// (1 − h² for tanh, h > 0 for relu) and NaN for the gated cells, whose gates are in the
+/// record through time; z is the gate pre-activations a_t (`grad_z_norm` = ‖∂L/∂a‖ over all
+/// steps), `grad_h_norm` = ‖∂L/∂h‖ over all steps, `grad_b_norm` = ‖∂L/∂b_ih‖. The head is
+/// the linear output layer, as an MLP's.
+pub fn recurrent_layers<F: Scalar>(net: &RecurrentNet<F>, mut detail: Option<&mut Vec<f64>>) -> Vec<LayerStats> {
+    let norm = |xs: &[F]| kernel::sum_sq(xs).sqrt();
+    let mut out = Vec::with_capacity(net.layers.len() + 1);
+    for (k, l) in net.layers.iter().enumerate() {
+        let h = l.output();
+        let dphi = match net.cell {
+            Cell::RnnTanh => Some(h.mapv(|v| F::one() - v * v)),
+            Cell::RnnRelu => Some(h.mapv(|v| if v > F::zero() { F::one() } else { F::zero() })),
+            Cell::Lstm | Cell::Gru => None,
+        };
+        let activation = if dphi.is_some() { net.cell.nonlinearity() } else { Activation::Identity };
+        let v = ForwardView { index: k, activation, z: h, h, dphi: dphi.as_ref().map(|d| d.view()) };
+        let mut s = LayerStats::default();
+        forward_stats(&v, &mut s, detail.as_deref_mut());
+        if dphi.is_none() {
+            (s.dact_mean, s.saturation) = (f64::NAN, f64::NAN);
+            s.dact_hist.clear();
+        }
+        s.grad_z_norm = norm(l.grad_pre());
+        s.grad_h_norm = l.grad_h_norms().iter().map(|g| g * g).sum::<f64>().sqrt();
+        s.grad_b_norm = l.grad_bias_ih.iter().map(|&x| x.f64() * x.f64()).sum::<f64>().sqrt();
+        out.push(s);
+    }
+    let (y, gy) = (net.output(), net.grad_output());
+    let v = ForwardView { index: net.layers.len(), activation: Activation::Identity, z: y, h: y, dphi: None };
+    let mut s = LayerStats::default();
+    forward_stats(&v, &mut s, detail);
+    s.grad_z_norm = sum_sq(gy).sqrt();
+    s.grad_h_norm = s.grad_z_norm;
+    s.grad_b_norm = net.fc.grad_bias.iter().map(|&x| x.f64() * x.f64()).sum::<f64>().sqrt();
+    out.push(s);
+    out
+}
+
 /// The standard probe: the activation and gradient statistics of [`LayerStats`] measured per
 /// layer inside the passes, the parameter norms and update ratio from the optimizer's loop.
 /// It is the [`Hook`] of a probed step's passes; the record is complete after
@@ -366,9 +408,20 @@ impl GradientProbe {
         self.record = Some(StepRecord::new(step, epoch, loss, layers));
     }
 
+    /// [`GradientProbe::after_backward`] for a recurrent network, whose backward pass ran with
+    /// `probing` on: the layers' statistics ([`recurrent_layers`]) and the record through time.
+    pub fn after_backward_recurrent<F: Scalar>(&mut self, step: u64, epoch: u64, loss: f64, net: &RecurrentNet<F>) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let layers = recurrent_layers(net, self.detail.then_some(&mut scratch));
+        self.scratch = scratch;
+        let mut rec = StepRecord::new(step, epoch, loss, layers);
+        rec.time = Some(net.time_record());
+        self.record = Some(rec);
+    }
+
     /// After the update of a probed step, with the norms the optimizer measured in it (or, when
     /// no update follows, the norms measured directly: [`ParamNorms::of`]).
-    pub fn after_update<F: Scalar>(&mut self, _mlp: &Mlp<F>, norms: &ParamNorms) {
+    pub fn after_update(&mut self, norms: &ParamNorms) {
         if let Some(rec) = self.record.as_mut() {
             apply_norms(rec, norms);
         }

@@ -175,6 +175,8 @@ pub mod sample {
             status: Default::default(),
             nonfinite: None,
             skipped_steps: 0,
+            vanishing_ratio_time: None,
+            vanishing_ratio_time_final: None,
         };
         let named = Config::from_flags([format!("--activation={activation}")]).expect("a known activation");
         let config = Config { depth, steps: Some(last.step), threads: 1, ..named };

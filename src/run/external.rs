@@ -144,6 +144,8 @@ impl WatchedRun {
             test_accuracy: end.test_accuracy,
             vanishing_ratio: ratio(&self.first),
             vanishing_ratio_final: ratio(&self.last),
+            vanishing_ratio_time: None,
+            vanishing_ratio_time_final: None,
             diverged: self.diverged_at.is_some(),
             diverged_at_step: self.diverged_at,
             wall_time_s: end.wall_time_s,

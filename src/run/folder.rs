@@ -114,7 +114,13 @@ impl RunDir {
     /// Syncs `metrics.jsonl` and writes `weights.safetensors` and `summary.json`.
     pub fn finish<F: Scalar>(self, outcome: &Outcome<F>) -> Result<()> {
         self.metrics.sync_all().map_err(io_err("cannot write", &self.metrics_path))?;
-        io::write_atomic(&self.dir.join(WEIGHTS_FILE), &weights::mlp_to_bytes(&outcome.mlp))?;
+        io::write_atomic(
+            &self.dir.join(WEIGHTS_FILE),
+            &match &outcome.model {
+                super::Model::Mlp(m) => weights::mlp_to_bytes(m),
+                super::Model::Recurrent(n) => crate::io::recurrent::to_safetensors(n),
+            },
+        )?;
         io::write_json(&self.dir.join(SUMMARY_FILE), &outcome.summary)
     }
 }

@@ -16,12 +16,14 @@
 mod batch;
 mod external;
 mod folder;
+mod model;
 mod overlay;
 mod trainer;
 
 pub use batch::evaluate;
 pub use external::{WatchEnd, WatchedRun};
 pub use folder::{Mode, RUN_FILES, RunDir, finished_summary, holds_run};
+pub use model::{Model, build_model};
 pub use overlay::{load_report, theory_for, write_report};
 pub use trainer::{Outcome, StepOutcome, Trainer, build_mlp, total_steps};
 

@@ -5,11 +5,13 @@
 //! batch at the weights before its update; probing reads and never writes, so a run with probes
 //! gives bit-identical weights to a run without them.
 
-use super::batch::{Batch, evaluate};
+use super::batch::{Batch, evaluate_model};
+use super::model::{Model, build_model};
 use crate::config::{OnNonFinite, RunSpec};
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{Checkpoint, CheckpointMeta, FORMAT};
+use crate::nn::recurrent::TimeRecord;
 use crate::nn::{Hook, Mlp, MlpConfig, Scalar, Threads};
 use crate::nonfinite::{self, NonFinite};
 use crate::optim::{OptimizerState, ParamNorms};
@@ -67,7 +69,8 @@ pub struct Trainer<'d, F: Scalar> {
     data: &'d Dataset,
     pool: Arc<rayon::ThreadPool>,
     threads: Threads,
-    mlp: Mlp<F>,
+    model: Model<F>,
+    steps: usize,
     opt: OptimizerState<F>,
     probe: GradientProbe,
     rng: ChaCha8Rng,
@@ -104,31 +107,33 @@ impl<'d, F: Scalar> Trainer<'d, F> {
         if train.is_empty() {
             return Err(Error::Data { path: data.name.clone().into(), msg: "the training split is empty".into() });
         }
-        let mut mlp: Mlp<F> = build_mlp(spec, data);
+        let mut model: Model<F> = build_model(spec, data)?;
+        let steps = spec.recurrent.as_ref().map_or(0, |r| r.steps);
         let bs = spec.batch_size.min(train.len());
-        if mlp.needs_batch_stats() && (bs < 2 || train.len() % bs == 1) {
+        if model.needs_batch_stats() && (bs < 2 || train.len() % bs == 1) {
             let msg = format!(
                 "batch norm needs at least 2 rows in every batch, but {} training rows in batches of {bs} leave one of 1; choose another batch_size",
                 train.len()
             );
             return Err(Error::invalid("batch_size", spec.batch_size, msg));
         }
-        mlp.reserve(bs);
+        model.reserve(bs, steps);
         let total = total_steps(spec, train.len());
         // The test subset is evaluated at most TEST_EVALUATIONS times a run (plus at the end), so
         // that probing every step stays cheap: one evaluation costs several training steps.
         let probes_total = total.checked_div(spec.probe_every).map_or(1, |p| p + 1);
         Ok(Self {
-            opt: OptimizerState::new(spec.optimizer, &mlp),
+            opt: OptimizerState::new(spec.optimizer, &model),
             spec: spec.clone(),
             data,
             pool: Arc::new(pool),
             threads: Threads::new(spec.threads),
-            mlp,
+            model,
+            steps,
             probe: GradientProbe::new(),
             rng: ChaCha8Rng::seed_from_u64(spec.seed ^ ORDER_STREAM),
             order: (0..train.len()).collect(),
-            batch: Batch::new(bs, train),
+            batch: Batch::new(bs, train, steps),
             bs,
             per_epoch: train.len().div_ceil(bs) as u64,
             total,
@@ -152,7 +157,7 @@ impl<'d, F: Scalar> Trainer<'d, F> {
     /// batch order, generator position and probe history; the steps after it give bit-identical
     /// numbers to an uninterrupted run with the same threads.
     pub fn restore(&mut self, path: &Path, ck: &Checkpoint) -> Result<()> {
-        ck.restore(path, &mut self.mlp, &mut self.opt, &mut self.order)?;
+        ck.restore(path, &mut self.model, &mut self.opt, &mut self.order)?;
         self.rng.set_word_pos(ck.order_word_pos(path)?);
         let m = &ck.meta;
         if m.step > self.total || (m.step > 0 && m.epoch != (m.step - 1) / self.per_epoch) {
@@ -190,8 +195,8 @@ impl<'d, F: Scalar> Trainer<'d, F> {
     }
 
     /// The network.
-    pub fn mlp(&self) -> &Mlp<F> {
-        &self.mlp
+    pub fn model(&self) -> &Model<F> {
+        &self.model
     }
 
     /// Whether a checkpoint is due after the step just taken (`checkpoint_every`).
@@ -220,12 +225,12 @@ impl<'d, F: Scalar> Trainer<'d, F> {
         let attached: Option<&mut dyn Hook<F>> = if probed { Some(&mut self.probe) } else { None };
         // the guard reads every parameter gradient as it is made (see crate::nonfinite)
         let mut guard = nonfinite::Guard::new(attached);
-        let (x, targets) = (self.batch.x(), self.batch.targets(train));
-        let loss = self.mlp.loss_and_grads_probed(x, targets, spec.loss, self.threads, Some(&mut guard));
+        let targets = self.batch.targets(train);
+        let loss = self.model.loss_and_grads(&self.batch, targets, spec.loss, self.threads, &mut guard, probed);
         let mut out = StepOutcome { step, loss, record: None, diverged: false };
         self.next = step + 1;
         if !loss.is_finite() || !guard.finite {
-            let at = nonfinite::locate(&self.mlp, step, loss).unwrap_or(NonFinite {
+            let at = self.model.locate(step, loss).unwrap_or(NonFinite {
                 step,
                 part: nonfinite::Part::Gradient,
                 layer: None,
@@ -242,18 +247,18 @@ impl<'d, F: Scalar> Trainer<'d, F> {
             return Ok(out);
         }
         // gradient clipping, the one place: between the backward pass and the update
-        let pre_clip = (probed && !spec.clip.is_none()).then(|| ParamNorms::of(&self.mlp).grad);
-        let clipped = spec.clip.apply(&mut self.mlp);
+        let pre_clip = (probed && !spec.clip.is_none()).then(|| ParamNorms::of(&self.model).grad);
+        let clipped = spec.clip.apply(&mut self.model);
         self.clipped_steps += u64::from(clipped.is_some_and(|c| c.clipped));
         if !probed {
-            self.opt.step(&mut self.mlp, spec.lr);
+            self.opt.step(&mut self.model, spec.lr);
             return Ok(out);
         }
-        self.probe.after_backward(step, self.epoch, loss, &self.mlp);
+        self.model.after_backward(&mut self.probe, step, self.epoch, loss);
         let test = if detail { self.test_at_probe() } else { (None, None) };
         self.probes_done += 1;
-        self.opt.step_measured(&mut self.mlp, self.spec.lr);
-        self.probe.after_update(&self.mlp, &self.opt.norms);
+        self.opt.step_measured(&mut self.model, self.spec.lr);
+        self.probe.after_update(&self.opt.norms);
         let mut rec = self.probe.take().expect("gradscope internal error: recorded after backward");
         (rec.test_loss, rec.test_accuracy) = test;
         if let Some(g) = pre_clip {
@@ -279,7 +284,8 @@ impl<'d, F: Scalar> Trainer<'d, F> {
             return (None, None);
         }
         let chunk = self.chunk();
-        let (loss, acc) = evaluate(&mut self.mlp, &self.probe_test, self.spec.loss, chunk, self.threads);
+        let (loss, acc) =
+            evaluate_model(&mut self.model, &self.probe_test, self.spec.loss, chunk, self.threads, self.steps);
         (Some(loss), acc)
     }
 
@@ -289,8 +295,8 @@ impl<'d, F: Scalar> Trainer<'d, F> {
 
     /// Loss and (for class labels) accuracy of the network over a whole split, in eval mode.
     pub fn evaluate(&mut self, split: &Split) -> (f64, Option<f64>) {
-        let (pool, chunk) = (Arc::clone(&self.pool), self.chunk());
-        pool.install(|| evaluate(&mut self.mlp, split, self.spec.loss, chunk, self.threads))
+        let (pool, chunk, steps) = (Arc::clone(&self.pool), self.chunk(), self.steps);
+        pool.install(|| evaluate_model(&mut self.model, split, self.spec.loss, chunk, self.threads, steps))
     }
 
     /// The state after the steps taken, to continue from later. `metrics_len` (the bytes of
@@ -314,7 +320,7 @@ impl<'d, F: Scalar> Trainer<'d, F> {
             metrics_len,
             config,
         };
-        Checkpoint::capture(&self.mlp, &self.opt, &self.order, meta)
+        Checkpoint::capture(&self.model, &self.opt, &self.order, meta)
     }
 
     /// Ends the run after the step just taken as `interrupted` (a checkpoint continues it).
@@ -335,12 +341,13 @@ impl<'d, F: Scalar> Trainer<'d, F> {
         let pool = Arc::clone(&self.pool);
         let rec = pool.install(|| {
             self.probe.detail = true;
-            self.mlp.set_track_running_stats(false); // a probe, not a training step: the estimates stay
-            let (x, targets) = (self.batch.x(), self.batch.targets(&self.data.train));
-            let loss = self.mlp.loss_and_grads_probed(x, targets, self.spec.loss, self.threads, Some(&mut self.probe));
-            self.probe.after_backward(self.next, self.epoch, loss, &self.mlp);
-            self.probe.after_update(&self.mlp, &ParamNorms::of(&self.mlp));
-            self.mlp.set_track_running_stats(true);
+            self.model.set_track_running_stats(false); // a probe, not a training step: the estimates stay
+            let targets = self.batch.targets(&self.data.train);
+            let mut hook = nonfinite::Guard::new(Some(&mut self.probe as &mut dyn Hook<F>));
+            let loss = self.model.loss_and_grads(&self.batch, targets, self.spec.loss, self.threads, &mut hook, true);
+            self.model.after_backward(&mut self.probe, self.next, self.epoch, loss);
+            self.probe.after_update(&ParamNorms::of(&self.model));
+            self.model.set_track_running_stats(true);
             let mut rec = self.probe.take().expect("gradscope internal error: recorded after backward");
             (rec.test_loss, rec.test_accuracy) = self.test_at_probe();
             rec
@@ -355,6 +362,9 @@ impl<'d, F: Scalar> Trainer<'d, F> {
         let (train_loss, train_accuracy) = self.evaluate(&data.train);
         let (test_loss, test_accuracy) = self.evaluate(&data.test);
         let ratio = |r: &Option<StepRecord>| r.as_ref().map_or(f64::NAN, |r| r.vanishing_ratio);
+        let time_ratio = |r: &Option<StepRecord>| {
+            r.as_ref().and_then(|r| r.time.as_ref()).map(|t: &TimeRecord| t.vanishing_ratio_time)
+        };
         let status = self.ended.unwrap_or(RunStatus::Completed);
         let diverged_at = (status == RunStatus::Diverged).then_some(self.next);
         let steps = self.next;
@@ -371,6 +381,8 @@ impl<'d, F: Scalar> Trainer<'d, F> {
             test_accuracy,
             vanishing_ratio: ratio(&self.first),
             vanishing_ratio_final: ratio(&self.last),
+            vanishing_ratio_time: time_ratio(&self.first),
+            vanishing_ratio_time_final: time_ratio(&self.last),
             diverged: diverged_at.is_some(),
             diverged_at_step: diverged_at,
             clipped_steps: self.clipped_steps,
@@ -387,14 +399,14 @@ impl<'d, F: Scalar> Trainer<'d, F> {
         let summary = self.summary();
         let first = self.first.take().expect("gradscope internal error: a run has probe records");
         let last = self.last.take().expect("gradscope internal error: a run has probe records");
-        Outcome { mlp: self.mlp, summary, first, last }
+        Outcome { model: self.model, summary, first, last }
     }
 }
 
 /// A trained network and its summary.
 pub struct Outcome<F> {
     /// The network after the last update.
-    pub mlp: Mlp<F>,
+    pub model: Model<F>,
     /// Final figures.
     pub summary: Summary,
     /// The first probe record (step 0).

@@ -506,6 +506,8 @@ mod tests {
                     status: Default::default(),
                     nonfinite: None,
                     skipped_steps: 0,
+                    vanishing_ratio_time: None,
+                    vanishing_ratio_time_final: None,
                 };
                 Row::new(&p.id, i, &p.values, p.seed, &sum)
             })

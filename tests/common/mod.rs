@@ -39,7 +39,7 @@ pub fn write_recurrent_run(
 ) {
     use gradscope::data::Labels;
     use gradscope::nn::recurrent::RecurrentConfig;
-    use gradscope::nn::{Loss, Targets, Threads};
+    use gradscope::nn::{Loss, Network, Targets, Threads};
     use gradscope::optim::{Adam, AdamState};
     use gradscope::{Config, StepRecord, Summary};
     use ndarray::s;
@@ -52,7 +52,7 @@ pub fn write_recurrent_run(
         RecurrentConfig::new(cell, 2, 16, 1, 1).init::<f32, _>(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0)).unwrap();
     let adam = Adam { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, decoupled: false };
     let mut states: Vec<AdamState<f32>> = Vec::new();
-    net.for_each_param(|_, v, _| states.push(AdamState::new(v.len())));
+    net.for_each_param(|_, _, v, _| states.push(AdamState::new(v.len())));
     let mut lines = String::new();
     let (mut last, mut first_ratio) = (None, f64::NAN);
     for step in 0..=steps {
@@ -75,7 +75,7 @@ pub fn write_recurrent_run(
         }
         if step < steps {
             let mut k = 0;
-            net.for_each_param(|_, v, g| {
+            net.for_each_param(|_, _, v, g| {
                 adam.step(1e-2, v, g, &mut states[k], false);
                 k += 1;
             });
@@ -100,6 +100,8 @@ pub fn write_recurrent_run(
         test_accuracy: None,
         vanishing_ratio: first_ratio,
         vanishing_ratio_final: last.vanishing_ratio,
+        vanishing_ratio_time: Some(first_ratio),
+        vanishing_ratio_time_final: Some(last.vanishing_ratio),
         diverged: false,
         diverged_at_step: None,
         wall_time_s: 0.1,

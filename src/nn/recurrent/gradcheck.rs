@@ -7,7 +7,7 @@
 
 use super::RecurrentNet;
 use crate::nn::gradcheck::{TensorCheck, numeric_grad, rel_error};
-use crate::nn::{Loss, Targets, Threads};
+use crate::nn::{Loss, Network, Targets, Threads};
 use ndarray::{Array3, ArrayView3};
 
 fn norm(v: &[f64]) -> f64 {
@@ -31,7 +31,7 @@ pub fn check_recurrent(
     n.zero_grad();
     n.loss_and_grads(x, target, loss, Threads::One);
     let mut analytic: Vec<(String, Vec<f64>)> = Vec::new();
-    n.for_each_param(|slot, _, g| analytic.push((slot.name(), g.to_vec())));
+    n.for_each_param(|name, _, _, g| analytic.push((name.to_string(), g.to_vec())));
     let states = net.bptt.map(|k| (k, n.boundary_states(k)));
     let eval = |p: &mut RecurrentNet<f64>, x: ArrayView3<f64>| {
         match &states {
@@ -65,7 +65,7 @@ pub fn check_recurrent(
 
 fn values_of(net: &mut RecurrentNet<f64>, k: usize) -> Vec<f64> {
     let (mut i, mut out) = (0, Vec::new());
-    net.for_each_param(|_, v, _| {
+    net.for_each_param(|_, _, v, _| {
         if i == k {
             out = v.to_vec();
         }
@@ -76,7 +76,7 @@ fn values_of(net: &mut RecurrentNet<f64>, k: usize) -> Vec<f64> {
 
 fn set(net: &mut RecurrentNet<f64>, k: usize, values: &[f64]) {
     let mut i = 0;
-    net.for_each_param(|_, v, _| {
+    net.for_each_param(|_, _, v, _| {
         if i == k {
             v.copy_from_slice(values);
         }

@@ -52,6 +52,7 @@ pub mod rnn;
 pub use probe::{GateStats, TimeRecord, TimeStats};
 
 use crate::error::{Error, Named, Result};
+use crate::nn::tensor::{Module, Name, Network, Prefix, Shape, TensorKind, TensorMut, TensorRef, data, data_mut};
 use crate::nn::{Activation, Init, Linear, Loss, Scalar, Targets, Threads};
 use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
 use rand::Rng;
@@ -249,29 +250,6 @@ fn gate_biases<R: Rng + ?Sized>(gb: GateBias, h: usize, b_ih: &mut Array1<f64>, 
     }
 }
 
-/// What a tensor is, as the redesign's tensor description will say it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TensorKind {
-    /// A trainable matrix.
-    Weight,
-    /// A trainable vector.
-    Bias,
-}
-
-/// One trainable tensor as the visitor sees it.
-pub struct TensorMut<'a, F> {
-    /// The state_dict key (`rnn.weight_ih_l0`, `fc.bias`, …).
-    pub name: String,
-    /// Weight or bias.
-    pub kind: TensorKind,
-    /// PyTorch's shape.
-    pub shape: Vec<usize>,
-    /// The values, row-major.
-    pub value: &'a mut [F],
-    /// ∂L/∂value, same layout.
-    pub grad: &'a mut [F],
-}
-
 /// One recurrent layer: its four tensors, their gradients, and the per-step buffers of the
 /// last forward pass.
 ///
@@ -328,6 +306,18 @@ impl<F: Scalar> RecurrentLayer<F> {
     pub fn output(&self) -> ArrayView2<'_, F> {
         let (t, b, h) = (self.buf.seq, self.buf.batch, self.hidden_size());
         ArrayView2::from_shape((t * b, h), &self.buf.h[b * h..(t + 1) * b * h]).expect("sized by reserve")
+    }
+
+    /// ∂L/∂a_t of the last backward pass (the gate pre-activations' gradient, input side),
+    /// `[T·batch, G·H]`.
+    pub fn grad_pre(&self) -> &[F] {
+        let (t, b, gh) = (self.buf.seq, self.buf.batch, self.weight_hh.nrows());
+        &self.buf.dgi[..t * b * gh]
+    }
+
+    /// ‖∂L/∂h_t‖ for t = 1..T, recorded by the last backward pass made while probing.
+    pub fn grad_h_norms(&self) -> &[f64] {
+        &self.buf.grad_h_norm[..self.buf.seq]
     }
 
     fn zero_grad(&mut self) {
@@ -494,6 +484,12 @@ impl<F: Scalar> RecurrentNet<F> {
         ArrayView2::from_shape((rows, o), &self.out[..rows * o]).expect("sized by reserve")
     }
 
+    /// ∂L/∂(output) of the last `loss_grad` (or as written through `grad_output_mut`).
+    pub fn grad_output(&self) -> ArrayView2<'_, F> {
+        let (rows, o) = (self.out_rows(), self.output_size());
+        ArrayView2::from_shape((rows, o), &self.grad_out[..rows * o]).expect("sized by reserve")
+    }
+
     /// ∂L/∂(output), to be written before [`RecurrentNet::backward`] (or by `loss_grad`).
     pub fn grad_output_mut(&mut self) -> ArrayViewMut2<'_, F> {
         let (rows, o) = (self.out_rows(), self.output_size());
@@ -571,126 +567,102 @@ impl<F: Scalar> RecurrentNet<F> {
         self.fc.zero_grad();
     }
 
-    /// Visits every trainable tensor in state_dict order: per layer `rnn.weight_ih_l{k}`,
-    /// `rnn.weight_hh_l{k}`, `rnn.bias_ih_l{k}`, `rnn.bias_hh_l{k}`, then `fc.weight`,
-    /// `fc.bias`. Allocates the names; the training step's allocation-free loop is
-    /// [`RecurrentNet::for_each_param`].
-    pub fn for_each_tensor(&mut self, mut f: impl FnMut(TensorMut<'_, F>)) {
-        self.for_each_param(|slot, value, grad| {
-            f(TensorMut { name: slot.name(), kind: slot.kind(), shape: slot.shape.to_vec(), value, grad });
-        });
-    }
-
-    /// Visits every trainable tensor (value, gradient) in state_dict order without allocating.
-    pub fn for_each_param(&mut self, mut f: impl FnMut(ParamSlot, &mut [F], &mut [F])) {
-        let count = self.layers.len();
-        for (k, l) in self.layers.iter_mut().enumerate() {
-            let (wi, wh, n) = (dims2(&l.weight_ih), dims2(&l.weight_hh), l.bias_ih.len());
-            let pairs: [Entry<'_, F>; 4] = [
-                (ParamField::WeightIh, slice(&mut l.weight_ih), slice(&mut l.grad_weight_ih), wi),
-                (ParamField::WeightHh, slice(&mut l.weight_hh), slice(&mut l.grad_weight_hh), wh),
-                (ParamField::BiasIh, slice1(&mut l.bias_ih), slice1(&mut l.grad_bias_ih), [n, 0]),
-                (ParamField::BiasHh, slice1(&mut l.bias_hh), slice1(&mut l.grad_bias_hh), [n, 0]),
-            ];
-            for (field, v, g, shape) in pairs {
-                let rank = if shape[1] == 0 { 1 } else { 2 };
-                f(ParamSlot { field, layer: k, shape: &shape[..rank] }, v, g);
-            }
-        }
-        let (wd, bd) = (dims2(&self.fc.weight), [self.fc.bias.len()]);
-        f(
-            ParamSlot { field: ParamField::FcWeight, layer: count, shape: &wd },
-            slice(&mut self.fc.weight),
-            slice(&mut self.fc.grad_weight),
-        );
-        f(
-            ParamSlot { field: ParamField::FcBias, layer: count, shape: &bd },
-            slice1(&mut self.fc.bias),
-            slice1(&mut self.fc.grad_bias),
-        );
-    }
-
-    /// (name, shape, values) of every tensor in state_dict order.
-    pub fn state(&self) -> Vec<(String, Vec<usize>, &[F])> {
-        let mut out = Vec::new();
-        for (k, l) in self.layers.iter().enumerate() {
-            out.push((format!("rnn.weight_ih_l{k}"), l.weight_ih.shape().to_vec(), std_slice(l.weight_ih.as_slice())));
-            out.push((format!("rnn.weight_hh_l{k}"), l.weight_hh.shape().to_vec(), std_slice(l.weight_hh.as_slice())));
-            out.push((format!("rnn.bias_ih_l{k}"), l.bias_ih.shape().to_vec(), std_slice(l.bias_ih.as_slice())));
-            out.push((format!("rnn.bias_hh_l{k}"), l.bias_hh.shape().to_vec(), std_slice(l.bias_hh.as_slice())));
-        }
-        out.push(("fc.weight".into(), self.fc.weight.shape().to_vec(), std_slice(self.fc.weight.as_slice())));
-        out.push(("fc.bias".into(), self.fc.bias.shape().to_vec(), std_slice(self.fc.bias.as_slice())));
-        out
-    }
-
-    /// The same network in another float type (buffers empty).
+    /// The same network in another float type (buffers empty): every tensor of
+    /// [`Network::visit`] converted.
     pub fn cast<G: Scalar>(&self) -> RecurrentNet<G> {
-        let c2 = |a: &Array2<F>| a.mapv(|v| G::of(v.f64()));
-        let c1 = |a: &Array1<F>| a.mapv(|v| G::of(v.f64()));
+        let z2 = |a: &Array2<F>| Array2::<G>::zeros(a.raw_dim());
+        let z1 = |a: &Array1<F>| Array1::<G>::zeros(a.raw_dim());
         let layers = self
             .layers
             .iter()
-            .map(|l| RecurrentLayer::new(c2(&l.weight_ih), c2(&l.weight_hh), c1(&l.bias_ih), c1(&l.bias_hh)))
+            .map(|l| RecurrentLayer::new(z2(&l.weight_ih), z2(&l.weight_hh), z1(&l.bias_ih), z1(&l.bias_hh)))
             .collect();
-        let mut net =
-            RecurrentNet::new(self.cell, self.head, layers, Linear::new(c2(&self.fc.weight), c1(&self.fc.bias)));
-        net.bptt = self.bptt;
+        let fc = Linear::new(z2(&self.fc.weight), z1(&self.fc.bias));
+        let mut net = RecurrentNet::new(self.cell, self.head, layers, fc);
+        (net.bptt, net.want_input_grad) = (self.bptt, self.want_input_grad);
+        let mut from = self.tensors().into_iter();
+        net.visit_mut(&mut |t| {
+            let src = from.next().expect("gradscope internal error: cast visits the same tensors");
+            debug_assert_eq!(src.name, t.name);
+            for (d, &s) in t.value.iter_mut().zip(src.value) {
+                *d = G::of(s.f64());
+            }
+        });
         net
     }
 }
 
-/// A tensor, its values, its gradient and its shape (rank-1 shapes end in 0).
-type Entry<'a, F> = (ParamField, &'a mut [F], &'a mut [F], [usize; 2]);
+/// The recurrent module's group: `rnn.weight_ih_l{k}`, … (PyTorch's `self.rnn`).
+pub const RNN: &str = "rnn";
+/// The head's group: `fc.weight`, `fc.bias` (PyTorch's `self.fc`).
+pub const FC: &str = "fc";
 
-/// Which tensor a [`ParamSlot`] is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ParamField {
-    /// `rnn.weight_ih_l{k}`.
-    WeightIh,
-    /// `rnn.weight_hh_l{k}`.
-    WeightHh,
-    /// `rnn.bias_ih_l{k}`.
-    BiasIh,
-    /// `rnn.bias_hh_l{k}`.
-    BiasHh,
-    /// `fc.weight`.
-    FcWeight,
-    /// `fc.bias`.
-    FcBias,
-}
-
-/// A trainable tensor's place, passed to [`RecurrentNet::for_each_param`] (no allocation).
-#[derive(Clone, Copy, Debug)]
-pub struct ParamSlot<'a> {
-    /// Which tensor.
-    pub field: ParamField,
-    /// The recurrent layer (the number of layers for the head).
-    pub layer: usize,
-    /// PyTorch's shape.
-    pub shape: &'a [usize],
-}
-
-impl ParamSlot<'_> {
-    /// The state_dict key.
-    pub fn name(&self) -> String {
-        let k = self.layer;
-        match self.field {
-            ParamField::WeightIh => format!("rnn.weight_ih_l{k}"),
-            ParamField::WeightHh => format!("rnn.weight_hh_l{k}"),
-            ParamField::BiasIh => format!("rnn.bias_ih_l{k}"),
-            ParamField::BiasHh => format!("rnn.bias_hh_l{k}"),
-            ParamField::FcWeight => "fc.weight".into(),
-            ParamField::FcBias => "fc.bias".into(),
+/// `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`, as `nn.RNN`/`nn.LSTM`/`nn.GRU` list them
+/// (named `{leaf}_l{k}` under [`Prefix::suffix`]).
+impl<F: Scalar> Module<F> for RecurrentLayer<F> {
+    fn visit<'a>(&'a self, p: Prefix, f: &mut dyn FnMut(TensorRef<'a, F>)) {
+        let (w, b) = (TensorKind::Weight, TensorKind::Bias);
+        for (leaf, kind, value, grad, shape) in [
+            ("weight_ih", w, data(&self.weight_ih), data(&self.grad_weight_ih), self.weight_ih.shape()),
+            ("weight_hh", w, data(&self.weight_hh), data(&self.grad_weight_hh), self.weight_hh.shape()),
+            ("bias_ih", b, data(&self.bias_ih), data(&self.grad_bias_ih), self.bias_ih.shape()),
+            ("bias_hh", b, data(&self.bias_hh), data(&self.grad_bias_hh), self.bias_hh.shape()),
+        ] {
+            f(TensorRef { name: p.name(leaf), kind, shape: Shape::of(shape), value, grad: Some(grad) });
         }
     }
 
-    /// Weight or bias.
-    pub fn kind(&self) -> TensorKind {
-        match self.field {
-            ParamField::WeightIh | ParamField::WeightHh | ParamField::FcWeight => TensorKind::Weight,
-            _ => TensorKind::Bias,
+    fn visit_mut<'a>(&'a mut self, p: Prefix, f: &mut dyn FnMut(TensorMut<'a, F>)) {
+        let (w, b) = (TensorKind::Weight, TensorKind::Bias);
+        let (wi, wh, bi, bh) = (
+            Shape::of(self.weight_ih.shape()),
+            Shape::of(self.weight_hh.shape()),
+            Shape::of(self.bias_ih.shape()),
+            Shape::of(self.bias_hh.shape()),
+        );
+        let Self {
+            weight_ih,
+            weight_hh,
+            bias_ih,
+            bias_hh,
+            grad_weight_ih,
+            grad_weight_hh,
+            grad_bias_ih,
+            grad_bias_hh,
+            ..
+        } = self;
+        for (leaf, kind, value, grad, shape) in [
+            ("weight_ih", w, data_mut(weight_ih), data_mut(grad_weight_ih), wi),
+            ("weight_hh", w, data_mut(weight_hh), data_mut(grad_weight_hh), wh),
+            ("bias_ih", b, data_mut(bias_ih), data_mut(grad_bias_ih), bi),
+            ("bias_hh", b, data_mut(bias_hh), data_mut(grad_bias_hh), bh),
+        ] {
+            f(TensorMut { name: p.name(leaf), kind, shape, value, grad: Some(grad) });
         }
+    }
+}
+
+/// The state_dict of `Net` in the module docs: per layer `rnn.weight_ih_l{k}`,
+/// `rnn.weight_hh_l{k}`, `rnn.bias_ih_l{k}`, `rnn.bias_hh_l{k}`, then `fc.weight`, `fc.bias`.
+impl<F: Scalar> Network<F> for RecurrentNet<F> {
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(TensorRef<'a, F>)) {
+        for (k, l) in self.layers.iter().enumerate() {
+            l.visit(Prefix::suffix(RNN, k), f);
+        }
+        self.fc.visit(Prefix::plain(FC), f);
+    }
+
+    fn visit_mut<'a>(&'a mut self, f: &mut dyn FnMut(TensorMut<'a, F>)) {
+        for (k, l) in self.layers.iter_mut().enumerate() {
+            l.visit_mut(Prefix::suffix(RNN, k), f);
+        }
+        self.fc.visit_mut(Prefix::plain(FC), f);
+    }
+
+    /// One per recurrent layer, `rnn.weight_ih_l{k}` (the weights reading the layer below, as
+    /// an MLP's `layers.{l}.weight`), then the head's `fc.weight`.
+    fn measures(name: Name, kind: TensorKind) -> bool {
+        kind == TensorKind::Weight && ((name.group == RNN && name.leaf == "weight_ih") || name.group == FC)
     }
 }
 
@@ -698,22 +670,6 @@ fn grow<F: Scalar>(v: &mut Vec<F>, n: usize) {
     if v.len() < n {
         v.resize(n, F::zero());
     }
-}
-
-fn slice<F>(a: &mut Array2<F>) -> &mut [F] {
-    a.as_slice_mut().expect("gradscope internal error: tensors are contiguous")
-}
-
-fn slice1<F>(a: &mut Array1<F>) -> &mut [F] {
-    a.as_slice_mut().expect("gradscope internal error: tensors are contiguous")
-}
-
-fn std_slice<F>(s: Option<&[F]>) -> &[F] {
-    s.expect("gradscope internal error: tensors are contiguous")
-}
-
-fn dims2<F>(a: &Array2<F>) -> [usize; 2] {
-    [a.nrows(), a.ncols()]
 }
 
 /// Σ over rows of a `[rows, n]` block, added to `acc`.
