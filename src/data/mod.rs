@@ -227,6 +227,13 @@ impl Default for LoadOptions<'_> {
 
 /// Loads a data set and checks it for non-finite values.
 pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
+    if !matches!(spec, DataSpec::Csv(_)) {
+        for (key, given) in [("features", opts.features), ("drop", opts.drop)] {
+            if let Some(cols) = given {
+                return Err(Error::invalid(key, cols.join(","), "chooses CSV columns; it needs --data csv:FILE"));
+            }
+        }
+    }
     let ds = match spec {
         DataSpec::Regression => synthetic::regression(opts.seed),
         DataSpec::Spirals => synthetic::spirals(opts.seed),
@@ -248,13 +255,6 @@ pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
             csv::load_with(file, &csv_opts)?
         }
     };
-    if !matches!(spec, DataSpec::Csv(_)) {
-        for (key, given) in [("features", opts.features.is_some()), ("drop", opts.drop.is_some())] {
-            if given {
-                return Err(Error::invalid(key, "(given)", "chooses CSV columns; it needs --data csv:FILE"));
-            }
-        }
-    }
     ds.check_finite()?;
     Ok(ds)
 }
