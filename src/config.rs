@@ -514,6 +514,17 @@ impl Config {
                 format!("applies to csv data only, and {} brings its own targets; drop --target", self.data),
             ));
         }
+        for (key, given) in [("features", &self.features), ("drop", &self.drop)] {
+            if let Some(cols) = given
+                && !matches!(data, DataSpec::Csv(_))
+            {
+                return Err(Error::invalid(
+                    key,
+                    cols.join(","),
+                    format!("chooses CSV columns, and {} has none; it needs --data csv:FILE", self.data),
+                ));
+            }
+        }
         let arch = self.arch()?;
         if arch.norm == Some(NormKind::Batch) && self.batch_size < 2 {
             return Err(Error::invalid(

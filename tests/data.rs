@@ -425,3 +425,32 @@ fn too_large_a_run_is_refused_before_it_allocates() {
         .assert()
         .success();
 }
+
+/// `probe` on all of MNIST took 2.6 GB (issue 13): without --batch-size it takes the first
+/// 10 000 rows and says so; --batch-size chooses, and a probe that does not fit is refused.
+#[test]
+fn probe_caps_its_rows_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = format!("mnist:{}", common::mnist_dir().display());
+    let probe = |extra: &[&str], out: &str| {
+        let mut c = gradscope();
+        c.args(["probe", "--data", &data, "--loss", "cross_entropy", "--activation", "relu", "--depth", "2"])
+            .args(["--width", "32", "--threads", "1"])
+            .args(extra)
+            .arg("--out")
+            .arg(tmp.path().join(out));
+        c.assert()
+    };
+    probe(&[], "capped")
+        .success()
+        .stderr(predicate::str::contains("the first 10000 of 60000 training rows (the default cap)"))
+        .stdout(predicate::str::contains("on 10000 rows"));
+    probe(&["--batch-size", "500"], "chosen")
+        .success()
+        .stderr(predicate::str::contains("default cap").not())
+        .stdout(predicate::str::contains("on 500 rows"));
+    probe(&["--max-memory", "1MB"], "refused").code(2).stderr(
+        predicate::str::contains("this probe needs about").and(predicate::str::contains("pass --batch-size N")),
+    );
+    assert!(!tmp.path().join("refused").exists());
+}

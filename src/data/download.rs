@@ -185,7 +185,7 @@ fn verify(file: &RemoteFile, bytes: &[u8]) -> std::result::Result<(), String> {
 /// order: base URLs (`http://`, `https://`) or local folders holding the same file names.
 /// `report` is told about each file as it is done.
 pub fn fetch(source: &Source, dir: &Path, mirrors: &[String], report: &mut dyn FnMut(&str, &Fetched)) -> Result<()> {
-    crate::io::create_dir(dir)?;
+    std::fs::create_dir_all(dir).map_err(|err| Error::Io { action: "cannot create folder", path: dir.into(), err })?;
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(60)))

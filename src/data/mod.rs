@@ -279,6 +279,13 @@ impl Default for LoadOptions<'_> {
 
 /// Loads a data set and checks it for non-finite values.
 pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
+    if !matches!(spec, DataSpec::Csv(_)) {
+        for (key, given) in [("features", opts.features), ("drop", opts.drop)] {
+            if let Some(cols) = given {
+                return Err(Error::invalid(key, cols.join(","), "chooses CSV columns; it needs --data csv:FILE"));
+            }
+        }
+    }
     let ds = match spec {
         DataSpec::Regression => synthetic::regression(opts.seed),
         DataSpec::Spirals => synthetic::spirals(opts.seed),
@@ -302,13 +309,6 @@ pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
         DataSpec::Adding(t) => sequence::adding(*t, SEQ_TRAIN_ROWS, SEQ_TEST_ROWS, opts.seed)?.into_rows(),
         DataSpec::Copy(t) => sequence::copy_task(*t, SEQ_TRAIN_ROWS, SEQ_TEST_ROWS, opts.seed)?.into_rows(),
     };
-    if !matches!(spec, DataSpec::Csv(_)) {
-        for (key, given) in [("features", opts.features.is_some()), ("drop", opts.drop.is_some())] {
-            if given {
-                return Err(Error::invalid(key, "(given)", "chooses CSV columns; it needs --data csv:FILE"));
-            }
-        }
-    }
     ds.check_finite()?;
     Ok(ds)
 }
