@@ -8,10 +8,16 @@ use crate::data::DataSpec;
 use crate::error::{Error, Named, Result, closest};
 use crate::nn::activation::DEFAULT_NEGATIVE_SLOPE;
 use crate::nn::recurrent::{Cell, GateBias, Head, HiddenInit};
-use crate::nn::{Activation, ActivationKind, Arch, Init, Loss, NormChoice, NormKind, NormPosition, Residual};
-use crate::optim::{Adam, Clip, Optimizer, OptimizerKind, Sgd};
+use crate::nn::{Activation, Arch, NormKind, Residual};
+use crate::optim::{Adam, Clip, Optimizer, Sgd};
 use serde::{Deserialize, Serialize};
 use std::sync::LazyLock;
+
+/// The types of the keys that take a name, and the trait that names them, for code that
+/// writes configs (`Config { activation: ActivationKind::Tanh, .. }`).
+pub use crate::error::Named;
+pub use crate::nn::{ActivationKind, Init, Loss, NormChoice, NormPosition};
+pub use crate::optim::OptimizerKind;
 
 /// What a step does when its loss, an activation or a gradient is NaN or infinite.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -2,10 +2,7 @@
 //! He), `gradscope demo --remedies` (50-layer networks with each remedy) and `gradscope demo
 //! --recurrent` (RNN, LSTM, GRU through time). Train them with [`crate::run::train_into`].
 
-use crate::config::{CellKind, Config, RecurrentInit};
-use crate::error::Named;
-use crate::nn::{ActivationKind, Init, Loss, NormChoice};
-use crate::optim::OptimizerKind;
+use crate::config::{ActivationKind, CellKind, Config, Init, Loss, Named, NormChoice, OptimizerKind, RecurrentInit};
 
 /// What every demo run shares: the built-in regression set, 64 units, SGD (lr 0.01, momentum
 /// 0.9, batch 64), `steps` steps probed 16 times, seed 0.

@@ -334,30 +334,18 @@ fn read_tensor(path: &Path, name: &str, view: &TensorView) -> Result<ArrayD<f64>
     Ok(ArrayD::from_shape_vec(IxDyn(view.shape()), values).expect("safetensors checked the size"))
 }
 
-/// Reads a safetensors file of linear layers (see the module docs for the names accepted).
-pub fn load(path: &Path) -> Result<LoadedWeights> {
-    let bytes = std::fs::read(path).map_err(|err| Error::Io { action: "cannot read", path: path.into(), err })?;
-    parse(path, &bytes)
-}
+/// Norm layers, projections, and the names of the remaining tensors.
+type Remedies = (BTreeMap<usize, LoadedNorm>, BTreeMap<usize, (Array2<f64>, Array1<f64>)>, Vec<String>);
 
-/// [`load`] from the file's bytes (`path` names it in messages; exposed for tests and fuzzing).
-pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedWeights> {
+/// A file's norm-layer and projection tensors (`…norms.N.field`, `…shortcuts.N.field`), and the
+/// names of the others (the linear layers').
+fn read_remedies(path: &Path, st: &SafeTensors, names: &[String]) -> Result<Remedies> {
     let bad = |msg: String| Error::Weights { path: path.into(), msg };
-    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-    let meta = meta.metadata().clone().unwrap_or_default();
-
-    // Group names `<prefix><index>.weight|bias` by index; all must share one prefix.
-    let mut by_index: BTreeMap<u64, (Option<String>, Option<String>)> = BTreeMap::new();
-    let mut prefix: Option<String> = None;
-    let mut names = st.names().into_iter().map(str::to_string).collect::<Vec<_>>();
-    names.sort();
-    // norm layers and residual projections first (`…norms.N.field`, `…shortcuts.N.field`)
     let mut norms: BTreeMap<usize, LoadedNorm> = BTreeMap::new();
     type Parts = (Option<Array2<f64>>, Option<Array1<f64>>);
     let mut short: BTreeMap<usize, Parts> = BTreeMap::new();
     let mut linear_names = Vec::new();
-    for name in &names {
+    for name in names {
         let Some((group, idx, field)) = remedy_name(name) else {
             linear_names.push(name.clone());
             continue;
@@ -396,6 +384,29 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedWeights> {
             _ => return Err(bad(format!("shortcuts.{i} needs both .weight and .bias"))),
         }
     }
+    Ok((norms, shortcuts, linear_names))
+}
+
+/// Reads a safetensors file of linear layers (see the module docs for the names accepted).
+pub fn load(path: &Path) -> Result<LoadedWeights> {
+    let bytes = std::fs::read(path).map_err(|err| Error::Io { action: "cannot read", path: path.into(), err })?;
+    parse(path, &bytes)
+}
+
+/// [`load`] from the file's bytes (`path` names it in messages; exposed for tests and fuzzing).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<LoadedWeights> {
+    let bad = |msg: String| Error::Weights { path: path.into(), msg };
+    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+
+    // Group names `<prefix><index>.weight|bias` by index; all must share one prefix.
+    let mut by_index: BTreeMap<u64, (Option<String>, Option<String>)> = BTreeMap::new();
+    let mut prefix: Option<String> = None;
+    let mut names = st.names().into_iter().map(str::to_string).collect::<Vec<_>>();
+    names.sort();
+    // norm layers and residual projections first (`…norms.N.field`, `…shortcuts.N.field`)
+    let (norms, shortcuts, linear_names) = read_remedies(path, &st, &names)?;
     for name in &linear_names {
         let (stem, is_weight) = if let Some(s) = name.strip_suffix(".weight") {
             (s, true)
