@@ -89,14 +89,15 @@ def autograd_norms(net, cell, x, labels):
         inputs = [o[0] for o in o_k]
     loss = F.cross_entropy(net.fc(outs[-1][-1][0]), labels)
     loss.backward()
-    norm = lambda g: 0.0 if g is None else float(g.norm())
+    grad = lambda v: torch.zeros_like(v) if v.grad is None else v.grad  # unused: no gradient
     result = []
     for k in range(LAYERS):
-        grad_h = [float((outs[k][t].grad + (states[k][t].grad if states[k][t].grad is not None else 0)).norm())
-                  for t in range(len(outs[k]))]
-        grad_x = [norm(x.grad[t]) for t in range(x.shape[0])] if k == 0 else [norm(o.grad) for o in outs[k - 1]]
+        # the path upward (layer above or head) and the path to step t+1
+        grad_h = [float((grad(outs[k][t]) + grad(states[k][t])).norm()) for t in range(len(outs[k]))]
+        grad_x = [float(x.grad[t].norm()) for t in range(x.shape[0])] if k == 0 else [
+            float(grad(o).norm()) for o in outs[k - 1]]
         result.append({"grad_h": grad_h, "grad_x": grad_x})
-    return float(loss), result
+    return float(loss.detach()), result
 
 
 def main():

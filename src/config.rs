@@ -5,7 +5,7 @@
 //! `threads` made concrete) is saved beside every run, so passing it back repeats the run.
 
 use crate::data::DataSpec;
-use crate::error::{Error, Named, Result, closest};
+use crate::error::{Error, Result, closest};
 use crate::nn::activation::DEFAULT_NEGATIVE_SLOPE;
 use crate::nn::recurrent::{Cell, GateBias, Head, HiddenInit};
 use crate::nn::{Activation, Arch, NormKind, Residual};
@@ -655,35 +655,28 @@ impl Config {
     /// the network, with the MLP's keys that cannot apply refused.
     fn recurrent(&self, data: &DataSpec) -> Result<Option<RecurrentSpec>> {
         let Some(cell) = self.cell.cell() else {
+            if data.is_sequence_task() {
+                return Err(Error::invalid(
+                    "data",
+                    &self.data,
+                    "is a sequence task for recurrent networks; add --cell rnn_tanh, rnn_relu, lstm or gru",
+                ));
+            }
+            let name = |v: Option<clap::builder::PossibleValue>| v.map(|p| p.get_name().to_string());
             let given = [
-                ("num_layers", (self.num_layers.map(|v| v.to_string()))),
-                ("seq_len", (self.seq_len.map(|v| v.to_string()))),
-                ("bptt", (self.bptt.map(|v| v.to_string()))),
-                ("head", self.head.and_then(|v| clap::ValueEnum::to_possible_value(&v)).map(|p| p.get_name().into())),
-                (
-                    "recurrent_init",
-                    self.recurrent_init
-                        .and_then(|v| clap::ValueEnum::to_possible_value(&v))
-                        .map(|p| p.get_name().into()),
-                ),
-                (
-                    "gate_bias",
-                    self.gate_bias.and_then(|v| clap::ValueEnum::to_possible_value(&v)).map(|p| p.get_name().into()),
-                ),
-                ("forget_bias", (self.forget_bias.map(|v| v.to_string()))),
+                ("num_layers", self.num_layers.map(|v| v.to_string())),
+                ("seq_len", self.seq_len.map(|v| v.to_string())),
+                ("bptt", self.bptt.map(|v| v.to_string())),
+                ("head", name(self.head.and_then(|v| clap::ValueEnum::to_possible_value(&v)))),
+                ("recurrent_init", name(self.recurrent_init.and_then(|v| clap::ValueEnum::to_possible_value(&v)))),
+                ("gate_bias", name(self.gate_bias.and_then(|v| clap::ValueEnum::to_possible_value(&v)))),
+                ("forget_bias", self.forget_bias.map(|v| v.to_string())),
             ];
             if let Some((key, Some(value))) = given.iter().find(|(_, g)| g.is_some()) {
                 return Err(Error::invalid(
                     *key,
                     value,
                     "applies to recurrent networks only; add --cell rnn_tanh, rnn_relu, lstm or gru",
-                ));
-            }
-            if data.is_sequence_task() {
-                return Err(Error::invalid(
-                    "data",
-                    &self.data,
-                    "is a sequence task for recurrent networks; add --cell rnn_tanh, rnn_relu, lstm or gru",
                 ));
             }
             return Ok(None);

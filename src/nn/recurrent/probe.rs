@@ -7,22 +7,25 @@
 
 use super::{Cell, RecurrentNet};
 use crate::nn::Scalar;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
-/// JSON has no NaN or infinity (serde_json writes null): read null back as NaN, so that the
-/// record of a run whose gradients overflowed still loads.
-fn nan_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
-}
+/// JSON has no NaN (serde_json writes it as null; a 0/0 factor where the gradient is cut is
+/// NaN): read null back as NaN, so records round-trip (checkpoints hold them).
+mod nan {
+    use serde::{Deserialize, Deserializer};
 
-/// [`nan_if_null`] for every entry of a list.
-fn nans_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
-    Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
-}
+    pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
 
-/// [`nans_if_null`] for an optional list.
-fn opt_nans_if_null<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {
-    Ok(Option::<Vec<Option<f64>>>::deserialize(d)?.map(|v| v.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect()))
+    pub fn vec<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    }
+
+    pub fn opt_vec<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f64>>, D::Error> {
+        let v = Option::<Vec<Option<f64>>>::deserialize(d)?;
+        Ok(v.map(|v| v.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect()))
+    }
 }
 
 /// A gate's statistics over one forward pass.
@@ -31,14 +34,14 @@ pub struct GateStats {
     /// `i`, `f`, `o` (LSTM) or `r`, `z` (GRU).
     pub gate: String,
     /// Mean over batch and units, per time step.
-    #[serde(deserialize_with = "nans_if_null")]
+    #[serde(deserialize_with = "nan::vec")]
     pub mean: Vec<f64>,
     /// Fraction of values saturated closed: σ′ below 1/20 of its maximum 1/4 (the rule
     /// `LayerStats.saturation` uses) with σ < ½, i.e. σ < 0.0127. Over all steps.
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "nan::f64")]
     pub closed: f64,
     /// Fraction saturated open (σ > 0.9873). Over all steps.
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "nan::f64")]
     pub open: f64,
 }
 
@@ -48,29 +51,30 @@ pub struct TimeStats {
     /// The layer, 0 reading the input.
     pub layer: usize,
     /// ‖∂L/∂h_t‖, both paths (output and recurrent), t = 1..T.
-    #[serde(deserialize_with = "nans_if_null")]
+    #[serde(deserialize_with = "nan::vec")]
     pub grad_h: Vec<f64>,
     /// LSTM ‖∂L/∂c_t‖ (null for the other cells).
-    #[serde(deserialize_with = "opt_nans_if_null")]
+    #[serde(deserialize_with = "nan::opt_vec", default)]
     pub grad_c: Option<Vec<f64>>,
     /// ‖∂L/∂x_t‖ of this layer's input (layer 0: the sequence; layer k: layer k−1's h_t
     /// through the output path).
-    #[serde(deserialize_with = "nans_if_null")]
+    #[serde(deserialize_with = "nan::vec")]
     pub grad_x: Vec<f64>,
     /// ‖∂L/∂h_0‖, the gradient reaching the initial state (0 under truncated BPTT).
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "nan::f64")]
     pub grad_h0: f64,
     /// ‖∂L/∂h_{t−1}‖ / ‖∂L/∂h_t‖ for t = 2..T (length T − 1): the per-step factor.
-    #[serde(deserialize_with = "nans_if_null")]
+    #[serde(deserialize_with = "nan::vec")]
     pub step_factor: Vec<f64>,
     /// ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖.
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "nan::f64")]
     pub vanishing_ratio_time: f64,
     /// σ_max of each H×H gate block of W_hh (one for the Elman cell), by power iteration.
-    #[serde(deserialize_with = "nans_if_null")]
+    #[serde(deserialize_with = "nan::vec")]
     pub sigma_max_hh: Vec<f64>,
     /// 1/γ with γ = sup|φ′| of the recurrent nonlinearity: 1 for tanh and relu. σ_max below it
     /// means the Elman cell's gradient must vanish (Pascanu, Mikolov & Bengio 2013).
+    #[serde(deserialize_with = "nan::f64")]
     pub pascanu_line: f64,
     /// The gates (empty for the Elman cell).
     pub gates: Vec<GateStats>,
@@ -89,7 +93,7 @@ pub struct TimeRecord {
     pub layers: Vec<TimeStats>,
     /// The vanishing ratio through time: ‖∂L/∂x_1‖ / ‖∂L/∂x_T‖ of the input sequence, the
     /// gradient reaching the first input over that reaching the last.
-    #[serde(deserialize_with = "nan_if_null")]
+    #[serde(deserialize_with = "nan::f64")]
     pub vanishing_ratio_time: f64,
 }
 
