@@ -48,7 +48,9 @@ def test_run_folder_and_report(tmp_path, gradscope_bin):
     assert (run / "report.html").is_file()
     config = (run / "config.toml").read_text()
     assert "[model]" in config and 'kind = "Linear"' in config and 'activation = "sigmoid"' in config
-    assert "sigmoid" in w.verdict() or "layers" in w.verdict()
+    verdict = w.verdict()  # the Rust core's sentence, from the first and last records and the summary
+    assert verdict.startswith("gradient at layer 0 is ") and f"{recs[0]['vanishing_ratio']:.4f} of layer 2's" in verdict
+    assert gradscope.verdicts(run) == [verdict]
     assert "<iframe" in w._repr_html_()
     # the CLI renders the same folder, with the module names on the gradient-flow figure
     subprocess.run([gradscope_bin, "report", str(run), "--out", str(tmp_path / "cli")], check=True,

@@ -241,9 +241,9 @@ fn chart<'a, DB: DrawingBackend>(
     let (w, h) = chart.plotting_area().dim_in_pixel();
     let (nx, ny) = (tick_count(x, w as f64 / s), tick_count(y, h as f64 / s));
     let (xl, yl) = (x.clone(), y.clone());
-    let xf = move |v: &f64| axis_tick(&xl, *v);
+    // upright labels are drawn below, by `upright_labels`: the mesh would centre them on the axis
+    let xf = move |v: &f64| if upright(&xl) { String::new() } else { axis_tick(&xl, *v) };
     let yf = move |v: &f64| axis_tick(&yl, *v);
-    let x_style = if upright(x) { font(13.0 * s).transform(FontTransform::Rotate90) } else { font(15.0 * s) };
     chart
         .configure_mesh()
         .x_desc(x.label.as_str())
@@ -253,14 +253,39 @@ fn chart<'a, DB: DrawingBackend>(
         .x_label_formatter(&xf)
         .y_label_formatter(&yf)
         .label_style(font(15.0 * s))
-        .x_label_style(x_style)
         .axis_desc_style(font(17.0 * s))
         .bold_line_style(RGBColor(0, 0, 0).mix(0.08))
         .light_line_style(TRANSPARENT)
         .axis_style(RGBColor(90, 90, 90))
         .draw()
         .map_err(e)?;
+    if upright(x) {
+        upright_labels(area, &chart, x, y.min, s)?;
+    }
     Ok(chart)
+}
+
+/// Category labels of `x` written downwards from just below the axis (every k-th one when they
+/// would overlap, about 20 px apart).
+fn upright_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart<'_, DB>,
+    x: &Axis,
+    y_min: f64,
+    s: f64,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let (ox, oy) = area.get_base_pixel();
+    let (w, _) = chart.plotting_area().dim_in_pixel();
+    let n = x.labels.len().max(1);
+    let every = (n as f64 * 20.0 * s / w.max(1) as f64).ceil().max(1.0) as usize;
+    let style = font(13.0 * s).transform(FontTransform::Rotate90).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, label) in x.labels.iter().enumerate().step_by(every) {
+        let (px, py) = chart.backend_coord(&(i as f64, y_min));
+        let at = (px - ox, py - oy + (8.0 * s) as i32);
+        area.draw(&Text::new(label.clone(), at, style.clone())).map_err(e)?;
+    }
+    Ok(())
 }
 
 /// Splits a sentence into lines of at most `width` characters.
