@@ -101,8 +101,14 @@ fn tick_count(a: &Axis, pixels: f64) -> usize {
 /// Category labels longer than this (layer names) are drawn upright on a horizontal axis.
 const UPRIGHT_ABOVE: usize = 6;
 
+/// Room below a horizontal axis with upright labels, besides the labels (the axis title).
+pub const UPRIGHT_AREA: f64 = 44.0;
+
+/// Pixels per character of an upright label.
+pub const UPRIGHT_PX_PER_CHAR: f64 = 6.6;
+
 /// Whether the axis's category labels are too long to lie side by side.
-fn upright(a: &Axis) -> bool {
+pub fn upright(a: &Axis) -> bool {
     a.labels.iter().any(|l| l.chars().count() > UPRIGHT_ABOVE)
 }
 
@@ -226,9 +232,10 @@ fn chart<'a, DB: DrawingBackend>(
     s: f64,
 ) -> std::result::Result<Chart<'a, DB>, String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    // upright labels (layer names) need room below the axis: about 7.5 px per character
+    // upright labels (layer names) need room below the axis: DejaVu Sans at 13 px is about
+    // 6.6 px per character
     let longest = x.labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-    let x_area = if upright(x) { 40.0 + 7.5 * longest as f64 } else { 54.0 };
+    let x_area = if upright(x) { UPRIGHT_AREA + UPRIGHT_PX_PER_CHAR * longest as f64 } else { 54.0 };
     let mut b = ChartBuilder::on(area);
     b.margin((10.0 * s) as i32)
         .margin_right((18.0 * s) as i32)
