@@ -2,6 +2,7 @@
 from the CLI, the verdict, errors, and the theory from Python against `gradscope theory --json`."""
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -56,7 +57,8 @@ def test_run_folder_and_report(tmp_path, gradscope_bin):
     subprocess.run([gradscope_bin, "report", str(run), "--out", str(tmp_path / "cli")], check=True,
                    capture_output=True)
     svg = (tmp_path / "cli" / "figures" / "gradient-flow.svg").read_text()
-    assert ">4<" in svg  # the Sequential's module names 0, 2, 4 (indices would end at 2)
+    # the Sequential's module names 0, 2, 4 label the axis (indices would end at 2)
+    assert re.search(r">\s*4\s*</text>", svg) and not re.search(r">\s*1\s*</text>", svg)
     page = gradscope.report([run], out=tmp_path / "py")
     assert page.path.name == "report.html" and "Gradient flow" in page.path.read_text()
 
