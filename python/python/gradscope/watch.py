@@ -475,21 +475,24 @@ class Watch:
         import torch
 
         acts = [l.activation[0] for l in self._order if l.activation is not None]
+        # only names gradscope's config accepts (its keys are typed); the rest stays in [model]
         config = {
             "data": self.data,
             "depth": max(0, len(self._order) - 1),
             "width": 0,
-            "activation": max(set(acts), key=acts.count) if acts else "none",
-            "init": "pytorch",
-            "loss": self.loss_name or "loss",
             "probe_every": self.every,
             "seed": self.seed,
             "threads": torch.get_num_threads(),
         }
+        if acts:
+            config["activation"] = max(set(acts), key=acts.count)
+        if self.loss_name in ("mse", "sse", "cross_entropy"):
+            config["loss"] = self.loss_name
         if self._batch_size:
             config["batch_size"] = self._batch_size
         if self.optimizer is not None:
-            config["optimizer"] = type(self.optimizer).__name__.lower()
+            if type(self.optimizer).__name__.lower() in ("sgd", "adam", "adamw"):
+                config["optimizer"] = type(self.optimizer).__name__.lower()
             group = self.optimizer.param_groups[0]
             if isinstance(group.get("lr"), (int, float)):
                 config["lr"] = float(group["lr"])
