@@ -511,6 +511,11 @@ pub fn gradient_flow(r: &Report) -> Figure {
         l
     };
     let names = layer_names(r);
+    // upright layer names take room below the axis: the figure grows by it
+    let x_area = |x: &Axis| {
+        let longest = x.labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+        if super::plot::upright(x) { (super::plot::UPRIGHT_PX_PER_CHAR * longest as f64) as u32 } else { 0 }
+    };
     let x = if names.is_empty() {
         axis_over(
             "layer l (0 = first hidden layer, last = output layer)",
@@ -530,6 +535,7 @@ pub fn gradient_flow(r: &Report) -> Figure {
         vec![lines(String::new(), x, y, Vec::new(), series)]
     };
     let side = legend_width(&legend);
+    let extra = panels.iter().map(|p| if let Panel::Lines { x, .. } = p { x_area(x) } else { 0 }).max().unwrap_or(0);
     Figure {
         name: "gradient-flow",
         title: "Gradient flow: how much gradient reaches each layer".into(),
@@ -541,7 +547,7 @@ pub fn gradient_flow(r: &Report) -> Figure {
         notes,
         panels,
         columns: 1,
-        size: (760 + side, 520),
+        size: (760 + side, 520 + extra),
         side,
         legend,
         color_bar: None,

@@ -101,8 +101,14 @@ fn tick_count(a: &Axis, pixels: f64) -> usize {
 /// Category labels longer than this (layer names) are drawn upright on a horizontal axis.
 const UPRIGHT_ABOVE: usize = 6;
 
+/// Room below a horizontal axis with upright labels, besides the labels (the axis title).
+pub const UPRIGHT_AREA: f64 = 44.0;
+
+/// Pixels per character of an upright label.
+pub const UPRIGHT_PX_PER_CHAR: f64 = 6.6;
+
 /// Whether the axis's category labels are too long to lie side by side.
-fn upright(a: &Axis) -> bool {
+pub fn upright(a: &Axis) -> bool {
     a.labels.iter().any(|l| l.chars().count() > UPRIGHT_ABOVE)
 }
 
@@ -226,9 +232,10 @@ fn chart<'a, DB: DrawingBackend>(
     s: f64,
 ) -> std::result::Result<Chart<'a, DB>, String> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
-    // upright labels (layer names) need room below the axis: about 7.5 px per character
+    // upright labels (layer names) need room below the axis: DejaVu Sans at 13 px is about
+    // 6.6 px per character
     let longest = x.labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
-    let x_area = if upright(x) { 40.0 + 7.5 * longest as f64 } else { 54.0 };
+    let x_area = if upright(x) { UPRIGHT_AREA + UPRIGHT_PX_PER_CHAR * longest as f64 } else { 54.0 };
     let mut b = ChartBuilder::on(area);
     b.margin((10.0 * s) as i32)
         .margin_right((18.0 * s) as i32)
@@ -241,9 +248,9 @@ fn chart<'a, DB: DrawingBackend>(
     let (w, h) = chart.plotting_area().dim_in_pixel();
     let (nx, ny) = (tick_count(x, w as f64 / s), tick_count(y, h as f64 / s));
     let (xl, yl) = (x.clone(), y.clone());
-    let xf = move |v: &f64| axis_tick(&xl, *v);
+    // upright labels are drawn below, by `upright_labels`: the mesh would centre them on the axis
+    let xf = move |v: &f64| if upright(&xl) { String::new() } else { axis_tick(&xl, *v) };
     let yf = move |v: &f64| axis_tick(&yl, *v);
-    let x_style = if upright(x) { font(13.0 * s).transform(FontTransform::Rotate90) } else { font(15.0 * s) };
     chart
         .configure_mesh()
         .x_desc(x.label.as_str())
@@ -253,14 +260,39 @@ fn chart<'a, DB: DrawingBackend>(
         .x_label_formatter(&xf)
         .y_label_formatter(&yf)
         .label_style(font(15.0 * s))
-        .x_label_style(x_style)
         .axis_desc_style(font(17.0 * s))
         .bold_line_style(RGBColor(0, 0, 0).mix(0.08))
         .light_line_style(TRANSPARENT)
         .axis_style(RGBColor(90, 90, 90))
         .draw()
         .map_err(e)?;
+    if upright(x) {
+        upright_labels(area, &chart, x, y.min, s)?;
+    }
     Ok(chart)
+}
+
+/// Category labels of `x` written downwards from just below the axis (every k-th one when they
+/// would overlap, about 20 px apart).
+fn upright_labels<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &Chart<'_, DB>,
+    x: &Axis,
+    y_min: f64,
+    s: f64,
+) -> DrawResult {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    let (ox, oy) = area.get_base_pixel();
+    let (w, _) = chart.plotting_area().dim_in_pixel();
+    let n = x.labels.len().max(1);
+    let every = (n as f64 * 20.0 * s / w.max(1) as f64).ceil().max(1.0) as usize;
+    let style = font(13.0 * s).transform(FontTransform::Rotate90).pos(Pos::new(HPos::Left, VPos::Center));
+    for (i, label) in x.labels.iter().enumerate().step_by(every) {
+        let (px, py) = chart.backend_coord(&(i as f64, y_min));
+        let at = (px - ox, py - oy + (8.0 * s) as i32);
+        area.draw(&Text::new(label.clone(), at, style.clone())).map_err(e)?;
+    }
+    Ok(())
 }
 
 /// Splits a sentence into lines of at most `width` characters.

@@ -105,6 +105,25 @@ def _sq(t):
     return torch.linalg.vector_norm(t, dtype=torch.float64) ** 2
 
 
+def _layer_norms(groups, device, wide=True):
+    """‖·‖ of each group of tensors (a layer's weights, its gradients, …): one fused
+    `_foreach_norm` over every tensor, then one `index_add_` of the squares per group; NaN for an
+    empty group. `wide`: square in float64 (gradients and updates, which can vanish below
+    float32's range); weights, whose norms are of order 1, are summed in their own dtype (the
+    float64 copy of every weight cost more than the rest of the probe)."""
+    import torch
+
+    flat = [t for g in groups for t in g]
+    out = torch.zeros(len(groups), dtype=torch.float64, device=device)
+    if flat:
+        norms = torch._foreach_norm(flat, 2, dtype=torch.float64) if wide else torch._foreach_norm(flat)
+        norms = torch.stack([n.to(torch.float64) for n in norms]) if not wide else torch.stack(norms)
+        index = torch.tensor([i for i, g in enumerate(groups) for _ in g], device=device)
+        out.index_add_(0, index, norms * norms)
+    empty = torch.tensor([not g for g in groups], device=device)
+    return out.sqrt().masked_fill(empty, float("nan"))
+
+
 class _Layer:
     """A watched layer: a module owning parameters (or a composite), and the activation after it."""
 
@@ -272,7 +291,7 @@ class Watch:
         n = flat.numel()
         if n == 0:
             return
-        s = flat.to(torch.float64).sum()
+        s = flat.sum(dtype=torch.float64)
         q = _sq(flat)
         if acc.h_sum is None:
             acc.h_sum, acc.h_sq, acc.count = s, q, n
@@ -284,7 +303,7 @@ class Watch:
             module, z = dphi_of
             d = _dphi(act, module, z, h).reshape(-1)
             top = _core.max_derivative(act, getattr(module, "negative_slope", 0.01))
-            ds, below = d.to(torch.float64).sum(), (d < top / 20).sum()
+            ds, below = d.sum(dtype=torch.float64), (d < top / 20).sum()
             if acc.dphi_sum is None:
                 acc.dphi_sum, acc.dphi_below, acc.dphi_count = ds, below, n
                 stride = max(1, -(-n // DETAIL_SAMPLE))
@@ -303,16 +322,15 @@ class Watch:
             self._snapshot = [[w.detach().clone() for w in l.weights] for l in self._order or self._seen]
 
     def _after_update(self, optimizer, args, kwargs):
+        import torch
+
         if self._snapshot is None:
             return
         layers = self._order or self._seen
-        ratios = []
-        for l, before in zip(layers, self._snapshot):
-            if not before:
-                ratios.append(None)
-                continue
-            delta = sum(_sq(w.detach() - b) for w, b in zip(l.weights, before))
-            ratios.append(delta.sqrt() / sum(_sq(b) for b in before).sqrt())
+        deltas = [torch._foreach_sub([w.detach() for w in l.weights], before) if before else []
+                  for l, before in zip(layers, self._snapshot)]
+        ratio = _layer_norms(deltas, self._device) / _layer_norms(self._snapshot, self._device, wide=False)
+        ratios = [None if not before else ratio[i] for i, before in enumerate(self._snapshot)]
         self._snapshot = None
         if self._pending is not None:
             record, scalars = self._pending
@@ -360,13 +378,17 @@ class Watch:
                            torch.tensor(float(t), dtype=torch.float64, device=self._device))
             return len(scalars) - 1
 
+        grad = lambda ps: [p.grad for p in ps if p.grad is not None]  # noqa: E731
+        grad_w = _layer_norms([grad(l.weights) for l in self._order], self._device)
+        grad_b = _layer_norms([grad(l.biases) for l in self._order], self._device)
+        weight = _layer_norms([[w.detach() for w in l.weights] for l in self._order], self._device, wide=False)
         layers = []
-        for l in self._order:
+        for i, l in enumerate(self._order):
             a = self._acc.get(l)
             g = {}
-            g["grad_w_norm"] = put(self._grad_norm(l.weights))
-            g["grad_b_norm"] = put(self._grad_norm(l.biases)) if l.biases else None
-            g["weight_norm"] = put(sum(_sq(w.detach()) for w in l.weights).sqrt()) if l.weights else None
+            g["grad_w_norm"] = put(grad_w[i])
+            g["grad_b_norm"] = put(grad_b[i])
+            g["weight_norm"] = put(weight[i])
             if a is not None and a.h_sum is not None:
                 mean = a.h_sum / a.count
                 g["act_mean"] = put(mean)
@@ -453,21 +475,24 @@ class Watch:
         import torch
 
         acts = [l.activation[0] for l in self._order if l.activation is not None]
+        # only names gradscope's config accepts (its keys are typed); the rest stays in [model]
         config = {
             "data": self.data,
             "depth": max(0, len(self._order) - 1),
             "width": 0,
-            "activation": max(set(acts), key=acts.count) if acts else "none",
-            "init": "pytorch",
-            "loss": self.loss_name or "loss",
             "probe_every": self.every,
             "seed": self.seed,
             "threads": torch.get_num_threads(),
         }
+        if acts:
+            config["activation"] = max(set(acts), key=acts.count)
+        if self.loss_name in ("mse", "sse", "cross_entropy"):
+            config["loss"] = self.loss_name
         if self._batch_size:
             config["batch_size"] = self._batch_size
         if self.optimizer is not None:
-            config["optimizer"] = type(self.optimizer).__name__.lower()
+            if type(self.optimizer).__name__.lower() in ("sgd", "adam", "adamw"):
+                config["optimizer"] = type(self.optimizer).__name__.lower()
             group = self.optimizer.param_groups[0]
             if isinstance(group.get("lr"), (int, float)):
                 config["lr"] = float(group["lr"])
