@@ -185,3 +185,22 @@ fn the_browser_check_catches_broken_reports() {
     assert!(blank.iter().any(|p| p.contains("screenshot is blank")), "{blank:?}");
     assert!(blank.iter().any(|p| p.contains("not drawn or not sized")), "{blank:?}");
 }
+
+/// issue 14: a report of recurrent runs (written from the library, as the CLI will) lays out
+/// the figures through time in Chromium, alone and compared.
+#[test]
+fn recurrent_report_loads_in_chromium_with_the_figures_through_time() {
+    let Some(bin) = chromium() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("lstm"), tmp.path().join("rnn_tanh"));
+    common::write_recurrent_run(&a, gradscope::nn::recurrent::Cell::Lstm, 12, 20, 5);
+    common::write_recurrent_run(&b, gradscope::nn::recurrent::Cell::RnnTanh, 12, 20, 5);
+    let through_time = ["gradient-time", "time-heatmap", "gates", "loss"];
+    gradscope().arg("report").arg(&a).assert().success();
+    let problems = check_report(&bin, &a.join("report.html"), &through_time);
+    assert!(problems.is_empty(), "one recurrent run in Chromium:\n{}", problems.join("\n"));
+    let out = tmp.path().join("cmp");
+    gradscope().arg("report").arg(&a).arg(&b).arg("--out").arg(&out).assert().success();
+    let problems = check_report(&bin, &out.join("report.html"), &through_time);
+    assert!(problems.is_empty(), "two recurrent runs in Chromium:\n{}", problems.join("\n"));
+}

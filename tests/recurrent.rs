@@ -7,7 +7,7 @@ use gradscope::error::Named;
 use gradscope::io::recurrent::{from_safetensors, to_safetensors};
 use gradscope::nn::recurrent::gradcheck::check_recurrent;
 use gradscope::nn::recurrent::{Cell, GateBias, Head, HiddenInit, RecurrentConfig, RecurrentNet};
-use gradscope::nn::{Loss, Targets, Threads};
+use gradscope::nn::{Loss, Network, Targets, Threads};
 use gradscope::theory::recurrent::{init_variances, measure_rnn, pascanu_bound, rnn_mean_field};
 use ndarray::{Array2, Array3};
 use rand::{Rng, SeedableRng};
@@ -207,4 +207,46 @@ fn pascanu_line_for_the_inits() {
     cfg.cell = Cell::Lstm;
     let b = pascanu_bound(&cfg, 1).unwrap();
     assert_eq!(b.sigma_max_measured.len(), 4);
+}
+
+/// Two threads split each time step's batch rows (product and cell together): the gradients,
+/// the input gradient and the probes through time equal one thread's to rounding, for every
+/// cell, with and without truncation, on an odd batch.
+#[test]
+fn two_threads_split_the_rows_and_agree_with_one() {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    for cell in CELLS {
+        for bptt in [None, Some(3)] {
+            let mut cfg = RecurrentConfig::new(cell, 3, 24, 2, 2);
+            cfg.head = Head::EveryStep;
+            let base = cfg.init::<f64, _>(&mut ChaCha8Rng::seed_from_u64(5)).unwrap();
+            let x = Array3::from_shape_fn((9, 7, 3), |(t, b, i)| ((t * 21 + b * 3 + i) as f64 * 0.23).sin());
+            let y = Array2::from_shape_fn((63, 2), |(r, o)| ((r + 3 * o) as f64 * 0.17).cos());
+            let run = |threads: Threads| {
+                let mut net = base.clone();
+                (net.bptt, net.probing) = (bptt, true);
+                let loss = net.loss_and_grads(x.view(), Targets::Values(y.view()), Loss::Mse, threads);
+                let mut grads = Vec::new();
+                net.for_each_param(|_, _, _, g| grads.extend_from_slice(g));
+                grads.extend(net.grad_input().iter().copied());
+                (loss, grads, net.time_record())
+            };
+            let (l1, g1, r1) = run(Threads::One);
+            let (l2, g2, r2) = pool.install(|| run(Threads::new(2)));
+            let scale = g1.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let worst = g1.iter().zip(&g2).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!((l1 - l2).abs() <= 1e-14 * l1.abs(), "{} {bptt:?}: loss {l1} vs {l2}", cell.name());
+            assert!(
+                worst <= 1e-12 * scale,
+                "{} {bptt:?}: gradients differ by {worst:e} (scale {scale:e})",
+                cell.name()
+            );
+            for (a, b) in r1.layers.iter().zip(&r2.layers) {
+                for (u, v) in a.grad_h.iter().zip(&b.grad_h).chain(a.grad_x.iter().zip(&b.grad_x)) {
+                    assert!((u - v).abs() <= 1e-12 * u.abs().max(1e-300), "{} {bptt:?}: probe {u} vs {v}", cell.name());
+                }
+                assert!((a.grad_h0 - b.grad_h0).abs() <= 1e-12 * a.grad_h0.abs().max(1e-300));
+            }
+        }
+    }
 }

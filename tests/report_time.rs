@@ -27,6 +27,7 @@ fn time_records_round_trip_through_step_records() {
     let loss = net.loss_and_grads(x.view(), Targets::Values(y.view()), Loss::Mse, Threads::One);
     let mut rec = StepRecord::new(7, 0, loss, Vec::new());
     rec.time = Some(net.time_record());
+    rec.vanishing_ratio = rec.time.as_ref().unwrap().vanishing_ratio_time;
     let back: StepRecord = serde_json::from_str(&serde_json::to_string(&rec).unwrap()).unwrap();
     assert_eq!(back, rec);
     let time = rec.time.as_mut().unwrap();

@@ -4,7 +4,8 @@
 //! types are the one definition of each field) and errors (`GradscopeError`, a `ValueError`).
 
 use gradscope::config::Config;
-use gradscope::nn::{Activation, Init};
+use gradscope::error::Named;
+use gradscope::nn::{Activation, ActivationKind, Init};
 use gradscope::probe::StepRecord;
 use gradscope::report::{ModelDescription, Report};
 use gradscope::run::{WatchEnd, WatchedRun};
@@ -97,8 +98,8 @@ fn theory_json(
     width: usize,
     negative_slope: f64,
 ) -> PyResult<String> {
-    let activation = Activation::from_name(activation, negative_slope).map_err(err)?;
-    let init = Init::from_name(init).map_err(err)?;
+    let activation = Activation::new(ActivationKind::parse("activation", activation).map_err(err)?, negative_slope);
+    let init = Init::parse("init", init).map_err(err)?;
     let q = Query { activation, init, sigma_w2, sigma_b2, critical, q0, q0_fixed, depth, width };
     serde_json::to_string(&predict(&q).map_err(err)?).map_err(err)
 }
@@ -106,7 +107,7 @@ fn theory_json(
 /// max φ′ of an activation (the scale of the saturation threshold, max φ′ / 20).
 #[pyfunction]
 fn max_derivative(activation: &str, negative_slope: f64) -> PyResult<f64> {
-    Ok(Activation::from_name(activation, negative_slope).map_err(err)?.max_derivative())
+    Ok(Activation::new(ActivationKind::parse("activation", activation).map_err(err)?, negative_slope).max_derivative())
 }
 
 /// Writes TensorBoard event files of `runs` under `dir` (one subfolder per run); returns them.

@@ -256,13 +256,17 @@ impl Figure {
 
 /// Every figure of a report, in reading order.
 pub fn figures(r: &Report) -> Vec<Figure> {
-    let mut v = vec![gradient_flow(r), heatmap(r)];
+    // the per-layer figures need per-layer records (a recurrent run's may have only `time`)
+    let layered = r.runs.iter().any(|run| run.records.iter().any(|rec| !rec.layers.is_empty()));
+    let mut v = if layered { vec![gradient_flow(r), heatmap(r)] } else { Vec::new() };
     v.extend(super::time::figures(r));
     v.push(loss(r));
     if r.runs.iter().any(|run| run.records.iter().any(|rec| rec.test_accuracy.is_some())) {
         v.push(accuracy(r));
     }
-    v.extend([update_ratio(r), activations(r), dact(r)]);
+    if layered {
+        v.extend([update_ratio(r), activations(r), dact(r)]);
+    }
     v
 }
 

@@ -244,7 +244,9 @@ fn chart<'a, DB: DrawingBackend>(
     if !title.is_empty() {
         b.caption(title, font(17.0 * s));
     }
-    let mut chart = b.build_cartesian_2d(x.min..x.max, y.min..y.max).map_err(e)?;
+    // an empty range would make plotters look for key points forever: widen it to one unit
+    let range = |a: &Axis| if a.max > a.min { a.min..a.max } else { a.min - 0.5..a.min + 0.5 };
+    let mut chart = b.build_cartesian_2d(range(x), range(y)).map_err(e)?;
     let (w, h) = chart.plotting_area().dim_in_pixel();
     let (nx, ny) = (tick_count(x, w as f64 / s), tick_count(y, h as f64 / s));
     let (xl, yl) = (x.clone(), y.clone());

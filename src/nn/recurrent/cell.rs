@@ -14,8 +14,11 @@ pub(crate) struct Buffers<F> {
     pub seq: usize,
     /// B of the last pass.
     pub batch: usize,
-    /// a_t = x_t·W_ihᵀ + b_ih, `[T, B, G·H]`.
+    /// a_t = x_t·W_ihᵀ + b_ih, `[T, B, G·H]`; for the Elman cell and the LSTM, b_hh is added
+    /// too and each step then adds h_{t−1}·W_hhᵀ in place: the pre-activation of step t.
     pub pre: Vec<F>,
+    /// b_ih + b_hh, `[G·H]` (Elman cell and LSTM).
+    pub bias: Vec<F>,
     /// Activated gates (LSTM i, f, g, o; GRU r, z, n), `[T, B, G·H]`; unused by the Elman cell.
     pub gates: Vec<F>,
     /// h_0 … h_T, `[T+1, B, H]`.
@@ -54,6 +57,7 @@ impl<F: Scalar> Buffers<F> {
         let gh = cell.gates() * h;
         let (tb, b) = (seq * batch, batch);
         grow(&mut self.pre, tb * gh);
+        grow(&mut self.bias, gh);
         grow(&mut self.dgi, tb * gh);
         grow(&mut self.h, (seq + 1) * b * h);
         grow(&mut self.dy, tb * h);
@@ -101,7 +105,7 @@ impl<F: Scalar> Buffers<F> {
 
 /// The slices one forward step reads and writes (step t, whole batch).
 pub(crate) struct Forward<'a, F> {
-    /// a_t, `[B, G·H]`.
+    /// a_t, `[B, G·H]`; empty when `g` already holds a_t + g_t (Elman cell, LSTM).
     pub a: &'a [F],
     /// g_t, `[B, G·H]`; scratch: the cell may overwrite it (with a_t + g_t).
     pub g: &'a mut [F],
@@ -191,8 +195,20 @@ pub(crate) fn forward_layer<F: Scalar>(
     let gh = cell.gates() * h;
     let (bh, bgh) = (b * h, b * gh);
     let buf = &mut l.buf;
+    let b_ih = l.bias_ih.as_slice().expect("contiguous");
+    // the Elman cell and the LSTM add a_t and g_t before anything else, so both biases go in
+    // first and each step's product accumulates onto a_t in place (no per-step bias fill, no
+    // addition pass); the GRU keeps them apart (its n gate multiplies W_hn h + b_hn by r)
+    let fused = cell != Cell::Gru;
+    if fused {
+        for ((s, &x), &y) in buf.bias[..gh].iter_mut().zip(b_ih).zip(l.bias_hh.as_slice().expect("contiguous")) {
+            *s = x + y;
+        }
+        fill_rows(&mut buf.pre[..t * bgh], &buf.bias[..gh]);
+    } else {
+        fill_rows(&mut buf.pre[..t * bgh], b_ih);
+    }
     // a_t for every t at once: one product
-    fill_rows(&mut buf.pre[..t * bgh], l.bias_ih.as_slice().expect("contiguous"));
     F::gemm(view_mut(&mut buf.pre[..t * bgh], (t * b, gh)), input, l.weight_ih.t(), true, threads);
     buf.h[..bh].fill(F::zero());
     if cell == Cell::Lstm {
@@ -213,9 +229,13 @@ pub(crate) fn forward_layer<F: Scalar>(
             Some(st) => &st[..bh],
             None => &h_before[(s - 1) * bh..],
         };
-        // g_t = h_{t−1}·W_hhᵀ + b_hh: the one product per step
-        fill_rows(&mut buf.hg[..bgh], l.bias_hh.as_slice().expect("contiguous"));
-        F::gemm(view_mut(&mut buf.hg[..bgh], (b, gh)), view(h_prev, (b, h)), l.weight_hh.t(), true, threads);
+        // g_t = h_{t−1}·W_hhᵀ (+ b_hh): the one product per step, onto a_t when fused
+        let (a, g): (&[F], &mut [F]) = if fused {
+            (&[], &mut buf.pre[(s - 1) * bgh..s * bgh])
+        } else {
+            fill_rows(&mut buf.hg[..bgh], l.bias_hh.as_slice().expect("contiguous"));
+            (&buf.pre[(s - 1) * bgh..s * bgh], &mut buf.hg[..bgh])
+        };
         let (c_prev, c) = if cell == Cell::Lstm {
             let (before, after) = buf.c.split_at_mut(s * bh);
             let c_prev = match frozen {
@@ -228,8 +248,8 @@ pub(crate) fn forward_layer<F: Scalar>(
         };
         let gated = cell != Cell::RnnTanh && cell != Cell::RnnRelu;
         let step = Forward {
-            a: &buf.pre[(s - 1) * bgh..s * bgh],
-            g: &mut buf.hg[..bgh],
+            a,
+            g,
             h_prev,
             c_prev,
             gates: if gated { &mut buf.gates[(s - 1) * bgh..s * bgh] } else { &mut [] },
@@ -237,12 +257,143 @@ pub(crate) fn forward_layer<F: Scalar>(
             c,
             aux: if gated { &mut buf.aux[(s - 1) * bh..s * bh] } else { &mut [] },
         };
+        forward_rows(cell, h, l.weight_hh.view(), step, b, threads.count().min(b));
+    }
+}
+
+/// The row split of a step: rows of the batch are independent within a time step, so `parts`
+/// threads each take a block of rows through the step's product and the cell (one join per
+/// step, the elementwise work split too, rather than a split product and a serial cell).
+/// One part is exactly the serial step.
+fn forward_rows<F: Scalar>(cell: Cell, h: usize, w_hh: ArrayView2<F>, s: Forward<'_, F>, rows: usize, parts: usize) {
+    if parts <= 1 || rows < 2 {
+        let gh = cell.gates() * h;
+        F::gemm_seq(view_mut(&mut *s.g, (rows, gh)), view(s.h_prev, (rows, h)), w_hh.t(), true);
         match cell {
-            Cell::RnnTanh | Cell::RnnRelu => super::rnn::forward_step(cell.nonlinearity(), step),
-            Cell::Lstm => super::lstm::forward_step(h, step),
-            Cell::Gru => super::gru::forward_step(h, step),
+            Cell::RnnTanh | Cell::RnnRelu => super::rnn::forward_step(cell.nonlinearity(), s),
+            Cell::Lstm => super::lstm::forward_step(h, s),
+            Cell::Gru => super::gru::forward_step(h, s),
+        }
+        return;
+    }
+    let (left, mid) = (parts / 2, rows * (parts / 2) / parts);
+    let (s1, s2) = s.split(rows, mid);
+    rayon::join(
+        || forward_rows(cell, h, w_hh, s1, mid, left),
+        || forward_rows(cell, h, w_hh, s2, rows - mid, parts - left),
+    );
+}
+
+/// Splits a batch slice of `rows` equal rows after row `at` (an empty slice stays empty).
+fn cut<T>(v: &[T], rows: usize, at: usize) -> (&[T], &[T]) {
+    v.split_at(v.len() / rows * at)
+}
+
+/// [`cut`], writable.
+fn cut_mut<T>(v: &mut [T], rows: usize, at: usize) -> (&mut [T], &mut [T]) {
+    let w = v.len() / rows;
+    v.split_at_mut(w * at)
+}
+
+impl<'a, F> Forward<'a, F> {
+    /// Rows `..at` and `at..` of every slice.
+    fn split(self, rows: usize, at: usize) -> (Self, Self) {
+        let (a1, a2) = cut(self.a, rows, at);
+        let (g1, g2) = cut_mut(self.g, rows, at);
+        let (hp1, hp2) = cut(self.h_prev, rows, at);
+        let (cp1, cp2) = cut(self.c_prev, rows, at);
+        let (ga1, ga2) = cut_mut(self.gates, rows, at);
+        let (h1, h2) = cut_mut(self.h, rows, at);
+        let (c1, c2) = cut_mut(self.c, rows, at);
+        let (x1, x2) = cut_mut(self.aux, rows, at);
+        (
+            Forward { a: a1, g: g1, h_prev: hp1, c_prev: cp1, gates: ga1, h: h1, c: c1, aux: x1 },
+            Forward { a: a2, g: g2, h_prev: hp2, c_prev: cp2, gates: ga2, h: h2, c: c2, aux: x2 },
+        )
+    }
+}
+
+impl<'a, F> Backward<'a, F> {
+    /// The same slices, borrowed again (for the cell, which takes the step by value).
+    fn reborrow(&mut self) -> Backward<'_, F> {
+        Backward {
+            dh: self.dh,
+            gates: self.gates,
+            h: self.h,
+            h_prev: self.h_prev,
+            c_prev: self.c_prev,
+            aux: self.aux,
+            dc: &mut *self.dc,
+            dgi: &mut *self.dgi,
+            dgh: &mut *self.dgh,
+            direct: &mut *self.direct,
         }
     }
+
+    /// Rows `..at` and `at..` of every slice.
+    fn split(self, rows: usize, at: usize) -> (Self, Self) {
+        let (dh1, dh2) = cut(self.dh, rows, at);
+        let (g1, g2) = cut(self.gates, rows, at);
+        let (h1, h2) = cut(self.h, rows, at);
+        let (hp1, hp2) = cut(self.h_prev, rows, at);
+        let (cp1, cp2) = cut(self.c_prev, rows, at);
+        let (x1, x2) = cut(self.aux, rows, at);
+        let (dc1, dc2) = cut_mut(self.dc, rows, at);
+        let (di1, di2) = cut_mut(self.dgi, rows, at);
+        let (dg1, dg2) = cut_mut(self.dgh, rows, at);
+        let (d1, d2) = cut_mut(self.direct, rows, at);
+        (
+            Backward {
+                dh: dh1,
+                gates: g1,
+                h: h1,
+                h_prev: hp1,
+                c_prev: cp1,
+                aux: x1,
+                dc: dc1,
+                dgi: di1,
+                dgh: dg1,
+                direct: d1,
+            },
+            Backward {
+                dh: dh2,
+                gates: g2,
+                h: h2,
+                h_prev: hp2,
+                c_prev: cp2,
+                aux: x2,
+                dc: dc2,
+                dgi: di2,
+                dgh: dg2,
+                direct: d2,
+            },
+        )
+    }
+}
+
+/// One backward step on `parts` threads, rows split as in [`forward_rows`]: the cell's
+/// derivatives, then (unless truncation `cut` this step) ∂L/∂h_{t−1} = ∂L/∂g_t · W_hh into
+/// `direct` (added to the GRU's direct path; LSTM: ∂L/∂c_{t−1} zeroed when cut). Returns
+/// Σ(∂L/∂c_t)² when `norm` (LSTM probe), else 0.
+fn backward_rows<F: Scalar>(
+    cell: Cell,
+    h: usize,
+    w_hh: ArrayView2<F>,
+    s: Backward<'_, F>,
+    (rows, parts): (usize, usize),
+    cut_here: bool,
+    norm: bool,
+) -> f64 {
+    if parts <= 1 || rows < 2 {
+        return backward_seq(cell, h, w_hh, s, rows, cut_here, norm);
+    }
+    let (left, mid) = (parts / 2, rows * (parts / 2) / parts);
+    let (s1, s2) = s.split(rows, mid);
+    let (a, b) = rayon::join(
+        || backward_rows(cell, h, w_hh, s1, (mid, left), cut_here, norm),
+        || backward_rows(cell, h, w_hh, s2, (rows - mid, parts - left), cut_here, norm),
+    );
+    a + b
 }
 
 /// One layer's backward pass through time: from ∂L/∂h through the output path (`buf.dy`)
@@ -286,38 +437,13 @@ pub(crate) fn backward_layer<F: Scalar>(
             dgh: if cell == Cell::Gru { &mut buf.dgh[(s - 1) * bgh..s * bgh] } else { &mut [] },
             direct: &mut buf.dh_next[..bh],
         };
-        let dc_norm = match cell {
-            Cell::RnnTanh | Cell::RnnRelu => {
-                super::rnn::backward_step(cell.nonlinearity(), step);
-                0.0
-            }
-            Cell::Lstm => super::lstm::backward_step(h, step, probing),
-            Cell::Gru => {
-                super::gru::backward_step(h, step);
-                0.0
-            }
-        };
+        let cut_here = bptt.is_some_and(|k| (s - 1) % k == 0);
+        let parts = threads.count().min(b);
+        let dc_sq = backward_rows(cell, h, l.weight_hh.view(), step, (b, parts), cut_here, probing);
         if probing && cell == Cell::Lstm {
-            buf.grad_c_norm[s - 1] = dc_norm;
+            buf.grad_c_norm[s - 1] = dc_sq.sqrt();
         }
-        // truncated BPTT: h_{t−1} is a constant to step t when t − 1 is a multiple of K
-        if bptt.is_some_and(|k| (s - 1) % k == 0) {
-            buf.dh_next[..bh].fill(F::zero());
-            if cell == Cell::Lstm {
-                buf.dc[..bh].fill(F::zero());
-            }
-            continue;
-        }
-        // ∂L/∂h_{t−1} = ∂L/∂g_t · W_hh (+ the GRU's direct path, already in dh_next)
-        let dg = if cell == Cell::Gru { &buf.dgh[(s - 1) * bgh..s * bgh] } else { &buf.dgi[(s - 1) * bgh..s * bgh] };
-        F::gemm(
-            view_mut(&mut buf.dh_next[..bh], (b, h)),
-            view(dg, (b, gh)),
-            l.weight_hh.view(),
-            cell == Cell::Gru,
-            threads,
-        );
-        if s == 1 && probing {
+        if s == 1 && probing && !cut_here {
             buf.grad_h0_norm = sum_sq(&buf.dh_next[..bh]).sqrt();
         }
     }
@@ -338,4 +464,38 @@ pub(crate) fn backward_layer<F: Scalar>(
             }
         }
     }
+}
+
+/// [`backward_rows`] on the calling thread.
+fn backward_seq<F: Scalar>(
+    cell: Cell,
+    h: usize,
+    w_hh: ArrayView2<F>,
+    mut s: Backward<'_, F>,
+    rows: usize,
+    cut_here: bool,
+    norm: bool,
+) -> f64 {
+    let sq = match cell {
+        Cell::RnnTanh | Cell::RnnRelu => {
+            super::rnn::backward_step(cell.nonlinearity(), s.reborrow());
+            0.0
+        }
+        Cell::Lstm => super::lstm::backward_step(h, s.reborrow(), norm),
+        Cell::Gru => {
+            super::gru::backward_step(h, s.reborrow());
+            0.0
+        }
+    };
+    // truncated BPTT: h_{t−1} is a constant to step t when t − 1 is a multiple of K
+    if cut_here {
+        s.direct.fill(F::zero());
+        s.dc.fill(F::zero());
+        return sq;
+    }
+    // ∂L/∂h_{t−1} = ∂L/∂g_t · W_hh (+ the GRU's direct path, already in `direct`)
+    let gh = cell.gates() * h;
+    let dg: &[F] = if cell == Cell::Gru { s.dgh } else { s.dgi };
+    F::gemm_seq(view_mut(s.direct, (rows, h)), view(dg, (rows, gh)), w_hh, cell == Cell::Gru);
+    sq
 }

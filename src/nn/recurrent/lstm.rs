@@ -16,7 +16,8 @@
 //! "constant error carousel" that lets an LSTM keep a gradient over many steps when f ≈ 1.
 
 use super::cell::{Backward, Forward, activate};
-use crate::nn::{Activation, Scalar};
+use crate::nn::{Activation, Scalar, simd};
+use multiversion::multiversion;
 
 /// Gates, c_t, tanh(c_t), h_t of one step (H = `hidden`); g_t is overwritten with the
 /// pre-activations. The sigmoids and tanhs run row by row through [`activate`] (vectorised in
@@ -34,45 +35,86 @@ pub(crate) fn forward_step<F: Scalar>(hidden: usize, s: Forward<'_, F>) {
         activate(Activation::Sigmoid, &z[..2 * hidden], &mut gates[..2 * hidden]); // i, f
         activate(Activation::Tanh, &z[2 * hidden..3 * hidden], &mut gates[2 * hidden..3 * hidden]); // g
         activate(Activation::Sigmoid, &z[3 * hidden..], &mut gates[3 * hidden..]); // o
-        let c_prev = &s.c_prev[b * hidden..(b + 1) * hidden];
-        let (i, f, gg) = (&gates[..hidden], &gates[hidden..2 * hidden], &gates[2 * hidden..3 * hidden]);
-        for j in 0..hidden {
-            c[j] = f[j] * c_prev[j] + i[j] * gg[j];
-        }
+        cell_state(&gates[..3 * hidden], &s.c_prev[b * hidden..(b + 1) * hidden], c);
         activate(Activation::Tanh, c, tc);
-        for ((h, &o), &tc) in h.iter_mut().zip(&gates[3 * hidden..]).zip(tc.iter()) {
-            *h = o * tc;
-        }
+        simd::mul(h, &gates[3 * hidden..], tc);
+    }
+}
+
+/// c_t = f ⊙ c_{t−1} + i ⊙ g for one batch row (`gates`: i, f, g), compiled per instruction set.
+#[multiversion(targets = "simd")]
+fn cell_state<F: Scalar>(gates: &[F], c_prev: &[F], c: &mut [F]) {
+    let h = c.len();
+    let (i, f, g, c_prev) = (&gates[..h], &gates[h..2 * h], &gates[2 * h..3 * h], &c_prev[..h]);
+    for j in 0..h {
+        c[j] = f[j] * c_prev[j] + i[j] * g[j];
     }
 }
 
 /// ∂L/∂a_t of one step; `s.dc` goes from ∂L/∂c_t (step t+1's share) to ∂L/∂c_{t−1}.
-/// Returns ‖∂L/∂c_t‖ when `norm` (the probe), else 0.
+/// Returns ‖∂L/∂c_t‖² of these rows when `norm` (the probe), else 0.
 pub(crate) fn backward_step<F: Scalar>(hidden: usize, s: Backward<'_, F>, norm: bool) -> f64 {
-    let (gh, one) = (4 * hidden, F::one());
+    let gh = 4 * hidden;
     let mut sq = 0.0;
     for (b, dc) in s.dc.chunks_exact_mut(hidden).enumerate() {
-        let gates = &s.gates[b * gh..(b + 1) * gh];
+        let rows = Row {
+            gates: &s.gates[b * gh..(b + 1) * gh],
+            dh: &s.dh[b * hidden..(b + 1) * hidden],
+            tc: &s.aux[b * hidden..(b + 1) * hidden],
+            c_prev: &s.c_prev[b * hidden..(b + 1) * hidden],
+        };
         let d = &mut s.dgi[b * gh..(b + 1) * gh];
-        let (dh, tc, c_prev) = (
-            &s.dh[b * hidden..(b + 1) * hidden],
-            &s.aux[b * hidden..(b + 1) * hidden],
-            &s.c_prev[b * hidden..(b + 1) * hidden],
-        );
-        for j in 0..hidden {
-            let (i, f, g, o) = (gates[j], gates[hidden + j], gates[2 * hidden + j], gates[3 * hidden + j]);
-            let d_o = dh[j] * tc[j];
-            let dct = dc[j] + dh[j] * o * (one - tc[j] * tc[j]);
-            if norm {
-                sq += dct.f64() * dct.f64();
-            }
-            let (d_i, d_f, d_g) = (dct * g, dct * c_prev[j], dct * i);
-            dc[j] = dct * f;
-            d[j] = d_i * i * (one - i);
-            d[hidden + j] = d_f * f * (one - f);
-            d[2 * hidden + j] = d_g * (one - g * g);
-            d[3 * hidden + j] = d_o * o * (one - o);
+        if norm {
+            sq += backward_row_probed(rows, dc, d);
+        } else {
+            backward_row(rows, dc, d);
         }
     }
-    sq.sqrt()
+    sq
+}
+
+/// One batch row's inputs to the backward step, each `[H]` (gates `[4H]`).
+#[derive(Clone, Copy)]
+struct Row<'a, F> {
+    gates: &'a [F],
+    dh: &'a [F],
+    tc: &'a [F],
+    c_prev: &'a [F],
+}
+
+/// The backward step of one batch row, gate by gate in slices of exactly H, so that the loop
+/// has no bounds checks and vectorises; compiled per instruction set (`nn::simd`'s reason).
+/// The same operations in the same order as the probed twin below: the same bits.
+#[multiversion(targets = "simd")]
+fn backward_row<F: Scalar>(r: Row<'_, F>, dc: &mut [F], d: &mut [F]) {
+    let h = dc.len();
+    let one = F::one();
+    let (i, f, g, o) = (&r.gates[..h], &r.gates[h..2 * h], &r.gates[2 * h..3 * h], &r.gates[3 * h..4 * h]);
+    let (dh, tc, c_prev) = (&r.dh[..h], &r.tc[..h], &r.c_prev[..h]);
+    let (di, rest) = d.split_at_mut(h);
+    let (df, rest) = rest.split_at_mut(h);
+    let (dg, d_o) = rest.split_at_mut(h);
+    let d_o = &mut d_o[..h];
+    for j in 0..h {
+        let d_out = dh[j] * tc[j];
+        let dct = dc[j] + dh[j] * o[j] * (one - tc[j] * tc[j]);
+        let (d_i, d_f, d_g) = (dct * g[j], dct * c_prev[j], dct * i[j]);
+        dc[j] = dct * f[j];
+        di[j] = d_i * i[j] * (one - i[j]);
+        df[j] = d_f * f[j] * (one - f[j]);
+        dg[j] = d_g * (one - g[j] * g[j]);
+        d_o[j] = d_out * o[j] * (one - o[j]);
+    }
+}
+
+/// [`backward_row`] that also returns Σ_j (∂L/∂c_t)² in f64 (the probe's ‖∂L/∂c_t‖²).
+fn backward_row_probed<F: Scalar>(r: Row<'_, F>, dc: &mut [F], d: &mut [F]) -> f64 {
+    let h = dc.len();
+    let mut sq = 0.0;
+    for (j, &v) in dc.iter().enumerate() {
+        let dct = v + r.dh[j] * r.gates[3 * h + j] * (F::one() - r.tc[j] * r.tc[j]);
+        sq += dct.f64() * dct.f64();
+    }
+    backward_row(r, dc, d);
+    sq
 }

@@ -54,7 +54,7 @@ pub use probe::{GateStats, TimeRecord, TimeStats};
 use crate::error::{Error, Named, Result};
 use crate::nn::tensor::{Module, Name, Network, Prefix, Shape, TensorKind, TensorMut, TensorRef, data, data_mut};
 use crate::nn::{Activation, Init, Linear, Loss, Scalar, Targets, Threads};
-use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewMut2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, ArrayView3, ArrayViewMut2};
 use rand::Rng;
 use rand_distr::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
@@ -672,9 +672,10 @@ fn grow<F: Scalar>(v: &mut Vec<F>, n: usize) {
     }
 }
 
-/// Σ over rows of a `[rows, n]` block, added to `acc`.
+/// Σ over rows of a `[rows, n]` block, added to `acc` row by row (the order of the plain
+/// loop), through the vectorised `simd::add_rows`.
 fn add_column_sums<F: Scalar>(acc: &mut Array1<F>, rows: ArrayView2<F>) {
-    for row in rows.axis_iter(Axis(0)) {
-        *acc += &row;
-    }
+    let rows = rows.to_slice().expect("gradscope internal error: per-step buffers are contiguous");
+    let acc = acc.as_slice_mut().expect("gradscope internal error: tensors are contiguous");
+    crate::nn::simd::add_rows(acc, rows);
 }
