@@ -2,6 +2,8 @@
 //! the files a command writes are written all the same (issue 13: "failed printing to stdout:
 //! Broken pipe", exit 101).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -116,4 +118,26 @@ fn sweep_merge_and_phase_end_quietly() {
     assert!(dir.join("s/results.csv").is_file());
     both_ways(&["merge", "s", "--out", "m"], dir);
     both_ways(&["phase", "s", "--x", "sigma_w2", "--y", "depth", "--metric", "test_accuracy"], dir);
+}
+
+#[test]
+fn data_export_and_recurrent_commands_end_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // `data` from a local folder as the mirror (no network): a download, then "already there"
+    let mirror = common::mnist_dir();
+    let mirror = mirror.to_str().unwrap();
+    both_ways(&["data", "mnist", "--to", "mnist", "--mirror", mirror], dir);
+    for f in ["train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+        assert!(dir.join("mnist").join(f).is_file(), "data: no {f}");
+    }
+    let rnn = ["train", "--cell", "lstm", "--data", "adding", "--seq-len", "5", "--width", "8", "--steps", "3"];
+    let mut args = rnn.to_vec();
+    args.extend(["--threads", "1", "--probe-every", "1", "--overwrite", "--out", "r"]);
+    both_ways(&args, dir);
+    assert!(dir.join("r/summary.json").is_file());
+    both_ways(&["export", "r", "--csv", "r.csv", "--tensorboard", "tb"], dir);
+    assert!(dir.join("r.csv").is_file());
+    both_ways(&["theory", "--cell", "rnn_tanh", "--hidden", "16", "--seq-len", "8"], dir);
+    both_ways(&["theory", "--cell", "lstm", "--hidden", "16", "--seq-len", "8", "--json"], dir);
 }
