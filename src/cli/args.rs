@@ -116,7 +116,7 @@ pub struct DemoArgs {
     /// Folder for the runs (one subfolder each).
     #[arg(long, default_value = "gradscope-out/demo")]
     pub out: PathBuf,
-    /// Training steps per run [default: 3000, 1500 with --remedies, 400 with --recurrent].
+    /// Training steps per run [default: 3000, 1500 with --remedies, 2000 with --recurrent].
     #[arg(long)]
     pub steps: Option<u64>,
     /// Threads (0: all cores).

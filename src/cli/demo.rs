@@ -151,7 +151,7 @@ pub fn run(a: &DemoArgs) -> anyhow::Result<Status> {
     super::install_signal_handlers()?;
     if a.recurrent {
         let (out, start) = (a.out.join("recurrent"), std::time::Instant::now());
-        let setups = recurrent_setups(a.steps.unwrap_or(400), a.threads);
+        let setups = recurrent_setups(a.steps.unwrap_or(2000), a.threads);
         let Some((rows, dirs)) = run_setups(setups, &out, a, |_, _, _, _| {})? else {
             return Ok(Status::Interrupted);
         };
