@@ -558,8 +558,9 @@ pub fn gradient_flow(r: &Report) -> Figure {
     }
 }
 
-/// Centred cell edges around probed steps.
-fn step_edges(steps: &[f64]) -> Vec<f64> {
+/// Centred cell edges around probed steps (the heat maps' cells; also the report's time ×
+/// step map).
+pub(super) fn step_edges(steps: &[f64]) -> Vec<f64> {
     match steps.len() {
         0 => Vec::new(),
         1 => vec![steps[0] - 0.5, steps[0] + 0.5],

@@ -175,20 +175,6 @@ fn legend_width(legend: &[LegendEntry]) -> u32 {
     (chars * 9 + 64).clamp(150, 400)
 }
 
-/// Centred cell edges around probed steps.
-fn edges(steps: &[f64]) -> Vec<f64> {
-    match steps.len() {
-        0 => Vec::new(),
-        1 => vec![steps[0] - 0.5, steps[0] + 0.5],
-        n => {
-            let mut e = vec![steps[0] - (steps[1] - steps[0]) / 2.0];
-            e.extend(steps.windows(2).map(|w| (w[0] + w[1]) / 2.0));
-            e.push(steps[n - 1] + (steps[n - 1] - steps[n - 2]) / 2.0);
-            e
-        }
-    }
-}
-
 /// Time step × training step of log₁₀ ‖∂L/∂x_t‖, one panel per run on one colour scale.
 pub fn time_heatmap(r: &Report) -> Figure {
     let mut notes = Vec::new();
@@ -220,7 +206,7 @@ pub fn time_heatmap(r: &Report) -> Figure {
             ));
         }
         let steps: Vec<f64> = shown.iter().map(|rec| rec.step as f64).collect();
-        let e = edges(&steps);
+        let e = super::figures::step_edges(&steps);
         let (mut cells, mut missing, mut t_max) = (Vec::new(), 0, 1);
         for (i, rec) in shown.iter().enumerate() {
             let g = grad_x(rec);
