@@ -6,34 +6,11 @@
 use crate::config::RunSpec;
 use crate::data::standardize::{Scope, Standardizer, q0};
 use crate::data::{self, DataSpec, Dataset, LoadOptions};
-use crate::error::{Error, Result};
+use crate::error::Result;
+pub use crate::io::data_info::{DataInfo, read_info};
 use crate::io::{DATA_FILE, STANDARDIZE_FILE};
 use crate::nn::Loss;
-use serde::{Deserialize, Serialize};
 use std::path::Path;
-
-/// What a run's data was: `data.json` in its folder.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DataInfo {
-    /// The `data` key.
-    pub data: String,
-    /// Input features.
-    pub inputs: usize,
-    /// Network outputs (classes, or target columns).
-    pub outputs: usize,
-    /// Training rows.
-    pub train_rows: usize,
-    /// Test rows.
-    pub test_rows: usize,
-    /// The class names, label i being `classes[i]`, for string labels (sorted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub classes: Option<Vec<String>>,
-    /// Whether the inputs were standardised (mean and std in `standardize.safetensors`).
-    pub standardized: bool,
-    /// q⁰ = mean over the training rows of ‖x‖²/inputs, as the network sees them: the input scale
-    /// of the mean-field prediction drawn in reports.
-    pub q0: f64,
-}
 
 /// The data of a run and what was fitted on it.
 #[derive(Clone, Debug)]
@@ -44,19 +21,6 @@ pub struct Prepared {
     pub standardizer: Option<Standardizer>,
     /// What goes into `data.json`.
     pub info: DataInfo,
-}
-
-/// Reads `data.json` in `dir`, if there is one.
-pub fn read_info(dir: &Path) -> Result<Option<DataInfo>> {
-    let path = dir.join(DATA_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(err) => return Err(Error::Io { action: "cannot read", path, err }),
-    };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Error::Data { path, msg: format!("is not a gradscope {DATA_FILE} ({e}); train the run again") })
 }
 
 /// Loads the data `spec` names. With `saved` (a run folder), class names and the standardisation

@@ -254,6 +254,8 @@ fn from_an_empty_cache_to_a_report() {
     assert!((s.mean[0] - 0.1307).abs() < 5e-5 && (s.std[0] - 0.3081).abs() < 5e-5, "{} {}", s.mean[0], s.std[0]);
     let info = gradscope::prepare::read_info(&run).unwrap().unwrap();
     assert!(info.standardized && (info.q0 - 1.0).abs() < 1e-3, "q0 {}", info.q0);
+    let html = std::fs::read_to_string(run.join("report.html")).unwrap();
+    assert!(html.contains("784 inputs standardised on the training rows"), "the report says what the data was");
 }
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
@@ -299,6 +301,13 @@ fn string_labels_train_as_their_integer_copy() {
     let info = gradscope::prepare::read_info(&t.join("names")).unwrap().unwrap();
     assert_eq!(info.classes.unwrap(), ["setosa", "versicolor", "virginica"]);
     assert!(gradscope::prepare::read_info(&t.join("ints")).unwrap().unwrap().classes.is_none());
+    // the report names the classes as the network numbers them, and says what the data was
+    gradscope().arg("report").arg(t.join("names")).arg("--out").arg(t.join("rep")).assert().success();
+    let html = std::fs::read_to_string(t.join("rep/report.html")).unwrap();
+    assert!(html.contains("3 (output i is class i): 0&nbsp;setosa, 1&nbsp;versicolor, 2&nbsp;virginica"), "{html}");
+    assert!(html.contains("training and") && html.contains("as given (not standardised)"), "{html}");
+    gradscope().arg("report").arg(t.join("ints")).arg("--out").arg(t.join("rep2")).assert().success();
+    assert!(!std::fs::read_to_string(t.join("rep2/report.html")).unwrap().contains("output i is class i"));
     // probe with the run's config numbers the classes as the run did, even on a file that
     // lacks the first class
     let two = write(t, "two.csv", "id,a,b,species\nx,1,1,virginica\ny,2,0,versicolor\n");

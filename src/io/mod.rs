@@ -1,6 +1,7 @@
 //! Files gradscope writes and reads: atomic writes and safetensors weights.
 
 pub mod checkpoint;
+pub mod data_info;
 pub mod recurrent;
 pub mod weights;
 
@@ -20,7 +21,7 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub const WEIGHTS_FILE: &str = "weights.safetensors";
 /// The command line that made the run (one line, shell-quoted).
 pub const COMMAND_FILE: &str = "command.txt";
-/// What the run's data was (`prepare::DataInfo`: shape, class names, standardised or not, q⁰).
+/// What the run's data was ([`data_info::DataInfo`]: shape, class names, standardised or not, q⁰).
 pub const DATA_FILE: &str = "data.json";
 /// The standardisation fitted on the run's training split (`data::standardize`).
 pub const STANDARDIZE_FILE: &str = "standardize.safetensors";

@@ -100,13 +100,33 @@ fn runs_table(r: &Report, out: &mut String) {
     out.push_str("</tbody>\n</table>\n");
 }
 
+/// The data key, and what `data.json` says of it: rows, inputs, standardisation, q⁰.
+fn data_set(run: &Run) -> String {
+    let key = escape(&run.config.data);
+    let Some(d) = &run.data else { return key };
+    let scaled = if d.standardized { "standardised on the training rows" } else { "as given (not standardised)" };
+    format!(
+        "{key} — {} training and {} test rows, {} inputs {scaled}, {} outputs; input scale q⁰ = {:.4}",
+        d.train_rows, d.test_rows, d.inputs, d.outputs, d.q0
+    )
+}
+
+/// String class labels as the network numbers them: `0 setosa, 1 versicolor, …`.
+fn class_names(classes: &[String]) -> String {
+    let listed: Vec<String> = classes.iter().enumerate().map(|(i, c)| format!("{i}&nbsp;{}", escape(c))).collect();
+    format!("{} (output i is class i): {}", classes.len(), listed.join(", "))
+}
+
 fn run_details(run: &Run, out: &mut String) {
     let _ = writeln!(out, "<details>\n<summary>{} — {}</summary>\n<dl>", escape(&run.label), escape(&run.dir));
     let mut row = |k: &str, v: String| {
         let _ = writeln!(out, "<dt>{k}</dt><dd>{v}</dd>");
     };
     row("folder", format!("<code>{}</code>", escape(&run.dir)));
-    row("data set", escape(&run.config.data));
+    row("data set", data_set(run));
+    if let Some(classes) = run.data.as_ref().and_then(|d| d.classes.as_deref()) {
+        row("classes", class_names(classes));
+    }
     row("made by", run.command.as_deref().map_or("(not recorded)".into(), |c| format!("<code>{}</code>", escape(c))));
     if let Some(s) = &run.summary {
         row("gradscope", escape(&s.gradscope_version));

@@ -189,6 +189,7 @@ pub mod sample {
             command: Some(format!("gradscope train --depth {depth} --activation {activation} --out {dir}")),
             theory: Default::default(),
             model: None,
+            data: None,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::error::{Error, Named, Result};
+use crate::io::data_info::{DataInfo, read_info};
 use crate::io::{COMMAND_FILE, CONFIG_FILE, METRICS_FILE, SUMMARY_FILE};
 use crate::probe::StepRecord;
 use crate::summary::Summary;
@@ -40,6 +41,9 @@ pub struct Run {
     /// The model of a run trained outside gradscope (the `[model]` table of its config.toml);
     /// None for gradscope's own networks.
     pub model: Option<ModelDescription>,
+    /// What the run's data was (its `data.json`: shape, class names, standardisation, q⁰); None
+    /// for runs written before gradscope saved it, and for watched models.
+    pub data: Option<DataInfo>,
 }
 
 /// The model of a run that another trainer wrote (the Python package's `gradscope.watch` of a
@@ -310,6 +314,7 @@ pub fn load_run(dir: &Path) -> Result<Run> {
         command,
         theory: Theory::default(),
         model,
+        data: read_info(dir)?,
     })
 }
 
@@ -399,6 +404,7 @@ mod tests {
             command: None,
             theory: Theory::default(),
             model: None,
+            data: None,
         }
     }
 

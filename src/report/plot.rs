@@ -345,12 +345,18 @@ fn legend<DB: DrawingBackend>(
     fig: &Figure,
     s: f64,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let line_h = (27.0 * s) as i32;
+    // 27 px a line, closer (and a smaller font) when the entries would not fit the height:
+    // a report comparing 16 runs must not draw its last entries off the figure
+    let (_, h) = area.dim_in_pixel();
+    let top = 34.0 * s;
+    let fits = (h as f64 - top - 8.0 * s) / fig.legend.len().max(1) as f64;
+    let line = (27.0 * s).min(fits.max(9.0 * s));
+    let font_px = (16.0 * s).min(line * 0.62);
     let x0 = (6.0 * s) as i32;
     let x1 = (40.0 * s) as i32;
     let left = Pos::new(HPos::Left, VPos::Center);
     for (i, entry) in fig.legend.iter().enumerate() {
-        let y = (34.0 * s) as i32 + i as i32 * line_h;
+        let y = (top + i as f64 * line) as i32;
         let color = rgb(entry.color);
         let style = ShapeStyle::from(&color).stroke_width((2.5 * s).round() as u32);
         match entry.mark {
@@ -359,12 +365,12 @@ fn legend<DB: DrawingBackend>(
                 area.draw(&DashedPathElement::new(vec![(x0, y), (x1, y)], (6.0 * s) as i32, (4.0 * s) as i32, style))?
             }
             Mark::Band => {
-                let half = (7.0 * s) as i32;
+                let half = (7.0 * s).min(line * 0.35) as i32;
                 area.draw(&Rectangle::new([(x0, y - half), (x1, y + half)], color.mix(0.3).filled()))?;
                 area.draw(&PathElement::new(vec![(x0, y), (x1, y)], style))?;
             }
         }
-        area.draw(&Text::new(entry.label.clone(), (x1 + (8.0 * s) as i32, y), font(16.0 * s).pos(left)))?;
+        area.draw(&Text::new(entry.label.clone(), (x1 + (8.0 * s) as i32, y), font(font_px).pos(left)))?;
     }
     Ok(())
 }
@@ -407,6 +413,46 @@ fn color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, b: &ColorBar, s:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::figures::LegendEntry;
+
+    /// The y of each legend label (`<text … y="…">run k</text>`) of an SVG, in order.
+    fn legend_ys(svg: &str) -> Vec<f64> {
+        svg.split("<text")
+            .filter(|t| t.split_once('>').is_some_and(|(_, text)| text.trim_start().starts_with("run ")))
+            .map(|t| {
+                let y = t.split(" y=\"").nth(1).expect("a y attribute");
+                y[..y.find('"').unwrap()].parse().unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_long_legend_fits_its_figure() {
+        let entries = |n: usize| -> Vec<LegendEntry> {
+            (0..n).map(|k| LegendEntry { label: format!("run {k}"), color: (10, 20, 30), mark: Mark::Line }).collect()
+        };
+        let fig = |n: usize| Figure {
+            name: "legend",
+            title: "legend".into(),
+            caption: String::new(),
+            notes: Vec::new(),
+            panels: vec![Panel::Note { title: "t".into(), text: "nothing".into() }],
+            columns: 1,
+            legend: entries(n),
+            color_bar: None,
+            size: (700, 360),
+            side: 200,
+        };
+        // a short legend keeps its 27 px lines
+        let few = legend_ys(&svg(&fig(3)).unwrap());
+        assert_eq!(few.len(), 3);
+        assert!((few[1] - few[0] - 27.0).abs() <= 1.0, "{few:?}");
+        // 18 entries (16 compared runs and two style keys) close up instead of leaving the figure
+        let many = legend_ys(&svg(&fig(18)).unwrap());
+        assert_eq!(many.len(), 18);
+        assert!(many.windows(2).all(|w| w[1] - w[0] >= 9.0), "{many:?}");
+        assert!(*many.last().unwrap() < 360.0, "the last entry is drawn at y = {}", many.last().unwrap());
+    }
 
     #[test]
     fn ticks_read_as_powers_of_ten_and_whole_layers() {
