@@ -4,7 +4,7 @@
 mod common;
 
 use common::gradscope;
-use gradscope::config::{CellKind, Config, GateBiasKind, RecurrentInit};
+use gradscope::config::{CellKind, Config, GateBiasKind, HeadKind, RecurrentInit};
 use gradscope::nn::{Loss, Network};
 use gradscope::nonfinite::Part;
 use gradscope::optim::OptimizerKind;
@@ -57,6 +57,21 @@ fn every_cell_trains_and_records_through_time() {
         let net = o.model.as_recurrent().expect("a recurrent model");
         assert_eq!(net.layers.len(), 2);
     }
+}
+
+/// docs/recurrent.md: truncated BPTT with a last-step head cuts x_1 off the loss — the ratio
+/// through time is exactly 0 and reads "vanishing" — while the ratio through depth stays finite;
+/// full BPTT on the same network gives a positive ratio.
+#[test]
+fn truncated_bptt_with_a_last_step_head_gives_x1_no_gradient() {
+    let base = Config { head: Some(HeadKind::Last), ..adding(CellKind::RnnTanh, 20, 20) };
+    let cut = train(&Config { bptt: Some(5), ..base.clone() });
+    let s = &cut.summary;
+    assert_eq!((s.vanishing_ratio_time, s.vanishing_ratio_time_final), (Some(0.0), Some(0.0)));
+    assert_eq!(gradscope::verdict::Flow::of(0.0).word(), "vanishing");
+    assert!(cut.first.vanishing_ratio.is_finite() && cut.first.vanishing_ratio > 0.0);
+    let full = train(&base);
+    assert!(full.summary.vanishing_ratio_time.unwrap() > 0.0);
 }
 
 /// The head's record is the output layer's: its ‖∂L/∂W‖ is ‖∂L/∂fc.weight‖ measured directly,
