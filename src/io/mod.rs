@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod recurrent;
+pub mod tensors;
 pub mod weights;
 
 pub use checkpoint::CHECKPOINT_FILE;
