@@ -103,10 +103,18 @@ impl LoadedWeights {
         // the values drawn are all overwritten below
         let mut mlp: Mlp<F> = cfg.init(&mut ChaCha8Rng::seed_from_u64(0));
         let what = format!("this network ({})", describe(&self.sizes, &arch));
+        let hint = match self.arch {
+            Some(recorded) if recorded != arch => {
+                let r = remedies(&recorded);
+                let r = if r.is_empty() { "none".to_string() } else { r.join(", ") };
+                format!("{ARCH_HINT} (the file's metadata records remedies: {r})")
+            }
+            _ => ARCH_HINT.to_string(),
+        };
         let mut map = TensorMap::new(&self.tensors);
         tensors::fill(&mut mlp, &mut map, &|n| self.file_name(n), Accept::Finite, &what)
             .map_err(|e| if e.name.group == LAYERS { bad(e.msg) } else { bad(format!("{}; {ARCH_HINT}", e.msg)) })?;
-        match map.leftover(&format!("{what} has no such tensor; {ARCH_HINT}")) {
+        match map.leftover(&format!("{what} has no such tensor; {hint}")) {
             Some(msg) => Err(bad(msg)),
             None => Ok(mlp),
         }
@@ -115,14 +123,15 @@ impl LoadedWeights {
 
 /// A network in words: `16 → 4 → 1, batch norm (pre), residual blocks of 1 (α 1)`.
 fn describe(sizes: &[usize], arch: &Arch) -> String {
-    let mut s = sizes.iter().map(usize::to_string).collect::<Vec<_>>().join(" → ");
-    if let Some(kind) = arch.norm {
-        s += &format!(", {} norm ({})", NormChoice::from(Some(kind)).name(), arch.norm_position.name());
-    }
-    if let Some(r) = arch.residual {
-        s += &format!(", residual blocks of {} (α {})", r.block, r.scale);
-    }
-    s
+    let sizes = sizes.iter().map(usize::to_string).collect::<Vec<_>>().join(" → ");
+    std::iter::once(sizes).chain(remedies(arch)).collect::<Vec<_>>().join(", ")
+}
+
+/// The remedies of `arch` in words (none for the plain network).
+fn remedies(arch: &Arch) -> Vec<String> {
+    let norm = arch.norm.map(|k| format!("{} norm ({})", NormChoice::from(Some(k)).name(), arch.norm_position.name()));
+    let residual = arch.residual.map(|r| format!("residual blocks of {} (α {})", r.block, r.scale));
+    norm.into_iter().chain(residual).collect()
 }
 
 /// The architecture as metadata.
