@@ -4,17 +4,20 @@
 use assert_cmd::Command;
 use serde_json::Value;
 
+/// The standard output of `gradscope bench ARGS`, which must succeed.
+fn bench(args: &[&str]) -> Vec<u8> {
+    Command::cargo_bin("gradscope").unwrap().arg("bench").args(args).assert().success().get_output().stdout.clone()
+}
+
+/// [`bench`] with `--json`: its one line.
+fn bench_json(args: &[&str]) -> Value {
+    let out = bench(&[args, &["--json"]].concat());
+    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)))
+}
+
 #[test]
 fn bench_json_reports_the_peak_and_the_fraction_of_it() {
-    let out = Command::cargo_bin("gradscope")
-        .unwrap()
-        .args(["bench", "--config", "tiny", "--threads", "1", "--steps", "5", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let line: Value = serde_json::from_slice(&out).unwrap();
+    let line = bench_json(&["--config", "tiny", "--threads", "1", "--steps", "5"]);
     let (peak, fraction, gflops) = (
         line["peak_gflops"].as_f64().unwrap(),
         line["fraction_of_peak"].as_f64().unwrap(),
@@ -28,15 +31,7 @@ fn bench_json_reports_the_peak_and_the_fraction_of_it() {
 
 #[test]
 fn bench_table_names_the_peak_kernel() {
-    let out = Command::cargo_bin("gradscope")
-        .unwrap()
-        .args(["bench", "--config", "tiny", "--threads", "1", "--steps", "3"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = String::from_utf8(bench(&["--config", "tiny", "--threads", "1", "--steps", "3"])).unwrap();
     assert!(text.contains("of peak") && text.contains("FMA kernel, 12 accumulators per thread"), "{text}");
 }
 
@@ -45,26 +40,7 @@ fn bench_table_names_the_peak_kernel() {
 #[test]
 fn bench_lstm_reports_the_recurrent_shape_and_the_same_columns() {
     for probe_every in ["0", "1"] {
-        let out = Command::cargo_bin("gradscope")
-            .unwrap()
-            .args([
-                "bench",
-                "--config",
-                "lstm",
-                "--threads",
-                "1",
-                "--steps",
-                "2",
-                "--probe-every",
-                probe_every,
-                "--json",
-            ])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let line: Value = serde_json::from_slice(&out).unwrap();
+        let line = bench_json(&["--config", "lstm", "--threads", "1", "--steps", "2", "--probe-every", probe_every]);
         let shape = &line["shape"];
         assert_eq!(shape["cell"], "lstm", "{line}");
         assert_eq!(
@@ -81,14 +57,6 @@ fn bench_lstm_reports_the_recurrent_shape_and_the_same_columns() {
         }
     }
     // the MLP configs' JSON has no recurrent fields
-    let out = Command::cargo_bin("gradscope")
-        .unwrap()
-        .args(["bench", "--config", "tiny", "--threads", "1", "--steps", "2", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let line: Value = serde_json::from_slice(&out).unwrap();
+    let line = bench_json(&["--config", "tiny", "--threads", "1", "--steps", "2"]);
     assert!(line["shape"].get("cell").is_none() && line["shape"].get("seq_len").is_none(), "{line}");
 }

@@ -338,32 +338,37 @@ fn the_example_sweep_is_the_one_described() {
     assert_eq!(p.data, "mnist");
 }
 
-/// Ctrl-C (SIGINT to the sweep and its runs, one process group as a terminal sends it): the runs
-/// end their step and exit 130, the sweep starts no new run, keeps the finished rows and exits
-/// 130; the same command then finishes the grid with the table an uninterrupted sweep writes.
-#[test]
-fn an_interrupted_sweep_exits_130_and_resumes() {
+/// `gradscope sweep --jobs 1 --threads 1 --quiet` started in the background (in a process group
+/// of its own when `own_group`, as a terminal starts it), returned once its first run trains:
+/// its metrics.jsonl is opened after the signal handlers are installed.
+fn spawn_sweep_until_its_first_run(config: &Path, out: &Path, own_group: bool) -> std::process::Child {
     use std::os::unix::process::CommandExt;
-    let t = tempfile::tempdir().unwrap();
-    // runs long enough to be caught mid-way (about a second each), on 1 job
-    let text = TINY.replace("steps = 40", "steps = 30000").replace("probe_every = 10", "probe_every = 0");
-    let config = write_sweep(t.path(), &text);
-    let out = t.path().join("out");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
-        .args(["sweep", "--jobs", "1", "--threads", "1", "--quiet", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    // wait until the first run is training (its metrics.jsonl is opened after the signal
-    // handlers are installed), then interrupt the whole group
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"));
+    cmd.args(["sweep", "--jobs", "1", "--threads", "1", "--quiet", "--config"]).arg(config).arg("--out").arg(out);
+    if own_group {
+        cmd.process_group(0);
+    }
+    let child = cmd.spawn().unwrap();
     let start = Instant::now();
     while !out.join("runs").join("0000").join("metrics.jsonl").exists() {
         assert!(start.elapsed() < Duration::from_secs(60), "the sweep did not start its first run");
         std::thread::sleep(Duration::from_millis(20));
     }
+    child
+}
+
+/// Ctrl-C (SIGINT to the sweep and its runs, one process group as a terminal sends it): the runs
+/// end their step and exit 130, the sweep starts no new run, keeps the finished rows and exits
+/// 130; the same command then finishes the grid with the table an uninterrupted sweep writes.
+#[test]
+fn an_interrupted_sweep_exits_130_and_resumes() {
+    let t = tempfile::tempdir().unwrap();
+    // runs long enough to be caught mid-way (about a second each), on 1 job
+    let text = TINY.replace("steps = 40", "steps = 30000").replace("probe_every = 10", "probe_every = 0");
+    let config = write_sweep(t.path(), &text);
+    let out = t.path().join("out");
+    // once the first run trains, interrupt the whole group
+    let mut child = spawn_sweep_until_its_first_run(&config, &out, true);
     std::thread::sleep(Duration::from_millis(300));
     let group = format!("-{}", child.id());
     assert!(std::process::Command::new("kill").args(["-INT", "--", &group]).status().unwrap().success());
@@ -389,18 +394,7 @@ fn a_sweep_interrupted_after_its_last_run_started_exits_130() {
     let text = "[base]\ndata = \"regression\"\nwidth = 32\nsteps = 20000\nprobe_every = 0\n[grid]\ndepth = [3]\n";
     let config = write_sweep(t.path(), text);
     let out = t.path().join("out");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gradscope"))
-        .args(["sweep", "--jobs", "1", "--threads", "1", "--quiet", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !out.join("runs").join("0000").join("metrics.jsonl").exists() {
-        assert!(start.elapsed() < Duration::from_secs(60), "the sweep did not start its run");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = spawn_sweep_until_its_first_run(&config, &out, false);
     let pid = child.id().to_string();
     assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();

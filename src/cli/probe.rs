@@ -8,7 +8,7 @@ use gradscope::config::RunSpec;
 use gradscope::data::{Dataset, Labels, Split};
 use gradscope::error::Error;
 use gradscope::io::{self, weights};
-use gradscope::nn::{Mlp, Targets, Threads};
+use gradscope::nn::{Mlp, Name, Targets, Threads};
 use gradscope::probe::record;
 use gradscope::resources;
 use gradscope::run::build_mlp;
@@ -20,18 +20,15 @@ use std::path::Path;
 /// figure.
 pub const DEFAULT_PROBE_ROWS: usize = 10_000;
 
-/// The (weight, bias) names of each layer in a weights file.
-type ParamNames = Vec<(String, String)>;
-
 /// A weights file as an f64 network, checked against the data's shape and the flags given;
-/// its parameter names.
+/// the file as read (its tensors' names).
 fn load_weights(
     path: &Path,
     spec: &RunSpec,
     data: &Dataset,
     file_table: Option<&toml::Table>,
     matches: &ArgMatches,
-) -> anyhow::Result<(Mlp<f64>, ParamNames)> {
+) -> anyhow::Result<(Mlp<f64>, weights::LoadedWeights)> {
     let activation_given = args::given("activation", file_table, matches);
     let w = weights::load(path)?;
     let activation = match (activation_given, w.activation) {
@@ -90,7 +87,7 @@ fn load_weights(
         .iter()
         .any(|k| args::given(k, file_table, matches));
     let arch = if arch_given { spec.arch } else { w.arch.unwrap_or(spec.arch) };
-    Ok((w.to_mlp_with(activation, arch, path)?, w.names.clone()))
+    Ok((w.to_mlp_with(activation, arch, path)?, w))
 }
 
 /// Runs `gradscope probe`.
@@ -123,11 +120,11 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
         resources::check(&estimate, spec.max_memory, "this probe", "pass --batch-size N with fewer rows")
     };
 
-    let (mut mlp, names, fresh): (Mlp<f64>, Vec<(String, String)>, bool) = match &a.weights {
+    let (mut mlp, file): (Mlp<f64>, Option<weights::LoadedWeights>) = match &a.weights {
         Some(path) => {
-            let (m, names) = load_weights(path, &spec, &data, file_table.as_ref(), matches)?;
+            let (m, file) = load_weights(path, &spec, &data, file_table.as_ref(), matches)?;
             fits(&m.sizes())?;
-            (m, names, false)
+            (m, Some(file))
         }
         None => {
             let mut sizes = vec![data.inputs()];
@@ -135,9 +132,7 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
             sizes.push(data.outputs());
             fits(&sizes)?;
             // drawn and rounded exactly as `train` would, so weights.safetensors (f32) is the point probed
-            let m: Mlp<f64> = build_mlp::<f32>(&spec, &data).cast();
-            let names = m.param_names();
-            (m, names, true)
+            (build_mlp::<f32>(&spec, &data).cast(), None)
         }
     };
     if mlp.needs_batch_stats() && rows < 2 {
@@ -163,13 +158,15 @@ pub fn run(a: &ProbeArgs, matches: &ArgMatches) -> anyhow::Result<Status> {
     let out = &a.out;
     io::create_dir(out).with_context(|| format!("probe into {}", out.display()))?;
     io::write_atomic(&out.join("config.toml"), config.resolved(&spec).to_toml().as_bytes())?;
+    // gradients under the names of the file probed (an nn.Sequential's `0.weight`, …)
+    let key = |n: Name| file.as_ref().map_or_else(|| n.to_string(), |f| f.file_name(n));
     let grads = if a.dtype == "f64" {
-        weights::grads_to_bytes::<f64, f64>(&mlp, &names)
+        weights::grads_to_bytes::<f64, f64>(&mlp, &key)
     } else {
-        weights::grads_to_bytes::<f64, f32>(&mlp, &names)
+        weights::grads_to_bytes::<f64, f32>(&mlp, &key)
     };
     io::write_atomic(&out.join("grads.safetensors"), &grads)?;
-    if fresh {
+    if file.is_none() {
         io::write_atomic(&out.join("weights.safetensors"), &weights::mlp_to_bytes(&mlp.cast::<f32>()))?;
     }
     io::write_json(&out.join("probe.json"), &rec)?;

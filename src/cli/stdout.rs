@@ -2,7 +2,7 @@
 //!
 //! Rust ignores SIGPIPE, so a write to a pipe whose reader is gone (`gradscope theory | head -1`)
 //! fails with `BrokenPipe`, and `println!` turns that into a panic (exit 101). Every line the
-//! commands print goes through [`print`] (the [`outln!`](crate::outln) macro) instead: once the
+//! commands print goes through [`print`](fn@print) (the [`outln!`](crate::outln) macro) instead: once the
 //! reader is gone, nothing more is printed and the command carries on, so the files it writes
 //! are the same whoever reads its output; it exits with its usual code (0 when all went well).
 //! Commands that only print (`theory`, `bench`) call [`quit_when_closed`] first: they end at once,

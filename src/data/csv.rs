@@ -9,7 +9,7 @@
 //! Features are used as they are unless `standardize` is on (see [`crate::data::standardize`]),
 //! so results compare directly with a PyTorch model fed the same file.
 
-use crate::data::{Dataset, Labels, Split};
+use crate::data::{Dataset, Labels, LoadOptions, Split};
 use crate::error::{Error, Result};
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -17,35 +17,16 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
-/// How to read a CSV file.
-#[derive(Clone, Debug, Default)]
-pub struct CsvOptions<'a> {
-    /// The column to predict.
-    pub target: &'a str,
-    /// Read the target as class labels (for `cross_entropy`).
-    pub classes: bool,
-    /// Seed of the train/test split.
-    pub seed: u64,
-    /// Fraction of rows held out for testing.
-    pub test_fraction: f64,
-    /// Use only these columns as features, in this order.
-    pub features: Option<&'a [String]>,
-    /// Use every column but the target and these.
-    pub drop: Option<&'a [String]>,
-    /// String class labels in this order (a run's `data.json`), instead of the sorted labels
-    /// found in the file.
-    pub class_names: Option<&'a [String]>,
-}
-
 /// Loads `file`, predicting the column named `target`, every other column a feature.
 pub fn load(file: &Path, target: &str, classes: bool, seed: u64, test_fraction: f64) -> Result<Dataset> {
-    load_with(file, &CsvOptions { target, classes, seed, test_fraction, ..CsvOptions::default() })
+    load_with(file, target, &LoadOptions { classes, seed, test_fraction, ..LoadOptions::default() })
 }
 
-/// Loads `file` as `opts` say.
-pub fn load_with(file: &Path, opts: &CsvOptions) -> Result<Dataset> {
+/// Loads `file`, predicting the column named `target`, as `opts` say (its `target` is not
+/// read: the CSV reader needs one).
+pub fn load_with(file: &Path, target: &str, opts: &LoadOptions) -> Result<Dataset> {
     let f = std::fs::File::open(file).map_err(|err| Error::Io { action: "cannot open", path: file.into(), err })?;
-    parse_with(file, std::io::BufReader::new(f), opts)
+    parse_with(file, std::io::BufReader::new(f), target, opts)
 }
 
 /// [`load`] from any reader (`file` names it in messages; exposed for tests and fuzzing).
@@ -57,7 +38,7 @@ pub fn parse(
     seed: u64,
     test_fraction: f64,
 ) -> Result<Dataset> {
-    parse_with(file, input, &CsvOptions { target, classes, seed, test_fraction, ..CsvOptions::default() })
+    parse_with(file, input, target, &LoadOptions { classes, seed, test_fraction, ..LoadOptions::default() })
 }
 
 /// The position of column `name`, or an error naming the closest column and the flag.
@@ -78,8 +59,7 @@ fn column(file: &Path, headers: &[String], key: &str, name: &str) -> Result<usiz
 }
 
 /// The feature columns: `--features` in its order, or every column but the target and `--drop`.
-fn feature_columns(file: &Path, headers: &[String], t: usize, opts: &CsvOptions) -> Result<Vec<usize>> {
-    let target = opts.target;
+fn feature_columns(file: &Path, headers: &[String], t: usize, target: &str, opts: &LoadOptions) -> Result<Vec<usize>> {
     let cols = match (opts.features, opts.drop) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid(
@@ -133,7 +113,7 @@ fn feature_columns(file: &Path, headers: &[String], t: usize, opts: &CsvOptions)
 }
 
 /// [`parse`] with every option.
-pub fn parse_with(file: &Path, input: impl std::io::Read, opts: &CsvOptions) -> Result<Dataset> {
+pub fn parse_with(file: &Path, input: impl std::io::Read, target: &str, opts: &LoadOptions) -> Result<Dataset> {
     let bad = |msg: String| Error::Data { path: file.into(), msg };
     let mut reader =
         ::csv::ReaderBuilder::new().has_headers(true).trim(::csv::Trim::All).from_reader(CrLfToLf::new(input));
@@ -141,11 +121,11 @@ pub fn parse_with(file: &Path, input: impl std::io::Read, opts: &CsvOptions) -> 
     if headers.is_empty() || headers.iter().all(String::is_empty) {
         return Err(bad("no header row; the first line must name the columns".into()));
     }
-    let t = column(file, &headers, "target", opts.target)?;
+    let t = column(file, &headers, "target", target)?;
     if headers.len() < 2 {
         return Err(bad("needs at least one feature column besides the target".into()));
     }
-    let cols = feature_columns(file, &headers, t, opts)?;
+    let cols = feature_columns(file, &headers, t, target, opts)?;
     let mut is_feature = vec![false; headers.len()];
     for &c in &cols {
         is_feature[c] = true;
@@ -193,7 +173,7 @@ pub fn parse_with(file: &Path, input: impl std::io::Read, opts: &CsvOptions) -> 
     }
     let x = Array2::from_shape_vec((n, cols.len()), features).expect("rows have equal length");
     let (y, classes) = if opts.classes {
-        class_labels(&targets, &lines, opts).map_err(bad)?
+        class_labels(&targets, &lines, target, opts).map_err(bad)?
     } else {
         let v = targets.iter().map(|c| c.parse::<f64>().expect("checked above") as f32).collect();
         (Labels::Values(Array2::from_shape_vec((n, 1), v).expect("n×1")), None)
@@ -228,9 +208,9 @@ pub fn parse_with(file: &Path, input: impl std::io::Read, opts: &CsvOptions) -> 
 fn class_labels(
     cells: &[String],
     lines: &[usize],
-    opts: &CsvOptions,
+    target: &str,
+    opts: &LoadOptions,
 ) -> std::result::Result<(Labels, Option<Vec<String>>), String> {
-    let target = opts.target;
     let names: Vec<String> = match opts.class_names {
         Some(names) => names.to_vec(),
         None if cells.iter().all(|c| c.parse::<f64>().is_ok()) => {

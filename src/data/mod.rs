@@ -295,16 +295,7 @@ pub fn load(spec: &DataSpec, opts: &LoadOptions) -> Result<Dataset> {
             let target = opts.target.ok_or_else(|| {
                 Error::invalid("target", "(none)", "csv data needs --target COLUMN naming the column to predict")
             })?;
-            let csv_opts = csv::CsvOptions {
-                target,
-                classes: opts.classes,
-                seed: opts.seed,
-                test_fraction: opts.test_fraction,
-                features: opts.features,
-                drop: opts.drop,
-                class_names: opts.class_names,
-            };
-            csv::load_with(file, &csv_opts)?
+            csv::load_with(file, target, opts)?
         }
         DataSpec::Adding(t) => sequence::adding(*t, SEQ_TRAIN_ROWS, SEQ_TEST_ROWS, opts.seed)?.into_rows(),
         DataSpec::Copy(t) => sequence::copy_task(*t, SEQ_TRAIN_ROWS, SEQ_TEST_ROWS, opts.seed)?.into_rows(),

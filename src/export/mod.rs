@@ -1,5 +1,5 @@
 //! Run folders exported for other tools: TensorBoard event files ([`tensorboard`]) and one flat
-//! CSV (`run, step, layer, field, value`) for pandas ([`csv_rows`], [`write_csv`]).
+//! CSV (`run, step, layer, field, value`) for pandas ([`rows`], [`csv_text`], [`write_csv`]).
 //!
 //! Both read the records a report reads ([`Report::load`]) and name layers as the report does
 //! ([`Run::layer_name`]: the module names of a watched PyTorch model, else the index).

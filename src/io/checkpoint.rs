@@ -16,13 +16,15 @@
 //! and the run's config.
 
 use crate::error::{Error, Result};
-use crate::nn::{Network, Scalar};
+pub use crate::io::tensors::Tensor;
+use crate::io::tensors::{self, Accept, TensorMap, float_dtype};
+use crate::nn::{Name, Network, Scalar};
 use crate::nonfinite::NonFinite;
 use crate::optim::{OptimizerState, ParamState};
 use crate::probe::StepRecord;
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, tensor::TensorView};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The checkpoint's file name inside a run folder.
@@ -70,19 +72,6 @@ pub struct CheckpointMeta {
     pub config: String,
 }
 
-/// One tensor, its bytes little-endian.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Tensor {
-    /// Its name (see the module docs).
-    pub name: String,
-    /// F32, F64 or U64.
-    pub dtype: Dtype,
-    /// The shape.
-    pub shape: Vec<usize>,
-    /// The values, little-endian.
-    pub data: Vec<u8>,
-}
-
 /// A decoded checkpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
@@ -90,15 +79,6 @@ pub struct Checkpoint {
     pub meta: CheckpointMeta,
     /// The tensors, in the order written.
     pub tensors: Vec<Tensor>,
-}
-
-fn float_tensor<F: Scalar>(name: String, shape: Vec<usize>, values: &[F]) -> Tensor {
-    let (dtype, data) = if F::NAME == "f32" {
-        (Dtype::F32, values.iter().flat_map(|v| (v.f64() as f32).to_le_bytes()).collect())
-    } else {
-        (Dtype::F64, values.iter().flat_map(|v| v.f64().to_le_bytes()).collect())
-    };
-    Tensor { name, dtype, shape, data }
 }
 
 fn u64_tensor(name: String, values: impl ExactSizeIterator<Item = u64>) -> Tensor {
@@ -114,14 +94,11 @@ impl Checkpoint {
         order: &[usize],
         meta: CheckpointMeta,
     ) -> Self {
-        let mut tensors: Vec<Tensor> = net
-            .state()
-            .into_iter()
-            .map(|(name, shape, values)| float_tensor(format!("model.{name}"), shape, values))
-            .collect();
+        let mut tensors = tensors::collect(net, &model_name, false);
         for (i, state) in opt.states.iter().enumerate() {
             for (name, buf) in state.buffers() {
-                tensors.push(float_tensor(format!("optimizer.{i}.{name}"), vec![buf.len()], buf));
+                let (dtype, data) = (float_dtype::<F>(), tensors::float_bytes(buf));
+                tensors.push(Tensor { name: format!("optimizer.{i}.{name}"), dtype, shape: vec![buf.len()], data });
             }
             for (name, value) in state.counters() {
                 tensors.push(u64_tensor(format!("optimizer.{i}.{name}"), std::iter::once(value)));
@@ -150,27 +127,15 @@ impl Checkpoint {
     /// Decodes checkpoint bytes (`path` names the file in messages).
     pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self> {
         let bad = |msg: String| bad(path, msg);
-        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-        let (_, header) =
-            SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-        let text = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(META_KEY))
+        let (tensors, metadata) =
+            tensors::read_safetensors(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+        let text = metadata
+            .get(META_KEY)
             .ok_or_else(|| bad(format!("no '{META_KEY}' metadata; it is not a gradscope checkpoint")))?;
         let meta: CheckpointMeta =
             serde_json::from_str(text).map_err(|e| bad(format!("metadata '{META_KEY}' is malformed: {e}")))?;
         if meta.format != FORMAT {
             return Err(bad(format!("format {} is not the format {FORMAT} this gradscope reads", meta.format)));
-        }
-        let mut tensors = Vec::new();
-        for (name, view) in st.tensors() {
-            tensors.push(Tensor {
-                name,
-                dtype: view.dtype(),
-                shape: view.shape().to_vec(),
-                data: view.data().to_vec(),
-            });
         }
         Ok(Self { meta, tensors })
     }
@@ -202,30 +167,22 @@ impl Checkpoint {
         if self.meta.dtype != F::NAME {
             return Err(bad(format!("holds {} tensors; this run trains in {}", self.meta.dtype, F::NAME)));
         }
-        let by_name: HashMap<&str, &Tensor> = self.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-        let mut used = BTreeSet::new();
+        let mut map = TensorMap::new(&self.tensors);
+        let foreign = "the checkpoint does not belong to this config";
+        tensors::fill(net, &mut map, &model_name, Accept::Exact, "this run's network")
+            .map_err(|e| bad(format!("{}; {foreign}", e.msg)))?;
+        let fdtype = float_dtype::<F>();
         let mut take = |name: String, dtype: Dtype, len: Option<usize>| -> Result<&Tensor> {
-            let t = by_name.get(name.as_str()).ok_or_else(|| {
-                bad(format!("tensor '{name}' is missing; the checkpoint does not belong to this config"))
-            })?;
+            let t = map.take(&name).ok_or_else(|| bad(format!("tensor '{name}' is missing; {foreign}")))?;
             if t.dtype != dtype {
                 return Err(bad(format!("tensor '{name}' has dtype {:?}, expected {dtype:?}", t.dtype)));
             }
             let n: usize = t.shape.iter().product();
             if len.is_some_and(|len| len != n) {
-                return Err(bad(format!(
-                    "tensor '{name}' has {n} entries, expected {}; the checkpoint does not belong to this config",
-                    len.unwrap_or(0)
-                )));
+                return Err(bad(format!("tensor '{name}' has {n} entries, expected {}; {foreign}", len.unwrap_or(0))));
             }
-            used.insert(name);
             Ok(t)
         };
-        let fdtype = if F::NAME == "f32" { Dtype::F32 } else { Dtype::F64 };
-        for (name, values) in net.state_mut() {
-            let t = take(format!("model.{name}"), fdtype, Some(values.len()))?;
-            read_floats(&t.data, values);
-        }
         let lens = net.param_lens(); // one optimizer state per trainable tensor, in this order
         if lens.len() != opt.states.len() {
             return Err(bad("optimizer state count does not match the network".into()));
@@ -259,13 +216,10 @@ impl Checkpoint {
                 None => return Err(bad(format!("'order' is not a permutation of the {} training rows", seen.len()))),
             }
         }
-        if let Some(extra) = self.tensors.iter().find(|t| !used.contains(&t.name)) {
-            return Err(bad(format!(
-                "unexpected tensor '{}'; the checkpoint does not belong to this config",
-                extra.name
-            )));
+        match map.leftover(foreign) {
+            Some(msg) => Err(bad(msg)),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -279,6 +233,11 @@ fn read_floats<F: Scalar>(data: &[u8], out: &mut [F]) {
             *o = F::of(f64::from_le_bytes(c.try_into().expect("8 bytes")));
         }
     }
+}
+
+/// A model tensor's name in a checkpoint: `model.{name}`.
+fn model_name(name: Name) -> String {
+    format!("model.{name}")
 }
 
 fn bad(path: &Path, msg: String) -> Error {

@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod data_info;
 pub mod recurrent;
+pub mod tensors;
 pub mod weights;
 
 pub use checkpoint::CHECKPOINT_FILE;

@@ -6,62 +6,74 @@
 //! `net.load_state_dict(safetensors.torch.load_file(path))` reads back.
 
 use crate::error::{Error, Named, Result};
+use crate::io::tensors::{self, Accept, TensorMap};
 use crate::io::weights::serialize;
-use crate::nn::recurrent::{Cell, Head, RecurrentLayer, RecurrentNet};
-use crate::nn::{Linear, Network, Scalar};
-use ndarray::{Array1, Array2};
-use safetensors::{Dtype, SafeTensors};
+use crate::nn::recurrent::{Cell, FC, Head, RNN, RecurrentConfig, RecurrentNet};
+use crate::nn::{Network, Prefix, Scalar};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::collections::HashMap;
 use std::path::Path;
 
 /// Metadata key holding the cell name (`rnn_tanh`, `rnn_relu`, `lstm`, `gru`).
 pub const META_CELL: &str = "gradscope.cell";
 
-fn to_le<F: Scalar>(v: &[F]) -> Vec<u8> {
-    if F::NAME == "f32" {
-        v.iter().flat_map(|x| (x.f64() as f32).to_le_bytes()).collect()
-    } else {
-        v.iter().flat_map(|x| x.f64().to_le_bytes()).collect()
-    }
-}
-
 /// The network's tensors, in F's dtype, with the cell in the metadata.
 pub fn to_safetensors<F: Scalar>(net: &RecurrentNet<F>) -> Vec<u8> {
-    let tensors = net.state().into_iter().map(|(n, s, v)| (n, s, to_le(v))).collect();
+    let tensors =
+        tensors::collect(net, &|n| n.to_string(), true).into_iter().map(|t| (t.name, t.shape, t.data)).collect();
     serialize::<F>(tensors, HashMap::from([(META_CELL.to_string(), net.cell.name().to_string())]))
 }
 
 /// Every trainable tensor's gradient under its state_dict key, in G's dtype.
 pub fn grads_to_safetensors<F: Scalar, G: Scalar>(net: &RecurrentNet<F>) -> Vec<u8> {
-    let mut tensors = Vec::new();
+    let mut out = Vec::new();
     net.visit(&mut |t| {
         if let Some(g) = t.grad {
             let g: Vec<G> = g.iter().map(|v| G::of(v.f64())).collect();
-            tensors.push((t.name.to_string(), t.shape.dims().to_vec(), to_le(&g)));
+            out.push((t.name.to_string(), t.shape.dims().to_vec(), tensors::float_bytes(&g)));
         }
     });
-    serialize::<G>(tensors, HashMap::new())
+    serialize::<G>(out, HashMap::new())
 }
 
-/// A tensor as f64 values and its shape (F32 or F64).
-pub fn read_f64(st: &SafeTensors, path: &Path, name: &str) -> Result<(Vec<f64>, Vec<usize>)> {
-    let bad = |msg: String| Error::Weights { path: path.into(), msg };
-    let t = st.tensor(name).map_err(|_| bad(format!("no tensor '{name}'; a recurrent net needs rnn.* and fc.*")))?;
-    let d = t.data();
-    let values: Vec<f64> = match t.dtype() {
-        Dtype::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect(),
-        Dtype::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes"))).collect(),
-        other => return Err(bad(format!("tensor '{name}' has dtype {other:?}; save it as float32 or float64"))),
+/// The sizes of a recurrent net read off a file's shapes: the cell, input size, hidden size,
+/// layers and outputs (from `rnn.weight_hh_l0`, `rnn.weight_ih_l0`, the `rnn.weight_ih_l{k}`
+/// present, `fc.weight`). The cell comes from the metadata when gradscope wrote the file,
+/// else from W_hh's shape (`[G·H, H]`: G = 1 Elman, 4 LSTM, 3 GRU) with `rnn_nonlinearity`
+/// telling tanh from relu (PyTorch does not store it).
+fn sizes_of(
+    map: &TensorMap,
+    meta: &HashMap<String, String>,
+    rnn_nonlinearity: Cell,
+) -> std::result::Result<RecurrentConfig, String> {
+    let shape = |prefix: Prefix, leaf: &'static str| {
+        let name = prefix.name(leaf).to_string();
+        match map.get(&name) {
+            Some(t) if t.shape.len() == 2 && t.shape.iter().all(|&d| d > 0) => Ok((t.shape[0], t.shape[1])),
+            Some(t) => Err(format!("'{name}' has shape {:?}; expected two sizes of at least 1", t.shape)),
+            None => Err(format!("no tensor '{name}'; a recurrent net needs rnn.* and fc.*")),
+        }
     };
-    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-        return Err(bad(format!("tensor '{name}' holds a non-finite value ({v})")));
-    }
-    Ok((values, t.shape().to_vec()))
+    let (rows, h) = shape(Prefix::suffix(RNN, 0), "weight_hh")?;
+    let cell = match (meta.get(META_CELL), rows / h) {
+        _ if rows % h != 0 => return Err(format!("rnn.weight_hh_l0 has shape [{rows}, {h}]; expected [gates·H, H]")),
+        (Some(name), _) => Cell::parse("cell", name).map_err(|e| e.to_string())?,
+        (None, 1) => rnn_nonlinearity,
+        (None, 4) => Cell::Lstm,
+        (None, 3) => Cell::Gru,
+        (None, g) => return Err(format!("rnn.weight_hh_l0 has {g} gate blocks; RNN 1, LSTM 4, GRU 3")),
+    };
+    let (_, inputs) = shape(Prefix::suffix(RNN, 0), "weight_ih")?;
+    let layers =
+        (0..).take_while(|&k| map.get(&Prefix::suffix(RNN, k).name("weight_ih").to_string()).is_some()).count();
+    let (outputs, _) = shape(Prefix::plain(FC), "weight")?;
+    Ok(RecurrentConfig::new(cell, inputs, h, layers, outputs))
 }
 
-/// Reads `rnn.*_l{k}` and `fc.*` tensors. The cell comes from the metadata when gradscope
-/// wrote the file, else from W_hh's shape (`[G·H, H]`: G = 1 Elman, 4 LSTM, 3 GRU) with
-/// `rnn_nonlinearity` telling tanh from relu (PyTorch does not store it).
+/// Reads a recurrent net's state_dict (`rnn.*_l{k}`, `fc.*`): the network of the sizes the file
+/// gives (see `sizes_of`) is built, and every tensor it declares is taken from the file by
+/// name ([`crate::io::tensors::fill`]), which must hold exactly those.
 pub fn from_safetensors<F: Scalar>(
     bytes: &[u8],
     path: &Path,
@@ -69,66 +81,24 @@ pub fn from_safetensors<F: Scalar>(
     rnn_nonlinearity: Cell,
 ) -> Result<RecurrentNet<F>> {
     let bad = |msg: String| Error::Weights { path: path.into(), msg };
-    let st = SafeTensors::deserialize(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
-    let meta = meta.metadata().clone().unwrap_or_default();
-    let (whh0, s) = read_f64(&st, path, "rnn.weight_hh_l0")?;
-    drop(whh0);
-    if s.len() != 2 || s[1] == 0 || s[0] % s[1] != 0 {
-        return Err(bad(format!("rnn.weight_hh_l0 has shape {s:?}; expected [gates·H, H]")));
-    }
-    let h = s[1];
-    let cell = match (meta.get(META_CELL), s[0] / h) {
-        (Some(name), _) => Cell::parse("cell", name)?,
-        (None, 1) => rnn_nonlinearity,
-        (None, 4) => Cell::Lstm,
-        (None, 3) => Cell::Gru,
-        (None, g) => return Err(bad(format!("rnn.weight_hh_l0 has {g} gate blocks; RNN 1, LSTM 4, GRU 3"))),
-    };
-    let g = cell.gates();
-    let n_layers = (0..).take_while(|k| st.tensor(&format!("rnn.weight_ih_l{k}")).is_ok()).count();
-    let mut layers = Vec::with_capacity(n_layers);
-    for k in 0..n_layers {
-        let fan_in = if k == 0 {
-            st.tensor("rnn.weight_ih_l0").map(|t| t.shape().get(1).copied().unwrap_or(0)).unwrap_or(0)
-        } else {
-            h
-        };
-        let m2 = |name: String, shape: (usize, usize)| -> Result<Array2<F>> {
-            let (v, s) = read_f64(&st, path, &name)?;
-            if s != [shape.0, shape.1] {
-                return Err(bad(format!(
-                    "'{name}' has shape {s:?}; a {} of hidden size {h} needs {shape:?}",
-                    cell.name()
-                )));
-            }
-            Ok(Array2::from_shape_vec(shape, v.into_iter().map(F::of).collect()).expect("shape checked"))
-        };
-        let v1 = |name: String, n: usize| -> Result<Array1<F>> {
-            let (v, s) = read_f64(&st, path, &name)?;
-            if s != [n] {
-                return Err(bad(format!("'{name}' has shape {s:?}; expected [{n}]")));
-            }
-            Ok(v.into_iter().map(F::of).collect())
-        };
-        layers.push(RecurrentLayer::new(
-            m2(format!("rnn.weight_ih_l{k}"), (g * h, fan_in))?,
-            m2(format!("rnn.weight_hh_l{k}"), (g * h, h))?,
-            v1(format!("rnn.bias_ih_l{k}"), g * h)?,
-            v1(format!("rnn.bias_hh_l{k}"), g * h)?,
-        ));
-    }
-    let (w, ws) = read_f64(&st, path, "fc.weight")?;
-    if ws.len() != 2 || ws[1] != h {
-        return Err(bad(format!("fc.weight has shape {ws:?}; the head reads H = {h} features: [out, {h}]")));
-    }
-    let (b, bs) = read_f64(&st, path, "fc.bias")?;
-    if bs != [ws[0]] {
-        return Err(bad(format!("fc.bias has shape {bs:?}; expected [{}]", ws[0])));
-    }
-    let fc = Linear::new(
-        Array2::from_shape_vec((ws[0], h), w.into_iter().map(F::of).collect()).expect("shape checked"),
-        b.into_iter().map(F::of).collect(),
+    let (stored, meta) =
+        tensors::read_safetensors(bytes).map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
+    let mut map = TensorMap::new(&stored);
+    let mut cfg = sizes_of(&map, &meta, rnn_nonlinearity).map_err(bad)?;
+    cfg.head = head;
+    // the values drawn are all overwritten below
+    let mut net: RecurrentNet<F> = cfg.init(&mut ChaCha8Rng::seed_from_u64(0))?;
+    let what = format!(
+        "a {} of input size {}, hidden size {}, {} layer(s) and {} output(s)",
+        cfg.cell.name(),
+        cfg.input_size,
+        cfg.hidden_size,
+        cfg.num_layers,
+        cfg.output_size
     );
-    Ok(RecurrentNet::new(cell, head, layers, fc))
+    tensors::fill(&mut net, &mut map, &|n| n.to_string(), Accept::Finite, &what).map_err(|e| bad(e.msg))?;
+    match map.leftover(&format!("{what} has no such tensor (gradscope's recurrent nets are unidirectional)")) {
+        Some(msg) => Err(bad(msg)),
+        None => Ok(net),
+    }
 }

@@ -31,43 +31,45 @@ pub const SOFTPLUS_THRESHOLD: f64 = 20.0;
 /// PyTorch's default `negative_slope` of `leaky_relu`.
 pub const DEFAULT_NEGATIVE_SLOPE: f64 = 0.01;
 
-/// An elementwise nonlinearity.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "name")]
-pub enum Activation {
-    /// φ(z) = z.
-    Identity,
-    /// The logistic sigmoid.
-    Sigmoid,
-    /// The hyperbolic tangent.
-    Tanh,
-    /// max(0, z).
-    Relu,
-    /// z for z > 0, `negative_slope`·z otherwise.
-    LeakyRelu {
-        /// Slope for negative inputs (PyTorch default 0.01).
-        negative_slope: f64,
-    },
-    /// Exponential linear unit with α = 1.
-    Elu,
-    /// Scaled ELU (Klambauer et al. 2017).
-    Selu,
-    /// Gaussian error linear unit, exact erf form (`approximate='none'`).
-    Gelu,
-    /// z·σ(z), also called swish.
-    Silu,
-    /// z / (1 + |z|).
-    Softsign,
-    /// ln(1 + e^z) with β = 1 and threshold 20.
-    Softplus,
+/// Declares [`Activation`] and [`ActivationKind`] from one list of variants, each with the line
+/// `--help` shows for it (and leaky_relu with its slope), and the two maps between them.
+macro_rules! activations {
+    ($(#[doc = $help:literal] $variant:ident $({ #[doc = $fdoc:literal] $field:ident: $ty:ty })?,)*) => {
+        /// An elementwise nonlinearity.
+        #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case", tag = "name")]
+        pub enum Activation {
+            $(#[doc = $help] $variant $({ #[doc = $fdoc] $field: $ty })?,)*
+        }
+
+        /// An activation by name, as configs and flags spell it (snake case); [`Activation::new`]
+        /// adds leaky_relu's slope.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+        #[serde(rename_all = "snake_case")]
+        #[value(rename_all = "snake_case")]
+        pub enum ActivationKind {
+            $(#[doc = $help] $variant,)*
+        }
+
+        impl Activation {
+            /// The activation `kind`; `negative_slope` is used by `leaky_relu` only.
+            pub fn new(kind: ActivationKind, negative_slope: f64) -> Self {
+                match kind {
+                    $(ActivationKind::$variant => Self::$variant $({ $field: negative_slope })?,)*
+                }
+            }
+
+            /// Which activation, without its parameter.
+            pub fn kind(&self) -> ActivationKind {
+                match self {
+                    $(Self::$variant { .. } => ActivationKind::$variant,)*
+                }
+            }
+        }
+    };
 }
 
-/// An activation by name, as configs and flags spell it (snake case); [`Activation::new`] adds
-/// leaky_relu's slope.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum ActivationKind {
+activations! {
     /// φ(z) = z
     Identity,
     /// 1 / (1 + e^(−z))
@@ -77,7 +79,10 @@ pub enum ActivationKind {
     /// max(0, z)
     Relu,
     /// z if z > 0, else negative_slope·z
-    LeakyRelu,
+    LeakyRelu {
+        /// Slope for negative inputs (PyTorch default 0.01).
+        negative_slope: f64
+    },
     /// z if z > 0, else e^z − 1
     Elu,
     /// λ·elu_α(z), λ ≈ 1.0507, α ≈ 1.6733
@@ -110,42 +115,6 @@ pub fn sigmoid<F: Scalar>(z: F) -> F {
 }
 
 impl Activation {
-    /// The activation `kind`; `negative_slope` is used by `leaky_relu` only.
-    pub fn new(kind: ActivationKind, negative_slope: f64) -> Self {
-        use ActivationKind as K;
-        match kind {
-            K::Identity => Self::Identity,
-            K::Sigmoid => Self::Sigmoid,
-            K::Tanh => Self::Tanh,
-            K::Relu => Self::Relu,
-            K::LeakyRelu => Self::LeakyRelu { negative_slope },
-            K::Elu => Self::Elu,
-            K::Selu => Self::Selu,
-            K::Gelu => Self::Gelu,
-            K::Silu => Self::Silu,
-            K::Softsign => Self::Softsign,
-            K::Softplus => Self::Softplus,
-        }
-    }
-
-    /// Which activation, without its parameter.
-    pub fn kind(&self) -> ActivationKind {
-        use ActivationKind as K;
-        match self {
-            Self::Identity => K::Identity,
-            Self::Sigmoid => K::Sigmoid,
-            Self::Tanh => K::Tanh,
-            Self::Relu => K::Relu,
-            Self::LeakyRelu { .. } => K::LeakyRelu,
-            Self::Elu => K::Elu,
-            Self::Selu => K::Selu,
-            Self::Gelu => K::Gelu,
-            Self::Silu => K::Silu,
-            Self::Softsign => K::Softsign,
-            Self::Softplus => K::Softplus,
-        }
-    }
-
     /// The snake-case name (its [`ActivationKind`]'s).
     pub fn name(&self) -> String {
         self.kind().name()

@@ -318,16 +318,10 @@ impl<F: Scalar> Module<F> for Norm<F> {
         f(param("weight", TensorKind::Weight, data(&self.weight), data(&self.grad_weight)));
         f(param("bias", TensorKind::Bias, data(&self.bias), data(&self.grad_bias)));
         if self.kind == NormKind::Batch {
-            let buffer = |leaf, shape, value| TensorRef {
-                name: p.name(leaf),
-                kind: TensorKind::Buffer,
-                shape,
-                value,
-                grad: None,
-            };
-            f(buffer("running_mean", d, data(&self.running_mean)));
-            f(buffer("running_var", d, data(&self.running_var)));
-            f(buffer("num_batches_tracked", Shape::SCALAR, data(&self.num_batches_tracked)));
+            let buffer = |leaf, kind, shape, value| TensorRef { name: p.name(leaf), kind, shape, value, grad: None };
+            f(buffer("running_mean", TensorKind::Buffer, d, data(&self.running_mean)));
+            f(buffer("running_var", TensorKind::Buffer, d, data(&self.running_var)));
+            f(buffer("num_batches_tracked", TensorKind::Count, Shape::SCALAR, data(&self.num_batches_tracked)));
         }
     }
 
@@ -351,16 +345,10 @@ impl<F: Scalar> Module<F> for Norm<F> {
             grad: Some(data_mut(grad_bias)),
         });
         if batch {
-            let buffer = |leaf, shape, value| TensorMut {
-                name: p.name(leaf),
-                kind: TensorKind::Buffer,
-                shape,
-                value,
-                grad: None,
-            };
-            f(buffer("running_mean", d, data_mut(running_mean)));
-            f(buffer("running_var", d, data_mut(running_var)));
-            f(buffer("num_batches_tracked", Shape::SCALAR, data_mut(num_batches_tracked)));
+            let buffer = |leaf, kind, shape, value| TensorMut { name: p.name(leaf), kind, shape, value, grad: None };
+            f(buffer("running_mean", TensorKind::Buffer, d, data_mut(running_mean)));
+            f(buffer("running_var", TensorKind::Buffer, d, data_mut(running_var)));
+            f(buffer("num_batches_tracked", TensorKind::Count, Shape::SCALAR, data_mut(num_batches_tracked)));
         }
     }
 }

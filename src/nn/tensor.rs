@@ -23,15 +23,18 @@ pub enum TensorKind {
     Weight,
     /// A trained bias (b, β, …).
     Bias,
-    /// State that is not trained (batch norm's running estimates and batch count): saved and
-    /// restored, never updated by the optimizer, without a gradient.
+    /// State that is not trained (batch norm's running estimates): saved and restored, never
+    /// updated by the optimizer, without a gradient.
     Buffer,
+    /// A [`TensorKind::Buffer`] that counts (batch norm's `num_batches_tracked`): kept in the
+    /// model's float type (exact to 2²⁴ in f32), saved as int64, as PyTorch keeps it.
+    Count,
 }
 
 impl TensorKind {
     /// True for weights and biases (the tensors the optimizer updates).
     pub fn is_param(&self) -> bool {
-        *self != Self::Buffer
+        matches!(self, Self::Weight | Self::Bias)
     }
 }
 
@@ -282,5 +285,6 @@ mod tests {
         assert_eq!(Prefix::suffix("rnn", 1).name("weight_hh").to_string(), "rnn.weight_hh_l1");
         assert_eq!(Prefix::plain("fc").name("bias").to_string(), "fc.bias");
         assert!(TensorKind::Weight.is_param() && TensorKind::Bias.is_param() && !TensorKind::Buffer.is_param());
+        assert!(!TensorKind::Count.is_param());
     }
 }
