@@ -180,10 +180,17 @@ def _by_layer(norms, groups, device):
     return out.sqrt().masked_fill(empty, float("nan"))
 
 
-def _layer_norms(groups, device):
-    """‖·‖ of each group of tensors (a layer's weights, its gradients, …), as `_by_layer`."""
-    flat = [t for g in groups for t in g]
-    return _by_layer(_norms(flat) if flat else None, groups, device)
+def _layer_norms(device, *groupsets):
+    """For each list of groups of tensors (the layers' weights, their gradients, …) the norm of
+    each group, as `_by_layer`, from one `_norms` over every tensor of them all."""
+    flat = [t for groups in groupsets for g in groups for t in g]
+    norms = _norms(flat) if flat else None
+    out, at = [], 0
+    for groups in groupsets:
+        k = sum(len(g) for g in groups)
+        out.append(_by_layer(norms[at:at + k] if k else None, groups, device))
+        at += k
+    return out
 
 
 def _distances(new, old):
@@ -409,7 +416,8 @@ class Watch:
         n = flat.numel()
         if n == 0:
             return
-        acc.h.append(_mean_dev(flat, n))
+        s, dev, q = _mean_dev(flat, n)
+        acc.h.append((s, dev, n))
         sample = self._detail and acc.quantiles is None
         stride = max(1, -(-n // DETAIL_SAMPLE))
         if sample:
@@ -418,10 +426,12 @@ class Watch:
             return
         act, module, z = activation
         top = self._top(act, module)
-        d = _dphi(act, module, z, h).reshape(-1)
-        ds = _sum(d)
-        # relu: φ′ is 0 or 1, so the saturated entries are the others
-        acc.d.append((ds, n - ds if act == "relu" else _count_below(d, top / 20, n), n))
+        d = _dphi(act, module, z, h).reshape(-1) if sample or act != "tanh" or q is None else None
+        if d is None:  # tanh: φ′ = 1 − h², so Σφ′ = n − ‖h‖² (known), and φ′ < 1/20 where h² > 19/20
+            acc.d.append((n - q * q, _count_positive((flat * flat).sub_(0.95), n), n))
+        else:  # relu: φ′ is 0 or 1, so the saturated entries are the others
+            ds = _sum(d)
+            acc.d.append((ds, n - ds if act == "relu" else _count_positive(top / 20 - d, n), n))
         if sample:
             s = d[::stride].to(torch.float64)
             s = s[~torch.isnan(s)]
@@ -442,6 +452,9 @@ class Watch:
     # -- the optimizer's step hooks: ‖ΔW‖ / ‖W‖ --------------------------------------------------
 
     def _before_update(self, optimizer, args, kwargs):
+        if self._deferred:  # another update and no w.step since the last: the optimizer ends steps
+            self._manual = False
+            self._end_step(self._auto_loss, None, None)
         result = None
         if self._manual is not True:  # the loss of a step the optimizer ends: its closure's value
             args, kwargs, result = self._catch_loss(args, kwargs)
@@ -454,7 +467,7 @@ class Watch:
         if self._pending is not None:  # w.step read ‖W‖ already
             weight = self._pending.weight
         else:
-            weight = _layer_norms(groups, self._device)
+            (weight,) = _layer_norms(self._device, groups)
             self._weight = (layers, weight)
         self._pre = (layers, groups, weight, self._copy([w for g in groups for w in g]))
         return result
@@ -556,14 +569,14 @@ class Watch:
                                    "being trained?")
         order, dev = self._order, self._device
         grads = lambda ps: [p.grad.detach() for p in ps if p.grad is not None]  # noqa: E731
-        if self._weight is not None:  # measured before the update, by the optimizer's pre-hook
-            (layers, weight), self._weight = self._weight, None
-            weight = _pick(weight, layers, order)
-        else:
-            weight = _layer_norms([[w.detach() for w in l.weights] for l in order], dev)
-        record = _Record(self.step_count, self.epoch, self._last_loss, test_loss, test_accuracy,
-                         _layer_norms([grads(l.weights) for l in order], dev),
-                         _layer_norms([grads(l.biases) for l in order], dev), weight, self._acc)
+        pre, self._weight = self._weight, None  # ‖W‖ measured before the update by the optimizer's pre-hook
+        weights = [[w.detach() for w in l.weights] for l in order] if pre is None else [[] for _ in order]
+        grad_w, grad_b, weight = _layer_norms(dev, [grads(l.weights) for l in order],
+                                              [grads(l.biases) for l in order], weights)
+        if pre is not None:
+            weight = _pick(pre[1], pre[0], order)
+        record = _Record(self.step_count, self.epoch, self._last_loss, test_loss, test_accuracy, grad_w, grad_b,
+                         weight, self._acc)
         self._acc = {}
         self._probes += 1
         return record
@@ -720,24 +733,25 @@ def _h_stats(calls):
 
 
 def _mean_dev(flat, n):
-    """(Σh, ‖h − mean h‖, n) of a flat tensor. On the CPU from one-pass float32 sums of h and h²
-    when the variance is at least a tenth of E[h²] (then their rounding moves the standard
-    deviation by under 1e-6, relative), else in two passes, as gradscope's probe; elsewhere
-    always two passes, as device scalars."""
+    """(Σh, ‖h − mean h‖, ‖h‖ or None) of a flat tensor. On the CPU from one-pass float32 sums
+    of h and h² when the variance is at least a tenth of E[h²] (then their rounding moves the
+    standard deviation by under 1e-6, relative), else in two passes, as gradscope's probe;
+    elsewhere always two passes, as device scalars."""
     s = _sum(flat)
     if isinstance(s, float):
         q = _norm(flat)
         mean, sq = s / n, q * q / n
         if sq - mean * mean >= 0.1 * sq and math.isfinite(sq):
-            return s, math.sqrt((sq - mean * mean) * n), n
-    return s, _norm(flat - (s / n if isinstance(s, float) else (s / n).to(flat.dtype))), n
+            return s, math.sqrt((sq - mean * mean) * n), q
+        return s, _norm(flat - mean), q
+    return s, _norm(flat - (s / n).to(flat.dtype)), None
 
 
-def _count_below(d, threshold, n):
-    """Entries of d below `threshold`, as (n + Σ sign(threshold − d)) / 2 rounded down: on a CPU a
-    comparison and the count of its booleans cost 3× these three arithmetic passes. An entry
-    exactly at the threshold counts ½ (a second one then makes the count one too high)."""
-    s = _sum((threshold - d).sign_())
+def _count_positive(x, n):
+    """Entries of x (a temporary, overwritten) above 0, as (n + Σ sign x) / 2 rounded down: on a
+    CPU a comparison and the count of its booleans cost 3× these passes. An entry exactly 0 counts
+    ½ (a second one then makes the count one too high)."""
+    s = _sum(x.sign_())
     return math.floor((n + s) / 2) if isinstance(s, float) else ((n + s) / 2).floor()
 
 
