@@ -59,6 +59,8 @@ def test_run_folder_and_report(tmp_path, gradscope_bin):
     svg = (tmp_path / "cli" / "figures" / "gradient-flow.svg").read_text()
     # the Sequential's module names 0, 2, 4 label the axis (indices would end at 2)
     assert re.search(r">\s*4\s*</text>", svg) and not re.search(r">\s*1\s*</text>", svg)
+    heat = (tmp_path / "cli" / "figures" / "heatmap.svg").read_text()  # its rows too
+    assert "layer, in forward order" in heat and re.search(r">\s*4\s*</text>", heat)
     page = gradscope.report([run], out=tmp_path / "py")
     assert page.path.name == "report.html" and "Gradient flow" in page.path.read_text()
 
