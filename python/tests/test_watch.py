@@ -221,3 +221,46 @@ def test_w_step_after_the_optimizer_step(tmp_path):
         out[after] = records(tmp_path / str(after))
     assert [r["step"] for r in out[True]] == [0, 2, 4]
     assert out[True] == out[False]
+
+
+def test_a_lightning_trainer(tmp_path):
+    """The same with PyTorch Lightning's own Trainer (pinned in .ci/run's venv): the watch starts
+    in on_train_start, given the trainer's optimizer, and closes in on_train_end."""
+    L = pytest.importorskip("lightning")
+
+    class Lit(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.2)
+
+        def on_train_start(self):
+            self.watch = gradscope.watch(self, out=tmp_path / "lit", every=3, optimizer=self.trainer.optimizers[0],
+                                         report=False)
+
+        def on_train_end(self):
+            self.watch.close()
+
+    torch.manual_seed(0)
+    x = torch.randn(7 * 32, 4)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long()), batch_size=32)
+    module = Lit()
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, data)
+    recs = records(tmp_path / "lit")
+    assert [r["step"] for r in recs] == [0, 3, 6] and module.watch.step_count == 7
+    assert all(r["train_loss"] is not None and r["train_loss"] > 0 for r in recs)
+    for r in recs:
+        assert [l["update_ratio"] for l in r["layers"]] == pytest.approx(
+            [0.2 * l["grad_w_norm"] / l["weight_norm"] for l in r["layers"]], rel=1e-5)
+    assert 'name = "net.0"' in (tmp_path / "lit" / "config.toml").read_text()
