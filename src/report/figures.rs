@@ -991,9 +991,9 @@ pub fn dact(r: &Report) -> Figure {
         };
         let mut picks = vec![0];
         if run.records.len() > 1 {
-            // the last record that has histograms (a watched model takes them at some probes)
+            // the last record that has histograms (a watched model takes them at some probes only)
             let hist = run.records.iter().rposition(|rec| rec.layers.iter().any(|l| !l.dact_hist.is_empty()));
-            picks.push(hist.filter(|&i| i > 0).unwrap_or(run.records.len() - 1));
+            picks.extend(hist.filter(|&i| i > 0));
         }
         for i in picks {
             let rec = &run.records[i];
