@@ -9,12 +9,8 @@ times it. Prints the median, min and max milliseconds per step and the achieved 
 counting 2·m·k·n for each of the three products (forward, dL/dW, dL/dinput) of x_t·W_ihᵀ and
 h_(t-1)·W_hhᵀ at every step, and of the head, exactly as `gradscope bench` counts.
 """
-import argparse
-import json
-import statistics
-import time
-
 import torch
+from timing import main, timed_row
 
 SHAPE = dict(inputs=28, width=128, depth=1, outputs=10, batch=128, activation="tanh", seq_len=28)
 CONFIGS = {
@@ -48,46 +44,15 @@ def run(name, c, steps, warmup):
     model = Net(c)
     x = torch.randn(c["seq_len"], c["batch"], c["inputs"])
     y = torch.randint(0, c["outputs"], (c["batch"],))
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    times = []
-    for step in range(warmup + steps):
-        start = time.perf_counter()
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        if step >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    median = statistics.median(times)
-    return dict(config=name, shape=dict(name=name, **c), threads=torch.get_num_threads(), steps=steps,
-                probe_every=0, median_ms=median, min_ms=min(times), max_ms=max(times),
-                flops_per_step=float(flops(c)), gflops=flops(c) / (median * 1e-3) / 1e9)
+    return timed_row(name, c, model, x, y, torch.nn.functional.cross_entropy, flops(c), steps, warmup)
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config", default="all", choices=[*CONFIGS, "all"])
-    p.add_argument("--threads", type=int, default=0, help="0: all cores")
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--warmup", type=int, default=None)
-    p.add_argument("--json", action="store_true")
-    a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
-    names = list(CONFIGS) if a.config == "all" else [a.config]
-    warmup = a.warmup if a.warmup is not None else (1 if a.steps < 10 else max(2, min(20, a.steps // 5)))
-    rows = [run(n, CONFIGS[n], a.steps, warmup) for n in names]
-    for r in rows:
-        if a.json:
-            print(json.dumps(r))
-        else:
-            s = r["shape"]
-            print(f"{r['config']:5s} {s['cell']:8s} in {s['inputs']:3d} hidden {s['width']:4d} layers {s['depth']} "
-                  f"T {s['seq_len']:3d} out {s['outputs']:3d} batch {s['batch']:4d} median {r['median_ms']:9.3f} ms  "
-                  f"min {r['min_ms']:9.3f}  max {r['max_ms']:9.3f}  {r['gflops']:7.1f} GFLOP/s")
-    if not a.json:
-        print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, {a.steps} timed steps per config")
+def describe(r):
+    s = r["shape"]
+    return (f"{r['config']:5s} {s['cell']:8s} in {s['inputs']:3d} hidden {s['width']:4d} layers {s['depth']} "
+            f"T {s['seq_len']:3d} out {s['outputs']:3d} batch {s['batch']:4d} median {r['median_ms']:9.3f} ms  "
+            f"min {r['min_ms']:9.3f}  max {r['max_ms']:9.3f}  {r['gflops']:7.1f} GFLOP/s")
 
 
 if __name__ == "__main__":
-    main()
+    main(__doc__, CONFIGS, run, describe)

@@ -204,3 +204,29 @@ fn recurrent_report_loads_in_chromium_with_the_figures_through_time() {
     let problems = check_report(&bin, &out.join("report.html"), &through_time);
     assert!(problems.is_empty(), "two recurrent runs in Chromium:\n{}", problems.join("\n"));
 }
+
+/// issue 15: the report of a PyTorch model watched by `gradscope.watch` (a run folder that
+/// examples/python/cnn_mnist.py wrote, kept in tests/fixtures/watched-cnn) lays out every figure
+/// in Chromium, with the model's module names on the gradient-flow figure's axis and the heat
+/// map's rows.
+#[test]
+fn watched_model_report_loads_in_chromium_with_module_names() {
+    let Some(bin) = chromium() else { return };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/watched-cnn");
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("watched-cnn");
+    std::fs::create_dir(&run).unwrap();
+    for file in ["config.toml", "metrics.jsonl", "summary.json"] {
+        std::fs::copy(fixture.join(file), run.join(file)).unwrap();
+    }
+    gradscope().arg("report").arg(&run).assert().success();
+    let problems = check_report(&bin, &run.join("report.html"), &FIGURES);
+    assert!(problems.is_empty(), "a watched model's report in Chromium:\n{}", problems.join("\n"));
+    for figure in ["gradient-flow", "heatmap"] {
+        let svg = std::fs::read_to_string(run.join("figures").join(format!("{figure}.svg"))).unwrap();
+        let texts: Vec<&str> = svg.split("</text>").filter_map(|t| t.rsplit('>').next()).map(str::trim).collect();
+        for name in ["conv1", "bn1", "conv2", "bn2", "fc1", "fc2"] {
+            assert!(texts.contains(&name), "{figure}: no axis label {name}");
+        }
+    }
+}

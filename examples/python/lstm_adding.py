@@ -7,12 +7,14 @@ positions; the target is the sum of the two marked numbers. Writes runs/lstm wit
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-import gradscope
+sys.path.insert(0, str(Path(__file__).parent))
+import loop  # noqa: E402
 
 
 class Adder(nn.Module):
@@ -47,17 +49,8 @@ def main(argv=None):
     gen = torch.Generator().manual_seed(0)
     net = Adder()
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    with gradscope.watch(net, out=a.out, every=a.every, optimizer=opt, loss="mse", data="adding",
-                         overwrite=True) as w:
-        for _ in range(a.steps):
-            x, y = batch(64, a.length, gen)
-            opt.zero_grad()
-            loss = nn.functional.mse_loss(net(x), y)
-            loss.backward()
-            w.step(loss)
-            opt.step()
-    print(w.verdict())
-    print(f"report: {Path(a.out) / 'report.html'}")
+    loop.train(net, opt, lambda: batch(64, a.length, gen), nn.functional.mse_loss, a.steps, a.out, every=a.every,
+               loss="mse", data="adding")
 
 
 if __name__ == "__main__":

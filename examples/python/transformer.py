@@ -8,12 +8,14 @@ LayerNorms appear on the gradient-flow figure by their module names.
 """
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
-import gradscope
+sys.path.insert(0, str(Path(__file__).parent))
+import loop  # noqa: E402
 
 
 class Encoder(nn.Module):
@@ -40,18 +42,12 @@ def main(argv=None):
     gen = torch.Generator().manual_seed(0)
     net = Encoder(layers=a.layers)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-4)
-    with gradscope.watch(net, out=a.out, every=a.every, optimizer=opt, loss="cross_entropy", data="first-token",
-                         overwrite=True) as w:
-        for _ in range(a.steps):
-            tokens = torch.randint(0, 32, (64, 16), generator=gen)
-            y = (tokens[:, 1:] == tokens[:, :1]).any(1).long()
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(net(tokens), y)
-            loss.backward()
-            w.step(loss)
-            opt.step()
-    print(w.verdict())
-    print(f"report: {Path(a.out) / 'report.html'}")
+
+    def batch():
+        tokens = torch.randint(0, 32, (64, 16), generator=gen)
+        return tokens, (tokens[:, 1:] == tokens[:, :1]).any(1).long()
+    loop.train(net, opt, batch, nn.functional.cross_entropy, a.steps, a.out, every=a.every, loss="cross_entropy",
+               data="first-token")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,8 @@ def test_run_folder_and_report(tmp_path, gradscope_bin):
     svg = (tmp_path / "cli" / "figures" / "gradient-flow.svg").read_text()
     # the Sequential's module names 0, 2, 4 label the axis (indices would end at 2)
     assert re.search(r">\s*4\s*</text>", svg) and not re.search(r">\s*1\s*</text>", svg)
+    heat = (tmp_path / "cli" / "figures" / "heatmap.svg").read_text()  # its rows too
+    assert "layer, in forward order" in heat and re.search(r">\s*4\s*</text>", heat)
     page = gradscope.report([run], out=tmp_path / "py")
     assert page.path.name == "report.html" and "Gradient flow" in page.path.read_text()
 
@@ -108,3 +110,157 @@ def test_theory_errors_name_the_value():
         gradscope.theory(activation="tanh", init="gaussian")
     with pytest.raises(gradscope.GradscopeError, match="relu"):
         gradscope.theory(activation="rleu", sigma_w2=1.0)
+
+
+def _deep_model():
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 48), torch.nn.Tanh(), torch.nn.Linear(48, 48), torch.nn.ReLU(),
+                                torch.nn.Linear(48, 48), torch.nn.Sigmoid(), torch.nn.Linear(48, 48), torch.nn.GELU(),
+                                torch.nn.Linear(48, 3))
+    with torch.no_grad():
+        model[0].weight.mul_(4)  # a saturated tanh: some φ′ below max φ′ / 20
+    return model
+
+
+def test_probes_without_detail_give_the_same_numbers(tmp_path):
+    """Probes without the detail (percentiles, φ′ histograms) take cheaper paths (tanh's φ′ from
+    ‖h‖, counts by sign): every other field is the detailed probe's, to float32's precision."""
+    runs = {}
+    for d in (1, 100):
+        model = _deep_model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        x, y = torch.randn(80, 6, generator=torch.Generator().manual_seed(1)), torch.arange(80) % 3
+        run = tmp_path / f"d{d}"
+        with gradscope.watch(model, out=run, every=1, optimizer=opt, report=False, detail_every=d) as w:
+            for _ in range(3):
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                w.step(loss)
+                opt.step()
+        runs[d] = records(run)
+    detailed, cheap = runs[1], runs[100]
+    assert [r["layers"][0]["act_p50"] is not None for r in cheap] == [True, False, False]
+    assert [bool(r["layers"][0]["dact_hist"]) for r in cheap] == [True, False, False]
+    assert detailed[1]["layers"][0]["saturation"] > 0.05  # the cheap count is tested where it counts
+    for a, b in zip(detailed, cheap):
+        for la, lb in zip(a["layers"], b["layers"]):
+            for f in ("grad_w_norm", "grad_b_norm", "grad_z_norm", "grad_h_norm", "act_mean", "act_std",
+                      "dact_mean", "saturation", "weight_norm", "update_ratio"):
+                if la[f] is None:
+                    assert lb[f] is None, f
+                else:
+                    assert lb[f] == pytest.approx(la[f], rel=1e-5, abs=1e-7), f"layer {la['layer']} {f}"
+
+
+class _LitModel(torch.nn.Module):
+    """A LightningModule's shape: training_step(batch) returns the loss; the trainer does the rest."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch):
+        x, y = batch
+        return torch.nn.functional.cross_entropy(self(x), y)
+
+
+def _fit(module, opt, batches):
+    """Lightning's automatic optimization, as its loop runs it: optimizer.step(closure), the
+    closure running training_step, zero_grad and backward inside the optimizer's step."""
+    for batch in batches:
+        def closure():
+            loss = module.training_step(batch)
+            opt.zero_grad()
+            loss.backward()
+            return loss
+        opt.step(closure=closure)
+
+
+def test_the_optimizer_ends_steps_without_w_step(tmp_path):
+    torch.manual_seed(0)
+    module = _LitModel()
+    opt = torch.optim.SGD(module.parameters(), lr=0.2)
+    x = torch.randn(32, 4)
+    batches = [(x, (x[:, 0] > 0).long())] * 7
+    with gradscope.watch(module, out=tmp_path / "lit", every=3, optimizer=opt, report=False) as w:
+        _fit(module, opt, batches)
+    recs = records(tmp_path / "lit")
+    assert [r["step"] for r in recs] == [0, 3, 6] and w.step_count == 7
+    assert all(r["train_loss"] is not None and r["train_loss"] > 0 for r in recs)
+    for r in recs:
+        assert [l["update_ratio"] for l in r["layers"]] == pytest.approx(
+            [0.2 * l["grad_w_norm"] / l["weight_norm"] for l in r["layers"]], rel=1e-5)
+    # the loss recorded is the closure's: the loss at step 0 is the model's at initialisation
+    torch.manual_seed(0)
+    assert recs[0]["train_loss"] == pytest.approx(_LitModel().training_step(batches[0]).item(), rel=1e-6)
+
+
+def test_w_step_after_the_optimizer_step(tmp_path):
+    """w.step(loss) may come after optimizer.step(): the record is the same as before it."""
+    out = {}
+    for after in (False, True):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.3)
+        x = torch.randn(32, 4)
+        y = (x[:, 1] > 0).long()
+        with gradscope.watch(model, out=tmp_path / str(after), every=2, optimizer=opt, report=False) as w:
+            for _ in range(5):
+                opt.zero_grad()
+                loss = torch.nn.functional.cross_entropy(model(x), y)
+                loss.backward()
+                if not after:
+                    w.step(loss)
+                opt.step()
+                if after:
+                    w.step(loss)
+        out[after] = records(tmp_path / str(after))
+    assert [r["step"] for r in out[True]] == [0, 2, 4]
+    assert out[True] == out[False]
+
+
+def test_a_lightning_trainer(tmp_path):
+    """The same with PyTorch Lightning's own Trainer (pinned in .ci/run's venv): the watch starts
+    in on_train_start, given the trainer's optimizer, and closes in on_train_end."""
+    L = pytest.importorskip("lightning")
+
+    class Lit(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self(x), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.2)
+
+        def on_train_start(self):
+            self.watch = gradscope.watch(self, out=tmp_path / "lit", every=3, optimizer=self.trainer.optimizers[0],
+                                         report=False)
+
+        def on_train_end(self):
+            self.watch.close()
+
+    torch.manual_seed(0)
+    x = torch.randn(7 * 32, 4)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, (x[:, 0] > 0).long()), batch_size=32)
+    module = Lit()
+    trainer = L.Trainer(max_epochs=1, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, data)
+    recs = records(tmp_path / "lit")
+    assert [r["step"] for r in recs] == [0, 3, 6] and module.watch.step_count == 7
+    assert all(r["train_loss"] is not None and r["train_loss"] > 0 for r in recs)
+    for r in recs:
+        assert [l["update_ratio"] for l in r["layers"]] == pytest.approx(
+            [0.2 * l["grad_w_norm"] / l["weight_norm"] for l in r["layers"]], rel=1e-5)
+    assert 'name = "net.0"' in (tmp_path / "lit" / "config.toml").read_text()

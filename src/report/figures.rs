@@ -591,6 +591,8 @@ pub fn heatmap(r: &Report) -> Figure {
     let bar = ColorBar {
         label: "‖∂L/∂W‖ of the layer (log scale)".into(), log: true, min: lo, max: hi, viridis: true
     };
+    // a watched model's module names label the rows (as on the gradient-flow figure)
+    let names = layer_names(r);
     let panels: Vec<Panel> = r
         .runs
         .iter()
@@ -635,18 +637,22 @@ pub fn heatmap(r: &Report) -> Figure {
                 labels: Vec::new(),
             };
             let y = Axis {
-                label: "layer l".into(),
+                label: if names.is_empty() { "layer l" } else { "layer, in forward order" }.into(),
                 log: false,
                 integer: true,
                 min: -0.5,
                 max: run.layers() as f64 - 0.5,
-                labels: Vec::new(),
+                labels: names.clone(),
             };
             Panel::Heat { title, x, y, cells, lines: Vec::new() }
         })
         .collect();
     let columns = r.runs.len().clamp(1, 3);
     let panel = if r.runs.len() == 1 { (760, 440) } else { (330, 270) };
+    // the names' room left of the axis widens each panel rather than narrowing its cells
+    let names_px =
+        panels.iter().map(|p| if let Panel::Heat { y, .. } = p { super::plot::y_label_px(y) - 90.0 } else { 0.0 });
+    let panel = (panel.0 + names_px.fold(0.0, f64::max) as u32, panel.1);
     Figure {
         name: "heatmap",
         title: "Gradient norm by layer and step".into(),
@@ -985,7 +991,9 @@ pub fn dact(r: &Report) -> Figure {
         };
         let mut picks = vec![0];
         if run.records.len() > 1 {
-            picks.push(run.records.len() - 1);
+            // the last record that has histograms (a watched model takes them at some probes only)
+            let hist = run.records.iter().rposition(|rec| rec.layers.iter().any(|l| !l.dact_hist.is_empty()));
+            picks.extend(hist.filter(|&i| i > 0));
         }
         for i in picks {
             let rec = &run.records[i];

@@ -107,6 +107,13 @@ pub const UPRIGHT_AREA: f64 = 44.0;
 /// Pixels per character of an upright label.
 pub const UPRIGHT_PX_PER_CHAR: f64 = 6.6;
 
+/// Room left of a vertical axis, for its tick labels and title: 90 px, more for category labels
+/// (layer names: DejaVu Sans at 15 px is about 8.5 px per character, and the title takes 40).
+pub fn y_label_px(a: &Axis) -> f64 {
+    let longest = a.labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    (8.5 * longest as f64 + 40.0).max(90.0)
+}
+
 /// Whether the axis's category labels are too long to lie side by side.
 pub fn upright(a: &Axis) -> bool {
     a.labels.iter().any(|l| l.chars().count() > UPRIGHT_ABOVE)
@@ -240,7 +247,7 @@ fn chart<'a, DB: DrawingBackend>(
     b.margin((10.0 * s) as i32)
         .margin_right((18.0 * s) as i32)
         .x_label_area_size((x_area * s) as i32)
-        .y_label_area_size((90.0 * s) as i32);
+        .y_label_area_size((y_label_px(y) * s) as i32);
     if !title.is_empty() {
         b.caption(title, font(17.0 * s));
     }
@@ -249,6 +256,8 @@ fn chart<'a, DB: DrawingBackend>(
     let mut chart = b.build_cartesian_2d(range(x), range(y)).map_err(e)?;
     let (w, h) = chart.plotting_area().dim_in_pixel();
     let (nx, ny) = (tick_count(x, w as f64 / s), tick_count(y, h as f64 / s));
+    // category labels on a vertical axis lie one above the other: one a line (about 20 px)
+    let ny = if y.labels.is_empty() { ny } else { y.labels.len().min(((h as f64 / s / 20.0) as usize).max(2)) };
     let (xl, yl) = (x.clone(), y.clone());
     // upright labels are drawn below, by `upright_labels`: the mesh would centre them on the axis
     let xf = move |v: &f64| if upright(&xl) { String::new() } else { axis_tick(&xl, *v) };

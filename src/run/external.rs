@@ -214,6 +214,12 @@ mod tests {
         assert_eq!(r.config, config);
         assert_eq!((r.layer_name(0), r.layer_name(2)), ("features.0".to_string(), "fc".to_string()));
         assert_eq!(crate::report::figures::layer_names(&report), ["features.0", "features.1", "fc"]);
+        // the heat map's rows carry the names too, and its panel widens for them
+        let heat = crate::report::figures::heatmap(&report);
+        let Some(crate::report::figures::Panel::Heat { y, .. }) = heat.panels.first() else { panic!("a heat map") };
+        assert_eq!(y.labels, ["features.0", "features.1", "fc"]);
+        let unnamed = Report::new(vec![crate::report::sample::run("out/x", "tanh", 2, 0.5, &[0, 10])], String::new());
+        assert!(heat.size.0 > crate::report::figures::heatmap(&unnamed).size.0);
         // the folder now holds a run
         let again = WatchedRun::create(&out, &config, &model(), false).err().expect("refused");
         assert!(again.to_string().contains("overwrite"), "{again}");

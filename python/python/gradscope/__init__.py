@@ -31,17 +31,20 @@ __version__ = _core.version()
 
 
 def watch(model, out="runs/exp", every=10, optimizer=None, loss=None, data="pytorch", overwrite=False,
-          report=True, seed=None) -> Watch:
+          report=True, seed=None, detail_every=10) -> Watch:
     """Watches `model` (any `torch.nn.Module`) and writes a gradscope run folder `out`.
 
     every: probe every N steps (and step 0). optimizer: its step hooks measure ‖ΔW‖/‖W‖.
     loss, data: names shown in the report (e.g. "cross_entropy", "mnist"). overwrite: replace a
     run already in `out` (else that is an error). report: write out/report.html when the watch
-    closes. Call `w.step(loss)` after each `loss.backward()`; `w.close()` (or the end of a `with`
-    block) writes summary.json and the report.
+    closes. detail_every: the percentiles and φ′ histograms every N-th probed step (the first
+    included; they cost more than the rest of a probe). Call `w.step(loss)` after each
+    `loss.backward()`, or let the optimizer's step end each step (a PyTorch Lightning loop: the
+    loss is the value of the closure passed to `optimizer.step`); `w.close()` (or the end of a
+    `with` block) writes summary.json and the report.
     """
     return Watch(model, out=out, every=every, optimizer=optimizer, loss=loss, data=data, overwrite=overwrite,
-                 report=report, seed=seed)
+                 report=report, seed=seed, detail_every=detail_every)
 
 
 class Report:

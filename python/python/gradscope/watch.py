@@ -22,7 +22,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -73,8 +72,8 @@ def _dphi(name: str, module, z, h):
     """φ′ at the activation's input z (h is its output), elementwise, as PyTorch's backward."""
     import torch
 
-    if name == "relu":
-        return (z > 0).to(h.dtype)
+    if name == "relu":  # h > 0 exactly where z > 0 (a comparison costs 7 sign()s on a CPU)
+        return h.sign()
     if name == "leaky_relu":
         return torch.where(z > 0, 1.0, module.negative_slope).to(h.dtype)
     if name == "sigmoid":
@@ -98,30 +97,118 @@ def _dphi(name: str, module, z, h):
     return None
 
 
-def _sq(t):
-    """Σ x² in float64 on t's device (a float32 square underflows where gradients vanish)."""
+# A float32 norm on the CPU outside [TINY, HUGE] is taken again in float64: below, its squares may
+# have underflowed (an entry under 1e-19 squares to a subnormal float32), above, overflowed.
+TINY, HUGE = 1e-12, 1e18
+
+
+def _acc_dtype(t):
+    """The dtype a CPU reduction of t runs in: float32 for the half types, t's own otherwise."""
     import torch
 
-    return torch.linalg.vector_norm(t, dtype=torch.float64) ** 2
+    return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
 
 
-def _layer_norms(groups, device, wide=True):
-    """‖·‖ of each group of tensors (a layer's weights, its gradients, …): one fused
-    `_foreach_norm` over every tensor, then one `index_add_` of the squares per group; NaN for an
-    empty group. `wide`: square in float64 (gradients and updates, which can vanish below
-    float32's range); weights, whose norms are of order 1, are summed in their own dtype (the
-    float64 copy of every weight cost more than the rest of the probe)."""
+def _on_cpu(t) -> bool:
+    return t.device.type == "cpu"
+
+
+def _sum(t):
+    """Σ t: on the CPU a float, in t's precision (torch's cascade sum: a relative error of a few
+    float32 ulps); elsewhere a device scalar in float64 (the cast is free inside the kernel)."""
     import torch
 
-    flat = [t for g in groups for t in g]
+    if _on_cpu(t):
+        return t.sum(dtype=_acc_dtype(t)).item()
+    return t.sum(dtype=torch.float64)
+
+
+def _norm(t):
+    """‖t‖. On the CPU, where a float64 norm costs six float32 ones and reading a value is free:
+    a float, in t's precision, and again in float64 when it falls outside [TINY, HUGE] (a
+    vanishing gradient's float32 squares underflow). Elsewhere a float64 device scalar (no sync)."""
+    import torch
+
+    if not _on_cpu(t):
+        return torch.linalg.vector_norm(t, dtype=torch.float64)
+    n = torch.linalg.vector_norm(t, dtype=_acc_dtype(t)).item()
+    if not TINY <= n <= HUGE:
+        n = torch.linalg.vector_norm(t, dtype=torch.float64).item()
+    return n
+
+
+def _checked(norms, again):
+    """A float64 vector of norms; on the CPU each outside [TINY, HUGE] is replaced by `again(i)`."""
+    import torch
+
+    norms = norms.to(torch.float64)
+    if _on_cpu(norms):
+        for i, v in enumerate(norms.tolist()):
+            if not TINY <= v <= HUGE:
+                norms[i] = again(i)
+    return norms
+
+
+def _norms(tensors):
+    """‖t‖ of each tensor by one fused `_foreach_norm`: a float64 vector, precision as `_norm`."""
+    import torch
+
+    if not _on_cpu(tensors[0]):
+        return torch.stack(torch._foreach_norm(tensors, 2, dtype=torch.float64))
+    wide = torch.float64 if any(t.dtype == torch.float64 for t in tensors) else torch.float32
+    return _checked(torch.stack(torch._foreach_norm(tensors, 2, dtype=wide)),
+                    lambda i: torch.linalg.vector_norm(tensors[i], dtype=torch.float64))
+
+
+_INDEX = {}  # (tensors per group, device) → (each tensor's group, which groups are empty)
+
+
+def _by_layer(norms, groups, device):
+    """Per group (a layer's tensors) the norm over its tensors from each tensor's norm: one
+    `index_add_` of the squares; NaN for an empty group. A float64 vector on `device`."""
+    import torch
+
+    sizes = tuple(len(g) for g in groups)
+    key = (sizes, str(device))
+    if key not in _INDEX:  # the same layers every probe: made once
+        _INDEX[key] = (torch.tensor([i for i, k in enumerate(sizes) for _ in range(k)], device=device),
+                       torch.tensor([k == 0 for k in sizes], device=device))
+    index, empty = _INDEX[key]
     out = torch.zeros(len(groups), dtype=torch.float64, device=device)
-    if flat:
-        norms = torch._foreach_norm(flat, 2, dtype=torch.float64) if wide else torch._foreach_norm(flat)
-        norms = torch.stack([n.to(torch.float64) for n in norms]) if not wide else torch.stack(norms)
-        index = torch.tensor([i for i, g in enumerate(groups) for _ in g], device=device)
+    if norms is not None:
         out.index_add_(0, index, norms * norms)
-    empty = torch.tensor([not g for g in groups], device=device)
     return out.sqrt().masked_fill(empty, float("nan"))
+
+
+def _layer_norms(device, *groupsets):
+    """For each list of groups of tensors (the layers' weights, their gradients, …) the norm of
+    each group, as `_by_layer`, from one `_norms` over every tensor of them all."""
+    flat = [t for groups in groupsets for g in groups for t in g]
+    norms = _norms(flat) if flat else None
+    out, at = [], 0
+    for groups in groupsets:
+        k = sum(len(g) for g in groups)
+        out.append(_by_layer(norms[at:at + k] if k else None, groups, device))
+        at += k
+    return out
+
+
+def _distances(new, old):
+    """‖a − b‖ of each pair, without forming a − b (`torch.dist`); a float64 vector, precision as
+    `_norm` (a difference of float32 weights is a multiple of their ulp: no underflow)."""
+    import torch
+
+    d = torch.stack([torch.dist(a, b) for a, b in zip(new, old)])
+    return _checked(d, lambda i: torch.linalg.vector_norm(new[i].double() - old[i].double()))
+
+
+def _pick(vector, have, want):
+    """The entries of `vector` (one per layer of `have`) for the layers of `want`, in its order."""
+    import torch
+
+    if have is want or have == want:
+        return vector
+    return vector.index_select(0, torch.tensor([have.index(l) for l in want], device=vector.device))
 
 
 class _Layer:
@@ -130,9 +217,9 @@ class _Layer:
     def __init__(self, name, module, composite):
         self.name = name
         self.module = module
-        params = module.named_parameters(recurse=composite)
+        params = list(module.named_parameters(recurse=composite))
         self.weights = [p for n, p in params if "bias" not in n.rsplit(".", 1)[-1]]
-        self.biases = [p for n, p in module.named_parameters(recurse=composite) if "bias" in n.rsplit(".", 1)[-1]]
+        self.biases = [p for n, p in params if "bias" in n.rsplit(".", 1)[-1]]
         self.activation = None  # (gradscope name, module)
         self.kind = _kind(module)
 
@@ -144,32 +231,44 @@ class _Layer:
 
 
 class _Acc:
-    """One layer's sums over the probed step's forward calls (device scalars)."""
+    """One layer's measurements over the probed step's forward calls: device scalars, one entry
+    per call (a module called twice, weight sharing, adds both)."""
 
     def __init__(self):
-        self.h_sum = self.h_sq = self.count = None  # Σh, Σh², entries of the activation (or output)
-        self.h_sample = None  # strided sample of h (first call)
-        self.dphi_sum = self.dphi_below = self.dphi_count = None
-        self.dphi_sample = None
-        self.grad_z = []  # Σ(∂L/∂z)² per call
-        self.grad_h = []
-        self.mean_for_std = None
+        self.h = []  # (Σh, ‖h − mean h‖, entries) of the activation's output, else the layer's
+        self.d = []  # (Σφ′, entries with φ′ < max φ′ / 20, entries)
+        self.quantiles = None  # p05, p50, p95 of the first call's h sample (detail steps)
+        self.hist = None  # the φ′ histogram of the first call's sample (detail steps)
+        self.grad_z = []  # ‖∂L/∂z‖ per call
+        self.grad_h = []  # ‖∂L/∂h‖ per call
+
+
+class _Record:
+    """A probed step whose gradients are read: device tensors until `_write` copies them, at once."""
+
+    def __init__(self, step, epoch, loss, test_loss, test_accuracy, grad_w, grad_b, weight, acc):
+        self.step, self.epoch, self.loss = step, epoch, loss
+        self.test_loss, self.test_accuracy = test_loss, test_accuracy
+        self.grad_w, self.grad_b, self.weight, self.acc = grad_w, grad_b, weight, acc
 
 
 class Watch:
     """Watches a `torch.nn.Module` during training; see `gradscope.watch`."""
 
     def __init__(self, model, out="runs/exp", every=10, optimizer=None, loss=None, data="pytorch",
-                 overwrite=False, report=True, seed=None):
+                 overwrite=False, report=True, seed=None, detail_every=10):
         import torch
 
         if not isinstance(model, torch.nn.Module):
             raise TypeError(f"gradscope.watch takes a torch.nn.Module, not {type(model).__name__}")
-        if not isinstance(every, int) or every < 1:
-            raise ValueError(f"every={every!r}: must be a whole number of steps ≥ 1 (probe every N steps)")
+        for name, v in (("every", every), ("detail_every", detail_every)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name}={v!r}: must be a whole number ≥ 1 (every: probe every N steps; "
+                                 "detail_every: percentiles and φ′ histograms every N-th probe)")
         self.model = model
         self.out = Path(out)
         self.every = every
+        self.detail_every = detail_every
         self.optimizer = optimizer
         self.loss_name = loss
         self.data = data
@@ -189,11 +288,21 @@ class Watch:
         self._run = None
         self._hooks = []
         self._collecting = False
+        self._detail = False
+        self._probes = 0
         self._acc = {}
-        self._last_out = None  # (layer, output tensor) of the last layer called, to attach activations
-        self._pending = None  # a probed step waiting for the optimizer's update
-        self._snapshot = None
-        self._update = None
+        self._seen = []
+        self._last_out = None  # (layer, output) of the last layer called, for an activation to claim
+        self._unclaimed = None  # (acc, output) whose statistics wait to see whether an activation follows
+        self._tops = {}
+        self._buffers = []
+        self._manual = None  # True: w.step ends steps; False: the optimizer's step does (Lightning)
+        self._deferred = False  # the optimizer stepped; whether w.step follows is not known yet
+        self._pending = None  # a record waiting for the optimizer's update
+        self._pre = None  # (layers, ‖W‖ before the update, its copy) of a probed step's update
+        self._update = None  # the update ratios, when they come before the step ends
+        self._weight = None  # (layers, ‖W‖ before the update) measured by the optimizer's pre-hook
+        self._auto_loss = None
         self._last_loss = None
         self._batch_size = None
         self._start = None
@@ -222,7 +331,7 @@ class Watch:
                 layers[m] = _Layer(name or type(m).__name__, m, composite)
         return layers
 
-    # -- hooks ---------------------------------------------------------------------------------
+    # -- hooks: registered at a probed step's forward, removed when its gradients are read ------
 
     def _on_model_forward(self, module, args):
         import torch
@@ -233,35 +342,45 @@ class Watch:
             x = _first_tensor(args)
             if x is not None and x.dim() > 0:
                 self._batch_size = int(x.shape[0])
+        if self._deferred:  # a new step began and no w.step ended the last: the optimizer ends steps
+            self._manual = False
+            self._end_step(self._auto_loss, None, None)
         if self._collecting or self.step_count % self.every or not torch.is_grad_enabled():
             return
         self._collecting = True
-        self._acc = {}
-        self._seen = []  # layers in the order called (the first probed forward fixes the order)
+        self._detail = self._probes % self.detail_every == 0
+        self._acc, self._seen = {}, []
         for m, layer in self._layers.items():
             self._hooks.append(m.register_forward_hook(self._layer_hook(layer)))
-        if self._order is None or any(l.activation for l in self._layers.values()):
-            for m in self.model.modules():
-                act = ACTIVATIONS.get(_kind(m))
-                if act is not None and m not in self._layers:
-                    self._hooks.append(m.register_forward_hook(self._activation_hook(act)))
+        if self._order is None:  # the first probe finds which activation follows which layer
+            acts = [(m, ACTIVATIONS[_kind(m)]) for m in self.model.modules()
+                    if _kind(m) in ACTIVATIONS and m not in self._layers]
+        else:
+            acts = list({id(l.activation[1]): l.activation[::-1] for l in self._order if l.activation}.values())
+        for m, act in acts:
+            self._hooks.append(m.register_forward_hook(self._activation_hook(act)))
 
     def _layer_hook(self, layer):
         def hook(module, args, output):
             z = _first_tensor(output)
             if z is None or not z.is_floating_point():
                 return
-            acc = self._acc.setdefault(layer, _Acc())
-            if layer not in self._seen:
+            self._settle()
+            acc = self._acc.get(layer)
+            if acc is None:
+                acc = self._acc[layer] = _Acc()
                 self._seen.append(layer)
             self._last_out = (layer, z)
-            if self._order is None or layer.activation is None:
-                self._forward_stats(acc, z.detach(), None, None)
+            if self._order is None:  # an activation module may follow: its output is measured then
+                self._unclaimed = (acc, z.detach())
+            elif layer.activation is None:
+                self._forward_stats(acc, z.detach())
             if z.requires_grad:
-                def on_grad(g, acc=acc):
-                    acc.grad_z.append(_sq(g))
+                def on_grad(g):
+                    n = _norm(g)
+                    acc.grad_z.append(n)
                     if layer.activation is None:  # known by the backward pass: h is z
-                        acc.grad_h.append(acc.grad_z[-1])
+                        acc.grad_h.append(n)
                 z.register_hook(on_grad)
         return hook
 
@@ -276,93 +395,171 @@ class Watch:
                 layer.activation = (act, module)
             if layer.activation is None or layer.activation[1] is not module:
                 return
+            self._unclaimed = None
             acc = self._acc[layer]
-            if self._order is None:
-                acc.h_sum = None  # first forward: the layer measured its own output before it knew
-            self._forward_stats(acc, h.detach(), act, (module, z.detach()))
+            self._forward_stats(acc, h.detach(), (act, module, z.detach()))
             if h.requires_grad:
-                h.register_hook(lambda g, acc=acc: acc.grad_h.append(_sq(g)))
+                h.register_hook(lambda g: acc.grad_h.append(_norm(g)))
         return hook
 
-    def _forward_stats(self, acc, h, act, dphi_of):
+    def _settle(self):
+        """The last layer's output that no activation claimed is measured as the layer's own."""
+        if self._unclaimed is not None:
+            acc, z = self._unclaimed
+            self._unclaimed = None
+            self._forward_stats(acc, z)
+
+    def _forward_stats(self, acc, h, activation=None):
         import torch
 
         flat = h.reshape(-1)
         n = flat.numel()
         if n == 0:
             return
-        s = flat.sum(dtype=torch.float64)
-        q = _sq(flat)
-        if acc.h_sum is None:
-            acc.h_sum, acc.h_sq, acc.count = s, q, n
-            stride = max(1, -(-n // DETAIL_SAMPLE))
-            acc.h_sample = flat[::stride].to(torch.float64)
-        else:
-            acc.h_sum, acc.h_sq, acc.count = acc.h_sum + s, acc.h_sq + q, acc.count + n
-        if act is not None:
-            module, z = dphi_of
-            d = _dphi(act, module, z, h).reshape(-1)
-            top = _core.max_derivative(act, getattr(module, "negative_slope", 0.01))
-            ds, below = d.sum(dtype=torch.float64), (d < top / 20).sum()
-            if acc.dphi_sum is None:
-                acc.dphi_sum, acc.dphi_below, acc.dphi_count = ds, below, n
-                stride = max(1, -(-n // DETAIL_SAMPLE))
-                sample = d[::stride].to(torch.float64)
-                sample = sample[~torch.isnan(sample)]
-                bins = (sample / top * DACT_BINS).floor().clamp(0, DACT_BINS - 1).long()
-                acc.dphi_sample = torch.bincount(bins, minlength=DACT_BINS).to(torch.float64) / max(1, sample.numel())
-            else:
-                acc.dphi_sum, acc.dphi_below = acc.dphi_sum + ds, acc.dphi_below + below
-                acc.dphi_count += n
-        else:
-            acc.dphi_sum = None
+        s, dev, q = _mean_dev(flat, n)
+        acc.h.append((s, dev, n))
+        sample = self._detail and acc.quantiles is None
+        stride = max(1, -(-n // DETAIL_SAMPLE))
+        if sample:
+            acc.quantiles = torch.quantile(flat[::stride].to(torch.float64), self._q(flat.device))
+        if activation is None:
+            return
+        act, module, z = activation
+        top = self._top(act, module)
+        d = _dphi(act, module, z, h).reshape(-1) if sample or act != "tanh" or q is None else None
+        if d is None:  # tanh: φ′ = 1 − h², so Σφ′ = n − ‖h‖² (known), and φ′ < 1/20 where h² > 19/20
+            acc.d.append((n - q * q, _count_positive((flat * flat).sub_(0.95), n), n))
+        else:  # relu: φ′ is 0 or 1, so the saturated entries are the others
+            ds = _sum(d)
+            acc.d.append((ds, n - ds if act == "relu" else _count_positive(top / 20 - d, n), n))
+        if sample:
+            s = d[::stride].to(torch.float64)
+            s = s[~torch.isnan(s)]
+            bins = (s / top * DACT_BINS).floor().clamp(0, DACT_BINS - 1).long()
+            acc.hist = torch.bincount(bins, minlength=DACT_BINS).to(torch.float64) / max(1, s.numel())
 
-    def _before_update(self, optimizer, args, kwargs):
-        if self._pending is not None or self._collecting:
-            self._snapshot = [[w.detach().clone() for w in l.weights] for l in self._order or self._seen]
-
-    def _after_update(self, optimizer, args, kwargs):
+    def _q(self, device):
         import torch
 
-        if self._snapshot is None:
-            return
-        layers = self._order or self._seen
-        deltas = [torch._foreach_sub([w.detach() for w in l.weights], before) if before else []
-                  for l, before in zip(layers, self._snapshot)]
-        ratio = _layer_norms(deltas, self._device) / _layer_norms(self._snapshot, self._device, wide=False)
-        ratios = [None if not before else ratio[i] for i, before in enumerate(self._snapshot)]
-        self._snapshot = None
-        if self._pending is not None:
-            record, scalars = self._pending
-            self._pending = None
-            self._write(record, scalars, ratios)
+        return torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64, device=device)
+
+    def _top(self, act, module):
+        key = (act, getattr(module, "negative_slope", 0.01))
+        if key not in self._tops:
+            self._tops[key] = _core.max_derivative(*key)
+        return self._tops[key]
+
+    # -- the optimizer's step hooks: ‖ΔW‖ / ‖W‖ --------------------------------------------------
+
+    def _before_update(self, optimizer, args, kwargs):
+        if self._deferred:  # another update and no w.step since the last: the optimizer ends steps
+            self._manual = False
+            self._end_step(self._auto_loss, None, None)
+        result = None
+        if self._manual is not True:  # the loss of a step the optimizer ends: its closure's value
+            args, kwargs, result = self._catch_loss(args, kwargs)
+        probing = self._pending is not None or self._collecting or (
+            self._manual is not True and self.step_count % self.every == 0)
+        if not probing:
+            return result
+        layers = self._order or list(self._layers.values())
+        groups = [[w.detach() for w in l.weights] for l in layers]
+        if self._pending is not None:  # w.step read ‖W‖ already
+            weight = self._pending.weight
         else:
-            self._update = ratios
+            (weight,) = _layer_norms(self._device, groups)
+            self._weight = (layers, weight)
+        self._pre = (layers, groups, weight, self._copy([w for g in groups for w in g]))
+        return result
+
+    def _copy(self, weights):
+        """The weights before the update. On the CPU into buffers kept between probes (a fresh
+        copy there costs twice as much: new pages); elsewhere the allocator caches memory."""
+        import torch
+
+        if not weights or not _on_cpu(weights[0]):
+            return [w.clone() for w in weights]
+        if [b.shape for b in self._buffers] != [w.shape for w in weights]:
+            self._buffers = [torch.empty_like(w) for w in weights]
+        torch._foreach_copy_(self._buffers, weights)
+        return self._buffers
+
+    def _catch_loss(self, args, kwargs):
+        closure = kwargs.get("closure", args[0] if args else None)
+        if not callable(closure):
+            return args, kwargs, None
+
+        def caught():
+            loss = closure()
+            self._auto_loss = loss
+            return loss
+        if "closure" in kwargs:
+            kwargs = {**kwargs, "closure": caught}
+        else:
+            args = (caught, *args[1:])
+        return args, kwargs, (args, kwargs)
+
+    def _after_update(self, optimizer, args, kwargs):
+        if self._pre is not None:
+            layers, groups, weight, before = self._pre
+            self._pre = None
+            flat = [w for g in groups for w in g]
+            delta = _by_layer(_distances(flat, before) if flat else None, groups, self._device)
+            self._update = (layers, delta / weight)
+        if self._manual is True:
+            if self._pending is not None:
+                record, self._pending = self._pending, None
+                self._write(record, self._take_update())
+        elif self._manual is False:
+            self._end_step(self._auto_loss, None, None)
+        else:  # a w.step may still come for this step (after optimizer.step), or the next forward
+            self._deferred = True
+
+    def _take_update(self):
+        if self._update is None:
+            return None
+        (layers, ratio), self._update = self._update, None
+        return _pick(ratio, layers, self._order)
 
     # -- steps ---------------------------------------------------------------------------------
 
     def step(self, loss=None, *, test_loss=None, test_accuracy=None, epoch=None):
         """Ends a training step; call it after `loss.backward()` (before or after the optimizer's
         step). On probed steps it reads the gradients and writes the step's record (after the
-        optimizer's update when the watch has the optimizer, for the update ratio)."""
-        import torch
-
+        optimizer's update when the watch has the optimizer, for the update ratio). Without
+        `w.step`, a watch given the optimizer ends each step at the optimizer's step."""
         if self._closed:
             raise RuntimeError("this watch is closed; start another gradscope.watch")
+        self._manual = True
+        self._end_step(loss, test_loss, test_accuracy, epoch)
+
+    def _end_step(self, loss, test_loss, test_accuracy, epoch=None):
+        import torch
+
+        self._deferred = False
+        self._auto_loss = None
         if epoch is not None:
             self.epoch = int(epoch)
         if loss is not None:
-            self._last_loss = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+            loss = loss.detach() if isinstance(loss, torch.Tensor) else torch.tensor(float(loss))
+            self._last_loss = loss.to(self._device, torch.float64).reshape(())
         if self._collecting:
-            self._finish_collecting(test_loss, test_accuracy)
+            record = self._read_grads(test_loss, test_accuracy)
+            if self._update is not None:
+                self._write(record, self._take_update())
+            elif self.optimizer is not None and self._manual:
+                self._pending = record  # the optimizer's post-hook writes it, with the update
+            else:
+                self._write(record, None)
+        self._update = None
         self.step_count += 1
 
-    def _finish_collecting(self, test_loss, test_accuracy):
-        import torch
-
+    def _read_grads(self, test_loss, test_accuracy):
+        """Ends a probed step's measurement: removes its hooks, reads the gradient and weight norms."""
         for h in self._hooks:
             h.remove()
         self._hooks = []
+        self._settle()
         self._collecting = False
         self._last_out = None
         if self._order is None:
@@ -370,104 +567,67 @@ class Watch:
             if not self._order:
                 raise RuntimeError("no watched layer ran in the forward pass before w.step(); is this the model "
                                    "being trained?")
-        nan = torch.tensor(float("nan"), dtype=torch.float64, device=self._device)
-        scalars = []  # device scalars, copied to the host together
-
-        def put(t):
-            scalars.append(t if isinstance(t, torch.Tensor) else
-                           torch.tensor(float(t), dtype=torch.float64, device=self._device))
-            return len(scalars) - 1
-
-        grad = lambda ps: [p.grad for p in ps if p.grad is not None]  # noqa: E731
-        grad_w = _layer_norms([grad(l.weights) for l in self._order], self._device)
-        grad_b = _layer_norms([grad(l.biases) for l in self._order], self._device)
-        weight = _layer_norms([[w.detach() for w in l.weights] for l in self._order], self._device, wide=False)
-        layers = []
-        for i, l in enumerate(self._order):
-            a = self._acc.get(l)
-            g = {}
-            g["grad_w_norm"] = put(grad_w[i])
-            g["grad_b_norm"] = put(grad_b[i])
-            g["weight_norm"] = put(weight[i])
-            if a is not None and a.h_sum is not None:
-                mean = a.h_sum / a.count
-                g["act_mean"] = put(mean)
-                g["act_std"] = put(((a.h_sq / a.count) - mean * mean).clamp(min=0).sqrt())
-                qs = torch.quantile(a.h_sample, torch.tensor([0.05, 0.5, 0.95], dtype=torch.float64,
-                                                             device=a.h_sample.device))
-                g["act_p05"], g["act_p50"], g["act_p95"] = put(qs[0]), put(qs[1]), put(qs[2])
-            if a is not None and a.dphi_sum is not None:
-                g["dact_mean"] = put(a.dphi_sum / a.dphi_count)
-                g["saturation"] = put(a.dphi_below.to(torch.float64) / a.dphi_count)
-                g["dact_hist"] = [put(v) for v in a.dphi_sample]
-            if a is not None and a.grad_z:
-                g["grad_z_norm"] = put(sum(a.grad_z).sqrt())
-            if a is not None and a.grad_h:
-                g["grad_h_norm"] = put(sum(a.grad_h).sqrt())
-            layers.append(g)
-        loss_i = put(self._last_loss.to(torch.float64)) if self._last_loss is not None else put(nan)
-        record = {"step": self.step_count, "epoch": self.epoch, "loss": loss_i, "layers": layers,
-                  "test_loss": test_loss, "test_accuracy": test_accuracy}
+        order, dev = self._order, self._device
+        grads = lambda ps: [p.grad.detach() for p in ps if p.grad is not None]  # noqa: E731
+        pre, self._weight = self._weight, None  # ‖W‖ measured before the update by the optimizer's pre-hook
+        weights = [[w.detach() for w in l.weights] for l in order] if pre is None else [[] for _ in order]
+        grad_w, grad_b, weight = _layer_norms(dev, [grads(l.weights) for l in order],
+                                              [grads(l.biases) for l in order], weights)
+        if pre is not None:
+            weight = _pick(pre[1], pre[0], order)
+        record = _Record(self.step_count, self.epoch, self._last_loss, test_loss, test_accuracy, grad_w, grad_b,
+                         weight, self._acc)
         self._acc = {}
-        if self._update is not None:
-            update, self._update = self._update, None
-            self._write(record, scalars, update)
-        elif self.optimizer is not None:
-            self._pending = (record, scalars)
-        else:
-            self._write(record, scalars, None)
+        self._probes += 1
+        return record
 
-    def _grad_norm(self, params):
+    def _write(self, record, update):
         import torch
 
-        sq = [_sq(p.grad) for p in params if p.grad is not None]
-        if not sq:
-            return torch.tensor(float("nan"), dtype=torch.float64, device=self._device)
-        return sum(sq).sqrt()
-
-    def _write(self, record, scalars, update):
-        import torch
-
-        # one transfer of every scalar of the step to the host
-        values = torch.stack([t.to(self._device, torch.float64).reshape(()) for t in scalars]).tolist()
-        update_values = None
-        if update is not None:
-            update_values = [None if u is None else float(u) for u in update]
-        nan = float("nan")
-
-        def get(g, key):
-            i = g.get(key)
-            return nan if i is None else values[i]
-
+        # every device scalar and vector of the step in one tensor: one copy to the host (on the
+        # CPU most are floats already)
+        n = len(self._order)
+        vectors = [record.grad_w, record.grad_b, record.weight] + ([update] if update is not None else [])
+        accs = [record.acc.get(layer) or _Acc() for layer in self._order]
+        vectors += [t for a in accs for t in (a.quantiles, a.hist) if t is not None]
+        items = [x for a in accs for x in _flat_items(a)]
+        if record.loss is not None:
+            items.append(record.loss)
+        tensors = [x for x in items if isinstance(x, torch.Tensor)]
+        if tensors:
+            vectors.append(torch.stack(tensors))
+        values = iter(torch.cat([v.to(torch.float64).reshape(-1) for v in vectors]).tolist())
+        grad_w, grad_b, weight = ([next(values) for _ in range(n)] for _ in range(3))
+        ratio = [next(values) for _ in range(n)] if update is not None else [None] * n
+        detail = [([next(values) for _ in range(3)] if a.quantiles is not None else [None] * 3,
+                   [next(values) for _ in range(DACT_BINS)] if a.hist is not None else []) for a in accs]
+        items = iter([next(values) if isinstance(x, torch.Tensor) else x for x in items])
         layers = []
-        for k, g in enumerate(record["layers"]):
+        for k, a in enumerate(accs):
+            mean, std = _h_stats([(next(items), next(items), c) for *_, c in a.h])
+            dact = [(next(items), next(items), c) for *_, c in a.d]
+            grad_z = _root_sum_sq([next(items) for _ in a.grad_z])
+            grad_h = _root_sum_sq([next(items) for _ in a.grad_h])
+            count = sum(c for *_, c in dact)
+            (p05, p50, p95), hist = detail[k]
             layers.append({
-                "layer": k,
-                "grad_w_norm": get(g, "grad_w_norm"),
-                "grad_b_norm": get(g, "grad_b_norm"),
-                "grad_z_norm": get(g, "grad_z_norm"),
-                "grad_h_norm": get(g, "grad_h_norm"),
-                "act_mean": get(g, "act_mean"),
-                "act_std": get(g, "act_std"),
-                "act_p05": get(g, "act_p05"),
-                "act_p50": get(g, "act_p50"),
-                "act_p95": get(g, "act_p95"),
-                "dact_mean": get(g, "dact_mean"),
-                "dact_hist": [values[i] for i in g.get("dact_hist", [])],
-                "saturation": get(g, "saturation"),
-                "weight_norm": get(g, "weight_norm"),
-                "update_ratio": None if update_values is None else update_values[k],
+                "layer": k, "grad_w_norm": grad_w[k], "grad_b_norm": grad_b[k], "grad_z_norm": grad_z,
+                "grad_h_norm": grad_h, "act_mean": mean, "act_std": std, "act_p05": p05, "act_p50": p50,
+                "act_p95": p95, "dact_mean": sum(d for d, _, _ in dact) / count if count else None,
+                "dact_hist": hist, "saturation": sum(b for _, b, _ in dact) / count if count else None,
+                "weight_norm": weight[k], "update_ratio": ratio[k],
             })
-        out = {"step": record["step"], "epoch": record["epoch"], "train_loss": values[record["loss"]],
-               "vanishing_ratio": nan, "layers": layers}
-        if record["test_loss"] is not None:
-            out["test_loss"] = float(record["test_loss"])
-        if record["test_accuracy"] is not None:
-            out["test_accuracy"] = float(record["test_accuracy"])
+        out = {"step": record.step, "epoch": record.epoch,
+               "train_loss": next(items) if record.loss is not None else None, "vanishing_ratio": None,
+               "layers": layers}
+        if record.test_loss is not None:
+            out["test_loss"] = float(record.test_loss)
+        if record.test_accuracy is not None:
+            out["test_accuracy"] = float(record.test_accuracy)
         if self._run is None:
             self._run = _core.create_run(str(self.out), json.dumps(self._config()), json.dumps(self._model()),
                                          self.overwrite)
-        self._run.append(_dumps(out))
+        self._run.append(_dumps_record(out))
 
     # -- the run folder ------------------------------------------------------------------------
 
@@ -516,14 +676,16 @@ class Watch:
         the run folder. Called by the `with` block's end."""
         if self._closed:
             return self.out
+        if self._deferred:  # the optimizer ended the last step and no w.step followed
+            self._manual = False
+            self._end_step(self._auto_loss, None, None)
         self._closed = True
         for h in self._hooks + self._opt_hooks + [self._root]:
             h.remove()
         self._hooks = []
         if self._pending is not None:
-            record, scalars = self._pending
-            self._pending = None
-            self._write(record, scalars, None)
+            record, self._pending = self._pending, None
+            self._write(record, None)
         if self._run is None:
             return self.out  # nothing was probed: nothing written
         last = float(self._last_loss) if self._last_loss is not None else None
@@ -557,6 +719,63 @@ def _iframe(page: Path) -> str:
     doc = page.read_text(encoding="utf-8")
     return (f'<iframe srcdoc="{html.escape(doc, quote=True)}" style="width:100%;height:900px;border:0" '
             f'title="gradscope report {html.escape(str(page))}"></iframe>')
+
+
+def _h_stats(calls):
+    """(mean, standard deviation) of h over the calls' (Σh, ‖h − its mean‖, entries), dividing by
+    the count; (None, None) without an entry."""
+    count = sum(c for _, _, c in calls)
+    if not count:
+        return None, None
+    mean = sum(s for s, _, _ in calls) / count
+    var = sum(dev * dev + c * (s / c - mean) ** 2 for s, dev, c in calls) / count
+    return mean, math.sqrt(max(var, 0.0)) if not math.isnan(var) else var
+
+
+def _mean_dev(flat, n):
+    """(Σh, ‖h − mean h‖, ‖h‖ or None) of a flat tensor. On the CPU from one-pass float32 sums
+    of h and h² when the variance is at least a tenth of E[h²] (then their rounding moves the
+    standard deviation by under 1e-6, relative), else in two passes, as gradscope's probe;
+    elsewhere always two passes, as device scalars."""
+    s = _sum(flat)
+    if isinstance(s, float):
+        q = _norm(flat)
+        mean, sq = s / n, q * q / n
+        if sq - mean * mean >= 0.1 * sq and math.isfinite(sq):
+            return s, math.sqrt((sq - mean * mean) * n), q
+        return s, _norm(flat - mean), q
+    return s, _norm(flat - (s / n).to(flat.dtype)), None
+
+
+def _count_positive(x, n):
+    """Entries of x (a temporary, overwritten) above 0, as (n + Σ sign x) / 2 rounded down: on a
+    CPU a comparison and the count of its booleans cost 3× these passes. An entry exactly 0 counts
+    ½ (a second one then makes the count one too high)."""
+    s = _sum(x.sign_())
+    return math.floor((n + s) / 2) if isinstance(s, float) else ((n + s) / 2).floor()
+
+
+def _flat_items(acc):
+    """A layer's measurements in the order `Watch._write` reads them back."""
+    return ([x for s, dev, _ in acc.h for x in (s, dev)] + [x for s, below, _ in acc.d for x in (s, below)]
+            + acc.grad_z + acc.grad_h)
+
+
+def _root_sum_sq(norms):
+    """‖·‖ over several calls from each call's norm; None without a call."""
+    return math.sqrt(sum(v * v for v in norms)) if norms else None
+
+
+def _dumps_record(obj) -> str:
+    """A record as JSON, NaN and infinities as null."""
+    for layer in obj["layers"]:
+        for k, v in layer.items():
+            if isinstance(v, float) and not math.isfinite(v):
+                layer[k] = None
+    for k in ("train_loss", "test_loss", "test_accuracy"):
+        if isinstance(obj.get(k), float) and not math.isfinite(obj[k]):
+            obj[k] = None
+    return json.dumps(obj, allow_nan=False)
 
 
 def _dumps(obj) -> str:
