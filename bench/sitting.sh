@@ -7,7 +7,8 @@
 #
 # Environment: PYTHON (a Python that imports torch; default python3), ROUNDS (default 3),
 # THREADS (default "1 2"), SUITES (default "mlp recurrent"), STEPS (timed steps per config, empty:
-# each tool's default). Every raw JSON line is kept in OUT_DIR/raw.jsonl; the table is printed and
+# each tool's default), JOIN=1 (also run `cargo bench --bench join`, rayon::join's latency, from
+# the repository). Every raw JSON line is kept in OUT_DIR/raw.jsonl; the table is printed and
 # written to OUT_DIR/summary.md. Run it on a quiet machine: on a shared one, two-thread times of
 # either tool say more about the other processes than about the code.
 set -euo pipefail
@@ -56,3 +57,7 @@ for round in $(seq 1 "$rounds"); do
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 "$python" "$here/sitting_summary.py" "$raw" | tee "$out/summary.md"
+if [[ ${JOIN:-0} == 1 ]]; then
+    echo "rayon::join latency (benches/join.rs):" >&2
+    (cd "$here/.." && cargo bench --locked --bench join) | tee "$out/join.txt"
+fi
