@@ -1,7 +1,8 @@
 //! The floating-point types the engine runs in: `f32` for training, `f64` for gradient checks.
 
-use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar, ScalarOperand};
+use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar, ScalarOperand, ShapeBuilder};
 use num_traits::{Float, FromPrimitive, ToPrimitive};
+use std::cell::RefCell;
 use std::fmt::{Debug, Display};
 use std::iter::Sum;
 use std::ops::{AddAssign, MulAssign, SubAssign};
@@ -65,6 +66,53 @@ fn split_gemm<F: Scalar>(
         let (a1, a2) = a.split_at(ndarray::Axis(0), mid);
         rayon::join(|| split_gemm(c1, a1, b, accumulate, left, seq), || split_gemm(c2, a2, b, accumulate, right, seq));
     }
+}
+
+/// Products with fewer multiply-adds than this are never padded (see [`needs_padding`]).
+pub const PAD_MIN_FLOPS: usize = 1 << 24;
+
+/// Columns of `a` this many bytes apart (or a multiple) alias in the L1 cache.
+const ALIAS_BYTES: usize = 4096;
+
+/// Bytes added to each padded column: one cache line.
+const PAD_BYTES: usize = 64;
+
+/// Whether `a` of a large `c (+)= a·b` is copied first into a buffer whose columns are one cache
+/// line further apart: the ∂L/∂W product of a layer whose fan_out is a multiple of 1024 f32.
+///
+/// There `c` (∂L/∂W) is row-major and `a` (∂L/∂yᵀ) a transposed view whose columns (the rows of
+/// ∂L/∂y) lie a multiple of 4 KiB apart. faer's kernel (private-gemm-x86) reads that operand
+/// without packing it, one short run per column, and every column falls in the same L1 sets: on
+/// the `wide` layer (2048 × 2048, batch 256) the product ran at 95–102 GFLOP/s, and at 117–137 once
+/// the columns were padded (`examples/gemm_probe.rs`, docs/performance.md). The kernel and its
+/// order of operations do not depend on that stride, so the result is the same to the bit (tested).
+/// The copy costs m·k reads and writes against m·n·k multiply-adds: only for `n ≥ 64`.
+fn needs_padding(sa: &[isize], sc: &[isize], size: usize, flops: usize, n: usize) -> bool {
+    let col_bytes = sa[1].unsigned_abs() * size;
+    flops >= PAD_MIN_FLOPS
+        && n >= 64
+        && sc[1] == 1
+        && sa[0] == 1
+        && col_bytes > 0
+        && col_bytes.is_multiple_of(ALIAS_BYTES)
+}
+
+/// Copies the column-major view `a` into `buf` (grown if needed, never shrunk), its columns
+/// [`PAD_BYTES`] further apart, and returns the copy's view.
+fn pad_columns<'b, F: Copy + Default>(a: &ArrayView2<F>, buf: &'b mut Vec<F>) -> ArrayView2<'b, F> {
+    let (m, k) = a.dim();
+    let ld = a.strides()[1].unsigned_abs() + PAD_BYTES / size_of::<F>();
+    if buf.len() < ld * k {
+        buf.resize(ld * k, F::default());
+    }
+    for (j, col) in a.columns().into_iter().enumerate() {
+        let dst = &mut buf[j * ld..j * ld + m];
+        match col.as_slice() {
+            Some(src) => dst.copy_from_slice(src),
+            None => dst.iter_mut().zip(col).for_each(|(d, &s)| *d = s),
+        }
+    }
+    ArrayView2::from_shape((m, k).strides((1, ld)), &buf[..]).expect("gradscope internal error: padded view")
 }
 
 /// A real floating-point scalar the layers are generic over.
@@ -134,7 +182,27 @@ fn clear_upper_simd_state() {
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $erf:path, $fast:expr) => {
+    ($t:ty, $name:literal, $erf:path, $fast:expr, $faer:ident) => {
+        /// `c (+)= a·b` by faer on the calling thread, for shapes already checked (m, n, k > 0).
+        fn $faer(mut c: ArrayViewMut2<$t>, a: ArrayView2<$t>, b: ArrayView2<$t>, accumulate: bool) {
+            let (m, k) = a.dim();
+            let n = b.ncols();
+            let (sa, sb) = (a.strides(), b.strides());
+            let sc = [c.strides()[0], c.strides()[1]];
+            // SAFETY: the views are valid for their shapes and strides, which are passed
+            // unchanged; `c` is borrowed mutably and cannot alias `a` or `b`.
+            let (fa, fb, fc) = unsafe {
+                (
+                    faer::MatRef::from_raw_parts(a.as_ptr(), m, k, sa[0], sa[1]),
+                    faer::MatRef::from_raw_parts(b.as_ptr(), k, n, sb[0], sb[1]),
+                    faer::MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, sc[0], sc[1]),
+                )
+            };
+            let beta = if accumulate { faer::Accum::Add } else { faer::Accum::Replace };
+            faer::linalg::matmul::matmul(fc, beta, fa, fb, 1.0, faer::Par::Seq);
+            clear_upper_simd_state();
+        }
+
         impl Scalar for $t {
             const NAME: &'static str = $name;
 
@@ -194,27 +262,25 @@ macro_rules! impl_scalar {
                     }
                     return;
                 }
-                let (sa, sb) = (a.strides(), b.strides());
-                let sc = [c.strides()[0], c.strides()[1]];
-                // SAFETY: the views are valid for their shapes and strides, which are passed
-                // unchanged; `c` is borrowed mutably and cannot alias `a` or `b`.
-                let (fa, fb, fc) = unsafe {
-                    (
-                        faer::MatRef::from_raw_parts(a.as_ptr(), m, k, sa[0], sa[1]),
-                        faer::MatRef::from_raw_parts(b.as_ptr(), k, n, sb[0], sb[1]),
-                        faer::MatMut::from_raw_parts_mut(c.as_mut_ptr(), m, n, sc[0], sc[1]),
-                    )
-                };
-                let beta = if accumulate { faer::Accum::Add } else { faer::Accum::Replace };
-                faer::linalg::matmul::matmul(fc, beta, fa, fb, 1.0, faer::Par::Seq);
-                clear_upper_simd_state();
+                if needs_padding(a.strides(), c.strides(), size_of::<Self>(), m * n * k, n) {
+                    thread_local! {
+                        /// The padded copy of `a` (see [`needs_padding`]): grown once, reused.
+                        static PADDED: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) };
+                    }
+                    PADDED.with_borrow_mut(|buf| {
+                        let padded = pad_columns(&a, buf);
+                        $faer(c, padded, b, accumulate);
+                    });
+                } else {
+                    $faer(c, a, b, accumulate);
+                }
             }
         }
     };
 }
 
-impl_scalar!(f32, "f32", libm::erff, crate::nn::fastmath::forward);
-impl_scalar!(f64, "f64", libm::erf, |_, _: &[f64], _: &mut [f64]| false);
+impl_scalar!(f32, "f32", libm::erff, crate::nn::fastmath::forward, faer_f32);
+impl_scalar!(f64, "f64", libm::erf, |_, _: &[f64], _: &mut [f64]| false, faer_f64);
 
 #[cfg(test)]
 mod tests {
@@ -232,5 +298,27 @@ mod tests {
         let bt = b.t().to_owned();
         f64::gemm(c.view_mut(), a.view(), bt.t(), true, Threads::new(2));
         assert_eq!(c, 2.0 * a.dot(&b));
+    }
+
+    /// The ∂L/∂W product of a layer with fan_out 1024 (its ∂L/∂y rows 4 KiB apart) is padded, and
+    /// gives the bits of the unpadded product, at one thread and split over two.
+    #[test]
+    fn padding_the_aliased_operand_changes_no_bit() {
+        let (batch, fan_in, fan_out) = (64, 300, 1024);
+        let g = Array2::from_shape_fn((batch, fan_out), |(r, c)| ((r * 31 + c * 7) as f32 * 0.013).sin());
+        let x = Array2::from_shape_fn((batch, fan_in), |(r, c)| ((r * 5 + c * 3) as f32 * 0.021).cos());
+        let (a, sc) = (g.t(), [fan_in as isize, 1]);
+        assert!(needs_padding(a.strides(), &sc, 4, fan_out * fan_in * batch, fan_in), "the test shape must be padded");
+        let start = Array2::from_shape_fn((fan_out, fan_in), |(r, c)| ((r + c) as f32 * 0.1).sin());
+        let mut plain = start.clone();
+        faer_f32(plain.view_mut(), a, x.view(), true);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for threads in [Threads::One, Threads::new(2)] {
+            let mut padded = start.clone();
+            pool.install(|| f32::gemm(padded.view_mut(), a, x.view(), true, threads));
+            assert!(padded.iter().zip(&plain).all(|(p, q)| p.to_bits() == q.to_bits()), "{threads:?}");
+        }
+        let want = &start + &g.t().dot(&x);
+        assert!(plain.iter().zip(&want).all(|(p, q)| (p - q).abs() <= 1e-4 * q.abs().max(1.0)));
     }
 }
