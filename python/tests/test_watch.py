@@ -1,6 +1,7 @@
 """gradscope.watch on a small training loop: the run folder it writes, the report from Python and
 from the CLI, the verdict, errors, and the theory from Python against `gradscope theory --json`."""
 
+import importlib
 import json
 import re
 import subprocess
@@ -122,35 +123,57 @@ def _deep_model():
     return model
 
 
+def _watch_deep(run, detail_every):
+    model = _deep_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(80, 6, generator=torch.Generator().manual_seed(1)), torch.arange(80) % 3
+    with gradscope.watch(model, out=run, every=1, optimizer=opt, report=False, detail_every=detail_every) as w:
+        for _ in range(3):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            w.step(loss)
+            opt.step()
+    return records(run)
+
+
+def _same_fields(a_records, b_records, fields):
+    for a, b in zip(a_records, b_records, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-6)
+        for la, lb in zip(a["layers"], b["layers"], strict=True):
+            for f in fields:
+                if la[f] is None or lb[f] is None:
+                    assert la[f] is lb[f] is None, f"layer {la['layer']} {f}: {la[f]} {lb[f]}"
+                else:
+                    assert lb[f] == pytest.approx(la[f], rel=1e-5, abs=1e-7), f"layer {la['layer']} {f}"
+
+
+FIELDS = ("grad_w_norm", "grad_b_norm", "grad_z_norm", "grad_h_norm", "act_mean", "act_std", "dact_mean",
+          "saturation", "weight_norm", "update_ratio")
+
+
 def test_probes_without_detail_give_the_same_numbers(tmp_path):
     """Probes without the detail (percentiles, φ′ histograms) take cheaper paths (tanh's φ′ from
     ‖h‖, counts by sign): every other field is the detailed probe's, to float32's precision."""
-    runs = {}
-    for d in (1, 100):
-        model = _deep_model()
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        x, y = torch.randn(80, 6, generator=torch.Generator().manual_seed(1)), torch.arange(80) % 3
-        run = tmp_path / f"d{d}"
-        with gradscope.watch(model, out=run, every=1, optimizer=opt, report=False, detail_every=d) as w:
-            for _ in range(3):
-                opt.zero_grad()
-                loss = torch.nn.functional.cross_entropy(model(x), y)
-                loss.backward()
-                w.step(loss)
-                opt.step()
-        runs[d] = records(run)
-    detailed, cheap = runs[1], runs[100]
+    detailed, cheap = _watch_deep(tmp_path / "d1", 1), _watch_deep(tmp_path / "d100", 100)
     assert [r["layers"][0]["act_p50"] is not None for r in cheap] == [True, False, False]
     assert [bool(r["layers"][0]["dact_hist"]) for r in cheap] == [True, False, False]
     assert detailed[1]["layers"][0]["saturation"] > 0.05  # the cheap count is tested where it counts
-    for a, b in zip(detailed, cheap):
+    _same_fields(detailed, cheap, FIELDS)
+
+
+def test_the_device_path_gives_the_cpu_paths_numbers(tmp_path, monkeypatch):
+    """Off the CPU (a GPU) the watch keeps every number on the device in float64 until one copy
+    per probed step; taken on the CPU (by telling it the tensors are elsewhere), that path gives
+    the CPU path's numbers, percentiles and histograms included."""
+    cpu = _watch_deep(tmp_path / "cpu", 2)
+    watch_module = importlib.import_module("gradscope.watch")
+    monkeypatch.setattr(watch_module, "_on_cpu", lambda t: False)
+    device = _watch_deep(tmp_path / "device", 2)
+    _same_fields(cpu, device, FIELDS + ("act_p05", "act_p50", "act_p95"))
+    for a, b in zip(cpu, device):
         for la, lb in zip(a["layers"], b["layers"]):
-            for f in ("grad_w_norm", "grad_b_norm", "grad_z_norm", "grad_h_norm", "act_mean", "act_std",
-                      "dact_mean", "saturation", "weight_norm", "update_ratio"):
-                if la[f] is None:
-                    assert lb[f] is None, f
-                else:
-                    assert lb[f] == pytest.approx(la[f], rel=1e-5, abs=1e-7), f"layer {la['layer']} {f}"
+            assert lb["dact_hist"] == pytest.approx(la["dact_hist"], abs=1e-12)
 
 
 class _LitModel(torch.nn.Module):
