@@ -794,18 +794,6 @@ impl<F: Scalar> Mlp<F> {
         });
         m
     }
-
-    /// The linear layers' parameter names as `weights.safetensors` stores them:
-    /// (`layers.{i}.weight`, `layers.{i}.bias`) per linear layer.
-    pub fn param_names(&self) -> Vec<(String, String)> {
-        let mut out = vec![(String::new(), String::new()); self.layers.len()];
-        self.visit(&mut |t| match (t.name.group, t.kind) {
-            (LAYERS, TensorKind::Weight) => out[t.name.index].0 = t.name.to_string(),
-            (LAYERS, TensorKind::Bias) => out[t.name.index].1 = t.name.to_string(),
-            _ => {}
-        });
-        out
-    }
 }
 
 /// The MLP's tensors: see [`Network`] for what derives from them.

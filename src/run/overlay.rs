@@ -30,7 +30,7 @@ pub fn load_report(runs: &[PathBuf], command: String) -> Result<Report> {
     for run in &mut report.runs {
         // the mean-field prediction is of gradscope's own MLPs, not of a watched model
         if run.model.is_none() {
-            let q0 = crate::prepare::read_info(Path::new(&run.dir))?.map(|i| i.q0);
+            let q0 = crate::io::data_info::read_info(Path::new(&run.dir))?.map(|i| i.q0);
             run.theory = theory_for(&run.config, q0);
         }
     }
