@@ -6,7 +6,7 @@
 use gradscope::config::Config;
 use gradscope::error::Named;
 use gradscope::nn::{Activation, ActivationKind, Init};
-use gradscope::probe::StepRecord;
+use gradscope::probe::{LayerStats, StepRecord, flat};
 use gradscope::report::{ModelDescription, Report};
 use gradscope::run::{WatchEnd, WatchedRun};
 use gradscope::theory::{Query, predict};
@@ -15,7 +15,12 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use std::path::PathBuf;
 
-create_exception!(_core, GradscopeError, PyValueError, "Bad input to gradscope: the message names the value and the fix.");
+create_exception!(
+    _core,
+    GradscopeError,
+    PyValueError,
+    "Bad input to gradscope: the message names the value and the fix."
+);
 
 fn err(e: impl std::fmt::Display) -> PyErr {
     GradscopeError::new_err(e.to_string())
@@ -24,6 +29,23 @@ fn err(e: impl std::fmt::Display) -> PyErr {
 fn json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> PyResult<T> {
     serde_json::from_str(text).map_err(|e| err(format!("{what}: {e}")))
 }
+
+/// The per-layer numbers `Run.append_values` takes, in this order (watch.py `_write`).
+const FIELDS: [&str; 13] = [
+    "grad_w_norm",
+    "grad_b_norm",
+    "grad_z_norm",
+    "grad_h_norm",
+    "act_mean",
+    "act_std",
+    "act_p05",
+    "act_p50",
+    "act_p95",
+    "dact_mean",
+    "saturation",
+    "weight_norm",
+    "update_ratio",
+];
 
 /// An open run folder of a watched model (`gradscope.watch` writes through it).
 #[pyclass(module = "gradscope._core")]
@@ -35,9 +57,55 @@ struct Run {
 
 #[pymethods]
 impl Run {
-    /// Appends one probed step (a `metrics.jsonl` record as JSON text).
-    fn append(&mut self, record_json: &str) -> PyResult<()> {
-        let record: StepRecord = json("record", record_json)?;
+    /// Appends one probed step from its numbers, without JSON on the way: `losses` = (train,
+    /// test, test accuracy), `values` = [`FIELDS`] of each layer in turn (None for null), `hists`
+    /// = each layer's φ′ histogram (empty for none).
+    fn append_values(
+        &mut self,
+        step: u64,
+        epoch: u64,
+        losses: [Option<f64>; 3],
+        values: Vec<Option<f64>>,
+        hists: Vec<Vec<f64>>,
+    ) -> PyResult<()> {
+        if values.len() != FIELDS.len() * hists.len() {
+            return Err(err(format!(
+                "{} values for {} layers: each layer has {} ({})",
+                values.len(),
+                hists.len(),
+                FIELDS.len(),
+                FIELDS.join(", ")
+            )));
+        }
+        let layers = values
+            .chunks_exact(FIELDS.len())
+            .zip(hists)
+            .enumerate()
+            .map(|(layer, (v, dact_hist))| {
+                let f = |k: usize| v[k].unwrap_or(f64::NAN);
+                LayerStats {
+                    layer,
+                    grad_w_norm: f(0),
+                    grad_b_norm: f(1),
+                    grad_z_norm: f(2),
+                    grad_h_norm: f(3),
+                    act_mean: f(4),
+                    act_std: f(5),
+                    act_p05: f(6),
+                    act_p50: f(7),
+                    act_p95: f(8),
+                    dact_mean: f(9),
+                    dact_hist,
+                    saturation: f(10),
+                    weight_norm: f(11),
+                    update_ratio: v[12].filter(|r| r.is_finite()),
+                    ..LayerStats::default()
+                }
+            })
+            .collect();
+        let [train, test_loss, test_accuracy] = losses;
+        let mut record = StepRecord::new(step, epoch, train.unwrap_or(f64::NAN), layers);
+        (record.test_loss, record.test_accuracy) = (test_loss, test_accuracy);
         let run = self.inner.as_mut().ok_or_else(|| err("this run is finished: start another watch"))?;
         run.append(record).map_err(err)
     }
@@ -130,6 +198,127 @@ fn holds_run(dir: PathBuf) -> bool {
     gradscope::run::holds_run(&dir)
 }
 
+/// A CPU tensor's entries lent by the watch for one call: `(t.data_ptr(), t.numel(), t.dtype ==
+/// torch.float64)` of a contiguous float32 or float64 tensor (watch.py `_lent`).
+type Lent = (usize, usize, bool);
+
+/// The entries of a lent tensor, as a slice of F (f32, or f64 for a float64 tensor).
+///
+/// Sound as long as the caller keeps the promise of [`Lent`]: the watch passes only tensors it
+/// holds until the call returns, contiguous, on the CPU, of the dtype it names, which nothing
+/// writes meanwhile (its hooks run on the training step's thread, between the step's operations).
+/// What can be checked here is checked: a null or misaligned address is refused.
+fn lent<'a, F>((address, len, _): Lent) -> PyResult<&'a [F]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if address == 0 || address % std::mem::align_of::<F>() != 0 {
+        return Err(err(format!("{address:#x} is not the address of a tensor's entries")));
+    }
+    // SAFETY: the caller's promise above: `len` initialised entries of F at `address`, alive and
+    // unwritten for the duration of this call.
+    Ok(unsafe { std::slice::from_raw_parts(address as *const F, len) })
+}
+
+/// As [`lent`], for a tensor the call writes (the watch's own buffer for a weight's copy).
+fn lent_mut<'a, F>((address, len, _): Lent) -> PyResult<&'a mut [F]> {
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    if address == 0 || address % std::mem::align_of::<F>() != 0 {
+        return Err(err(format!("{address:#x} is not the address of a tensor's entries")));
+    }
+    // SAFETY: as in `lent`; the buffer is the watch's own, aliased by no other lent tensor.
+    Ok(unsafe { std::slice::from_raw_parts_mut(address as *mut F, len) })
+}
+
+fn same(a: Lent, b: Lent) -> PyResult<()> {
+    if a.1 != b.1 || a.2 != b.2 {
+        return Err(err(format!(
+            "tensors of {} and {} entries ({} and {}) cannot be paired",
+            a.1,
+            b.1,
+            if a.2 { "float64" } else { "float32" },
+            if b.2 { "float64" } else { "float32" }
+        )));
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// φ′ scratch (f32 and f64) and the detail sample, kept between calls: a layer's worth of
+    /// fresh memory per call would cost more than the pass.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f64>, Vec<f64>)> = Default::default();
+}
+
+/// A layer's forward statistics as gradscope's probes take them (`probe::flat`), for the
+/// watch: z, the layer's output, and h, its activation's output (z again without one);
+/// `activation`: (gradscope's name, negative slope) or None. Returns (act_mean, act_std,
+/// dact_mean, saturation, [p05, p50, p95] or None, φ′ histogram or None); dact_mean and
+/// saturation are None without an activation.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn forward_stats(
+    z: Lent,
+    h: Lent,
+    activation: Option<(String, f64)>,
+    detail: bool,
+) -> PyResult<(f64, f64, Option<f64>, Option<f64>, Option<[f64; 3]>, Option<Vec<f64>>)> {
+    same(z, h)?;
+    let activation = match activation {
+        Some((name, slope)) => Some(Activation::new(ActivationKind::parse("activation", &name).map_err(err)?, slope)),
+        None => None,
+    };
+    let s = SCRATCH.with_borrow_mut(|(d32, d64, sample)| -> PyResult<_> {
+        let sample = detail.then_some(sample);
+        Ok(if z.2 {
+            flat::layer_forward_stats(lent::<f64>(z)?, lent::<f64>(h)?, activation, sample, d64)
+        } else {
+            flat::layer_forward_stats(lent::<f32>(z)?, lent::<f32>(h)?, activation, sample, d32)
+        })
+    })?;
+    let dphi = activation.is_some();
+    Ok((
+        s.act_mean,
+        s.act_std,
+        dphi.then_some(s.dact_mean),
+        dphi.then_some(s.saturation),
+        detail.then_some([s.act_p05, s.act_p50, s.act_p95]),
+        (detail && dphi).then_some(s.dact_hist),
+    ))
+}
+
+/// Σ x² of a lent tensor, each square in f64.
+#[pyfunction]
+fn sum_sq(t: Lent) -> PyResult<f64> {
+    Ok(if t.2 { flat::sum_sq(lent::<f64>(t)?) } else { flat::sum_sq(lent::<f32>(t)?) })
+}
+
+/// Copies `src` into `dst` (the watch's buffer) and returns Σ src², in one pass.
+#[pyfunction]
+fn copy_sum_sq(src: Lent, dst: Lent) -> PyResult<f64> {
+    same(src, dst)?;
+    if src.0 == dst.0 && src.1 > 0 {
+        return Err(err("a copy onto itself"));
+    }
+    Ok(if src.2 {
+        flat::copy_sum_sq(lent::<f64>(src)?, lent_mut::<f64>(dst)?)
+    } else {
+        flat::copy_sum_sq(lent::<f32>(src)?, lent_mut::<f32>(dst)?)
+    })
+}
+
+/// Σ (a − b)² of two lent tensors (the difference in their precision, squared in f64).
+#[pyfunction]
+fn diff_sum_sq(a: Lent, b: Lent) -> PyResult<f64> {
+    same(a, b)?;
+    Ok(if a.2 {
+        flat::diff_sum_sq(lent::<f64>(a)?, lent::<f64>(b)?)
+    } else {
+        flat::diff_sum_sq(lent::<f32>(a)?, lent::<f32>(b)?)
+    })
+}
+
 /// The gradscope core's version.
 #[pyfunction]
 fn version() -> &'static str {
@@ -149,5 +338,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(export_csv, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(holds_run, m)?)?;
+    m.add_function(wrap_pyfunction!(forward_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(sum_sq, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_sum_sq, m)?)?;
+    m.add_function(wrap_pyfunction!(diff_sum_sq, m)?)?;
     Ok(())
 }

@@ -287,3 +287,32 @@ def test_a_lightning_trainer(tmp_path):
         assert [l["update_ratio"] for l in r["layers"]] == pytest.approx(
             [0.2 * l["grad_w_norm"] / l["weight_norm"] for l in r["layers"]], rel=1e-5)
     assert 'name = "net.0"' in (tmp_path / "lit" / "config.toml").read_text()
+
+
+def test_changes_after_the_backward_pass_are_read_again(tmp_path):
+    """On the CPU the watch reads gradients and weights in the backward pass, while they are in
+    cache; what changes afterwards is read again: gradients clipped before `w.step` are recorded
+    clipped (as PyTorch's own norm of them), weights changed in place before the optimizer's step
+    give that weight's norm and update."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = torch.randn(32, 8), torch.randn(32, 2)
+    with gradscope.watch(model, out=tmp_path / "clip", every=1, optimizer=opt, report=False) as w:
+        for step in range(3):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1e-3)
+            clipped = [model[i].weight.grad.norm().item() for i in (0, 2)]
+            if step == 2:
+                with torch.no_grad():
+                    model[2].weight.mul_(2.0)  # after the backward pass, before the update
+            before = [model[i].weight.detach().clone() for i in (0, 2)]
+            w.step()
+            opt.step()
+            rec = records(tmp_path / "clip")[-1]["layers"]
+            for k, i in enumerate((0, 2)):
+                assert rec[k]["grad_w_norm"] == pytest.approx(clipped[k], rel=1e-6)
+                assert rec[k]["weight_norm"] == pytest.approx(before[k].norm().item(), rel=1e-6)
+                delta = (model[i].weight.detach() - before[k]).norm().item()
+                assert rec[k]["update_ratio"] == pytest.approx(delta / before[k].norm().item(), rel=1e-5)

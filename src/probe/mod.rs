@@ -7,6 +7,8 @@
 //! in cache) and right after its backward (its gradients are), so that measuring every layer at
 //! every step costs a few per cent of the step instead of a second trip through memory.
 
+pub mod flat;
+
 use crate::nn::kernel::{self, FLUSH, LANES};
 use crate::nn::recurrent::{Cell, RecurrentNet, TimeRecord};
 use crate::nn::{Activation, ForwardView, Hook, LayerView, Mlp, Scalar};

@@ -110,7 +110,7 @@ def _acc_dtype(t):
 
 
 def _on_cpu(t) -> bool:
-    return t.device.type == "cpu"
+    return t.is_cpu
 
 
 def _sum(t):
@@ -123,14 +123,35 @@ def _sum(t):
     return t.sum(dtype=torch.float64)
 
 
+_FLOATS = {}  # torch.float32 → False, torch.float64 → True (made at the first call: torch loads late)
+
+
+def _lent(t):
+    """t as gradscope's core borrows it for one call (python/src/lib.rs `Lent`): (address,
+    entries, float64?) of a contiguous float32/float64 CPU tensor; None for any other tensor,
+    which PyTorch's own operations measure."""
+    if not _FLOATS:
+        import torch
+
+        _FLOATS.update({torch.float32: False, torch.float64: True})
+    double = _FLOATS.get(t.dtype)
+    if double is None or not _on_cpu(t) or not t.is_contiguous():
+        return None
+    return t.data_ptr(), t.numel(), double
+
+
 def _norm(t):
-    """‖t‖. On the CPU, where a float64 norm costs six float32 ones and reading a value is free:
-    a float, in t's precision, and again in float64 when it falls outside [TINY, HUGE] (a
-    vanishing gradient's float32 squares underflow). Elsewhere a float64 device scalar (no sync)."""
+    """‖t‖. On the CPU a float: by gradscope's core in one pass, each square in float64 (as its
+    own probes); for a tensor the core does not read, by PyTorch in t's precision, and again in
+    float64 when that falls outside [TINY, HUGE] (a vanishing gradient's float32 squares
+    underflow). Elsewhere a float64 device scalar (no sync)."""
     import torch
 
     if not _on_cpu(t):
         return torch.linalg.vector_norm(t, dtype=torch.float64)
+    lent = _lent(t)
+    if lent is not None:
+        return math.sqrt(_core.sum_sq(lent))
     n = torch.linalg.vector_norm(t, dtype=_acc_dtype(t)).item()
     if not TINY <= n <= HUGE:
         n = torch.linalg.vector_norm(t, dtype=torch.float64).item()
@@ -194,12 +215,20 @@ def _layer_norms(device, *groupsets):
 
 
 def _distances(new, old):
-    """‖a − b‖ of each pair, without forming a − b (`torch.dist`); a float64 vector, precision as
-    `_norm` (a difference of float32 weights is a multiple of their ulp: no underflow)."""
+    """‖a − b‖ of each pair (`old`: copies of ours), a float64 vector. On the CPU by gradscope's
+    core, one pass over both, nothing written; otherwise as b −= a in place (sparing a fresh
+    a − b, whose new pages cost more than the subtraction) and its norm read at once, while b is
+    in cache, precision as `_norm` (a difference of float32 weights is a multiple of their ulp:
+    no underflow)."""
     import torch
 
-    d = torch.stack([torch.dist(a, b) for a, b in zip(new, old)])
-    return _checked(d, lambda i: torch.linalg.vector_norm(new[i].double() - old[i].double()))
+    lent = [(_lent(a), _lent(b)) for a, b in zip(new, old)]
+    if all(a is not None and b is not None for a, b in lent):
+        # the last layers first: the optimizer updated them last, they are still in cache
+        d = [math.sqrt(_core.diff_sum_sq(a, b)) for a, b in reversed(lent)]
+        return torch.tensor(d[::-1], dtype=torch.float64)
+    d = torch.stack([torch.linalg.vector_norm(b.sub_(a), dtype=_acc_dtype(b)) for a, b in zip(new, old)])
+    return _checked(d, lambda i: torch.linalg.vector_norm(old[i], dtype=torch.float64))
 
 
 def _pick(vector, have, want):
@@ -284,6 +313,7 @@ class Watch:
         if not self._layers:
             raise ValueError(f"{type(model).__name__} has no module with parameters to watch")
         self._device = next(model.parameters()).device
+        self._weight_set = {p for l in self._layers.values() for p in l.weights}
         self._order = None  # layers in execution order, fixed at the first probed forward
         self._run = None
         self._hooks = []
@@ -295,7 +325,13 @@ class Watch:
         self._last_out = None  # (layer, output) of the last layer called, for an activation to claim
         self._unclaimed = None  # (acc, output) whose statistics wait to see whether an activation follows
         self._tops = {}
-        self._buffers = []
+        self._buffers = []  # the weights' copies off the CPU
+        self._cpu = False  # this probe reads the parameters in the backward pass (on the CPU)
+        self._grad_read = {}  # parameter → (its gradient, that gradient's version, ‖gradient‖)
+        self._weight_read = {}  # weight → (its version, ‖W‖, its copy or None)
+        self._kept = {}  # weight → the buffer its copy is kept in, between probes
+        self._frozen = False  # the optimizer's pre-hook ran: the weights' norms and copies are final
+        self._dispatch = None  # (layers' order known?, module → its forward hook)
         self._manual = None  # True: w.step ends steps; False: the optimizer's step does (Lightning)
         self._deferred = False  # the optimizer stepped; whether w.step follows is not known yet
         self._pending = None  # a record waiting for the optimizer's update
@@ -350,15 +386,29 @@ class Watch:
         self._collecting = True
         self._detail = self._probes % self.detail_every == 0
         self._acc, self._seen = {}, []
-        for m, layer in self._layers.items():
-            self._hooks.append(m.register_forward_hook(self._layer_hook(layer)))
-        if self._order is None:  # the first probe finds which activation follows which layer
+        if self._dispatch is None or self._dispatch[0] != (self._order is not None):
+            self._dispatch = (self._order is not None, self._forward_hooks())
+        # one global forward hook for the probed forward (dispatching on the module) rather than
+        # one per module: registering and removing dozens of hooks at every probe costs more
+        self._hooks.append(torch.nn.modules.module.register_module_forward_hook(self._on_any_forward))
+        self._watch_parameters()
+
+    def _forward_hooks(self):
+        """module → its forward hook: the watched layers, and the activations after them (at the
+        first probe every activation module, to find which follows which layer)."""
+        calls = {m: self._layer_hook(layer) for m, layer in self._layers.items()}
+        if self._order is None:
             acts = [(m, ACTIVATIONS[_kind(m)]) for m in self.model.modules()
                     if _kind(m) in ACTIVATIONS and m not in self._layers]
         else:
             acts = list({id(l.activation[1]): l.activation[::-1] for l in self._order if l.activation}.values())
-        for m, act in acts:
-            self._hooks.append(m.register_forward_hook(self._activation_hook(act)))
+        calls.update((m, self._activation_hook(act)) for m, act in acts)
+        return calls
+
+    def _on_any_forward(self, module, args, output):
+        hook = self._dispatch[1].get(module)
+        if hook is not None:
+            hook(module, args, output)
 
     def _layer_hook(self, layer):
         def hook(module, args, output):
@@ -374,7 +424,7 @@ class Watch:
             if self._order is None:  # an activation module may follow: its output is measured then
                 self._unclaimed = (acc, z.detach())
             elif layer.activation is None:
-                self._forward_stats(acc, z.detach())
+                self._forward_stats(acc, z)
             if z.requires_grad:
                 def on_grad(g):
                     n = _norm(g)
@@ -397,7 +447,7 @@ class Watch:
                 return
             self._unclaimed = None
             acc = self._acc[layer]
-            self._forward_stats(acc, h.detach(), (act, module, z.detach()))
+            self._forward_stats(acc, h, (act, module, z))
             if h.requires_grad:
                 h.register_hook(lambda g: acc.grad_h.append(_norm(g)))
         return hook
@@ -410,8 +460,15 @@ class Watch:
             self._forward_stats(acc, z)
 
     def _forward_stats(self, acc, h, activation=None):
+        """Measures h (a forward output: the core reads it as it is; PyTorch's operations on a
+        detached view, outside the graph)."""
+        if self._core_stats(acc, h, activation):
+            return
         import torch
 
+        h = h.detach()
+        if activation is not None:
+            activation = (activation[0], activation[1], activation[2].detach())
         flat = h.reshape(-1)
         n = flat.numel()
         if n == 0:
@@ -438,6 +495,34 @@ class Watch:
             bins = (s / top * DACT_BINS).floor().clamp(0, DACT_BINS - 1).long()
             acc.hist = torch.bincount(bins, minlength=DACT_BINS).to(torch.float64) / max(1, s.numel())
 
+    def _core_stats(self, acc, h, activation):
+        """The forward statistics by gradscope's core (`probe::flat`, the numbers its own probes
+        take) in one call, where it reads the tensors and knows the activation as the module has
+        it; False otherwise (PyTorch's operations measure them then)."""
+        import torch
+
+        if activation is None:
+            z, act = h, None
+        else:
+            name, module, z = activation
+            act = _core_activation(name, module)
+            if act is None:
+                return False
+        lz, lh = _lent(z), _lent(h)
+        if lz is None or lh is None or lz[1:] != lh[1:] or lh[1] == 0:
+            return False
+        sample = self._detail and acc.quantiles is None
+        mean, std, dact, saturation, quantiles, hist = _core.forward_stats(lz, lh, act, sample)
+        n = lh[1]
+        acc.h.append((mean * n, std * math.sqrt(n), n))
+        if dact is not None:
+            acc.d.append((dact * n, saturation * n, n))
+        if quantiles is not None:
+            acc.quantiles = torch.tensor(quantiles, dtype=torch.float64)
+        if hist is not None:
+            acc.hist = torch.tensor(hist, dtype=torch.float64)
+        return True
+
     def _q(self, device):
         import torch
 
@@ -448,6 +533,81 @@ class Watch:
         if key not in self._tops:
             self._tops[key] = _core.max_derivative(*key)
         return self._tops[key]
+
+    # -- parameters: on the CPU read in the backward pass, while they are in cache --------------
+
+    def _watch_parameters(self):
+        """On the CPU a probed step reads each gradient's norm, and each weight's norm and copy
+        (for ‖ΔW‖), in the backward pass, as soon as the gradient is accumulated: the gradient was
+        just written and the weight just read by the layer's backward, both in cache, where
+        reading them all after the backward pass brings the whole model in from memory again.
+        Whatever changes in place afterwards (gradient clipping, a weight constraint: the tensor's
+        `_version` moves, or `.grad` is another tensor) is read again when it is used. Elsewhere
+        (a GPU) everything is read after the backward pass by fused kernels: one launch each."""
+        self._grad_read, self._weight_read, self._frozen = {}, {}, False
+        first = next(iter(self._layers.values()))
+        params = first.weights + first.biases
+        self._cpu = bool(params) and _on_cpu(params[0]) and hasattr(params[0], "register_post_accumulate_grad_hook")
+        if not self._cpu:
+            return
+        for layer in self._layers.values():
+            for p in layer.weights + layer.biases:
+                if p.requires_grad:
+                    self._hooks.append(p.register_post_accumulate_grad_hook(self._on_accumulated))
+
+    def _on_accumulated(self, p):
+        g = p.grad
+        if g is not None:
+            self._grad_read[p] = (g, g._version, _norm(g))  # a gradient is no graph's: no detach
+        if not self._frozen and p in self._weight_set:
+            norm, copy = self._keep(p) if self.optimizer is not None else (_norm(p.detach()), None)
+            self._weight_read[p] = (p._version, norm, copy)
+
+    def _keep(self, p):
+        """(‖p‖, a copy of weight p in the buffer kept for it): one pass by gradscope's core on
+        the CPU (a fresh copy would cost twice: new pages)."""
+        import torch
+
+        kept = self._kept.get(p)
+        if kept is None or kept[0].shape != p.shape or kept[0].dtype != p.dtype:
+            buf = torch.empty_like(p, requires_grad=False, memory_format=torch.contiguous_format)
+            kept = self._kept[p] = (buf, _lent(buf))
+        buf, dst = kept
+        src = _lent(p)
+        if src is not None and dst is not None:
+            return math.sqrt(_core.copy_sum_sq(src, dst)), buf
+        w = p.detach()
+        return _norm(w), buf.copy_(w)
+
+    def _grad_norm(self, p):
+        """‖∂L/∂p‖ now (None without a gradient): the backward pass's reading unless it changed."""
+        g = p.grad
+        if g is None:
+            return None
+        seen = self._grad_read.get(p)
+        if seen is not None and seen[0] is g and seen[1] == g._version:
+            return seen[2]
+        return _norm(g.detach())
+
+    def _weight_norm(self, p):
+        seen = self._weight_read.get(p)
+        return seen[1] if seen is not None and seen[0] == p._version else _norm(p.detach())
+
+    def _weight_copy(self, p):
+        seen = self._weight_read.get(p)
+        if seen is not None and seen[0] == p._version and seen[2] is not None:
+            return seen[2]
+        return self._keep(p)[1]
+
+    def _cpu_norms(self, layers, norm, params):
+        """Per layer ‖·‖ over its tensors' norms (NaN for a layer without one), as `_by_layer`."""
+        import torch
+
+        out = []
+        for layer in layers:
+            values = [v for v in (norm(p) for p in params(layer)) if v is not None]
+            out.append(math.sqrt(sum(v * v for v in values)) if values else math.nan)
+        return torch.tensor(out, dtype=torch.float64)
 
     # -- the optimizer's step hooks: ‖ΔW‖ / ‖W‖ --------------------------------------------------
 
@@ -466,10 +626,18 @@ class Watch:
         groups = [[w.detach() for w in l.weights] for l in layers]
         if self._pending is not None:  # w.step read ‖W‖ already
             weight = self._pending.weight
+        elif self._cpu:
+            weight = self._cpu_norms(layers, self._weight_norm, lambda l: l.weights)
+            self._weight = (layers, weight)
         else:
             (weight,) = _layer_norms(self._device, groups)
             self._weight = (layers, weight)
-        self._pre = (layers, groups, weight, self._copy([w for g in groups for w in g]))
+        if self._cpu:
+            before = [self._weight_copy(w) for l in layers for w in l.weights]
+            self._frozen = True
+        else:
+            before = self._copy([w for g in groups for w in g])
+        self._pre = (layers, groups, weight, before)
         return result
 
     def _copy(self, weights):
@@ -570,9 +738,15 @@ class Watch:
         order, dev = self._order, self._device
         grads = lambda ps: [p.grad.detach() for p in ps if p.grad is not None]  # noqa: E731
         pre, self._weight = self._weight, None  # ‖W‖ measured before the update by the optimizer's pre-hook
-        weights = [[w.detach() for w in l.weights] for l in order] if pre is None else [[] for _ in order]
-        grad_w, grad_b, weight = _layer_norms(dev, [grads(l.weights) for l in order],
-                                              [grads(l.biases) for l in order], weights)
+        if self._cpu:
+            grad_w = self._cpu_norms(order, self._grad_norm, lambda l: l.weights)
+            grad_b = self._cpu_norms(order, self._grad_norm, lambda l: l.biases)
+            weight = self._cpu_norms(order, self._weight_norm, lambda l: l.weights) if pre is None else None
+            self._grad_read = {}  # it holds the gradients: kept, the next step's would need new memory
+        else:
+            weights = [[w.detach() for w in l.weights] for l in order] if pre is None else [[] for _ in order]
+            grad_w, grad_b, weight = _layer_norms(dev, [grads(l.weights) for l in order],
+                                                  [grads(l.biases) for l in order], weights)
         if pre is not None:
             weight = _pick(pre[1], pre[0], order)
         record = _Record(self.step_count, self.epoch, self._last_loss, test_loss, test_accuracy, grad_w, grad_b,
@@ -602,7 +776,7 @@ class Watch:
         detail = [([next(values) for _ in range(3)] if a.quantiles is not None else [None] * 3,
                    [next(values) for _ in range(DACT_BINS)] if a.hist is not None else []) for a in accs]
         items = iter([next(values) if isinstance(x, torch.Tensor) else x for x in items])
-        layers = []
+        row, hists = [], []
         for k, a in enumerate(accs):
             mean, std = _h_stats([(next(items), next(items), c) for *_, c in a.h])
             dact = [(next(items), next(items), c) for *_, c in a.d]
@@ -610,24 +784,17 @@ class Watch:
             grad_h = _root_sum_sq([next(items) for _ in a.grad_h])
             count = sum(c for *_, c in dact)
             (p05, p50, p95), hist = detail[k]
-            layers.append({
-                "layer": k, "grad_w_norm": grad_w[k], "grad_b_norm": grad_b[k], "grad_z_norm": grad_z,
-                "grad_h_norm": grad_h, "act_mean": mean, "act_std": std, "act_p05": p05, "act_p50": p50,
-                "act_p95": p95, "dact_mean": sum(d for d, _, _ in dact) / count if count else None,
-                "dact_hist": hist, "saturation": sum(b for _, b, _ in dact) / count if count else None,
-                "weight_norm": weight[k], "update_ratio": ratio[k],
-            })
-        out = {"step": record.step, "epoch": record.epoch,
-               "train_loss": next(items) if record.loss is not None else None, "vanishing_ratio": None,
-               "layers": layers}
-        if record.test_loss is not None:
-            out["test_loss"] = float(record.test_loss)
-        if record.test_accuracy is not None:
-            out["test_accuracy"] = float(record.test_accuracy)
+            # in the order of python/src/lib.rs FIELDS
+            row += [grad_w[k], grad_b[k], grad_z, grad_h, mean, std, p05, p50, p95,
+                    sum(d for d, _, _ in dact) / count if count else None, sum(b for _, b, _ in dact) / count if count else None,
+                    weight[k], ratio[k]]
+            hists.append(hist)
+        loss = next(items) if record.loss is not None else None
+        test = [None if v is None else float(v) for v in (record.test_loss, record.test_accuracy)]
         if self._run is None:
             self._run = _core.create_run(str(self.out), json.dumps(self._config()), json.dumps(self._model()),
                                          self.overwrite)
-        self._run.append(_dumps_record(out))
+        self._run.append_values(record.step, record.epoch, [loss] + test, row, hists)
 
     # -- the run folder ------------------------------------------------------------------------
 
@@ -747,6 +914,19 @@ def _mean_dev(flat, n):
     return s, _norm(flat - (s / n).to(flat.dtype)), None
 
 
+def _core_activation(name, module):
+    """(gradscope's name, negative slope) of an activation module whose φ′ gradscope's core
+    computes as the module does; None for a variant it does not (ELU's alpha ≠ 1, Softplus's beta
+    or threshold other than 1 and 20, GELU's tanh approximation)."""
+    if name == "elu" and getattr(module, "alpha", 1.0) != 1.0:
+        return None
+    if name == "softplus" and (getattr(module, "beta", 1.0) != 1.0 or getattr(module, "threshold", 20.0) != 20.0):
+        return None
+    if name == "gelu" and getattr(module, "approximate", "none") != "none":
+        return None
+    return name, float(getattr(module, "negative_slope", 0.01))
+
+
 def _count_positive(x, n):
     """Entries of x (a temporary, overwritten) above 0, as (n + Σ sign x) / 2 rounded down: on a
     CPU a comparison and the count of its booleans cost 3× these passes. An entry exactly 0 counts
@@ -764,18 +944,6 @@ def _flat_items(acc):
 def _root_sum_sq(norms):
     """‖·‖ over several calls from each call's norm; None without a call."""
     return math.sqrt(sum(v * v for v in norms)) if norms else None
-
-
-def _dumps_record(obj) -> str:
-    """A record as JSON, NaN and infinities as null."""
-    for layer in obj["layers"]:
-        for k, v in layer.items():
-            if isinstance(v, float) and not math.isfinite(v):
-                layer[k] = None
-    for k in ("train_loss", "test_loss", "test_accuracy"):
-        if isinstance(obj.get(k), float) and not math.isfinite(obj[k]):
-            obj[k] = None
-    return json.dumps(obj, allow_nan=False)
 
 
 def _dumps(obj) -> str:
