@@ -316,3 +316,34 @@ def test_changes_after_the_backward_pass_are_read_again(tmp_path):
                 assert rec[k]["weight_norm"] == pytest.approx(before[k].norm().item(), rel=1e-6)
                 delta = (model[i].weight.detach() - before[k]).norm().item()
                 assert rec[k]["update_ratio"] == pytest.approx(delta / before[k].norm().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("act", [torch.nn.Tanh, torch.nn.Sigmoid, torch.nn.ReLU, torch.nn.GELU])
+def test_gradients_at_both_sides_of_an_activation(tmp_path, act):
+    """‖∂L/∂z‖ and ‖∂L/∂h‖ at every probe (after the first, tanh/sigmoid/relu take ∂L/∂z from ∂L/∂h
+    and h in one pass of the core) equal the norms of the gradients autograd computes."""
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 24), act(), torch.nn.Linear(24, 24), act(), torch.nn.Linear(24, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = torch.randn(40, 6), torch.randn(40, 3)
+    want = []
+    with gradscope.watch(model, out=tmp_path / "g", every=1, optimizer=opt, report=False) as w:
+        for _ in range(3):
+            opt.zero_grad()
+            zs, hs = [], []
+            def keep(kept):
+                def hook(module, args, out):
+                    out.retain_grad()
+                    kept.append(out)
+                return hook
+            handles = [model[i].register_forward_hook(keep(l)) for i, l in ((0, zs), (2, zs), (1, hs), (3, hs))]
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            for hd in handles:
+                hd.remove()
+            w.step()
+            opt.step()
+            want.append(([t.grad.norm().item() for t in zs], [t.grad.norm().item() for t in hs]))
+    for rec, (gz, gh) in zip(records(tmp_path / "g"), want):
+        for k in range(2):
+            assert rec["layers"][k]["grad_z_norm"] == pytest.approx(gz[k], rel=1e-5)
+            assert rec["layers"][k]["grad_h_norm"] == pytest.approx(gh[k], rel=1e-5)

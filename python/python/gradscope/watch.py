@@ -44,6 +44,9 @@ ACTIVATIONS = {
     "Softsign": "softsign",
 }
 
+# Activations whose φ′ is a function of their output, for which ∂L/∂z is measured from ∂L/∂h.
+THROUGH = ("tanh", "sigmoid", "relu")
+
 # Modules watched whole (their parameters together), not through their children.
 COMPOSITES = ("MultiheadAttention",)
 
@@ -332,6 +335,7 @@ class Watch:
         self._kept = {}  # weight → the buffer its copy is kept in, between probes
         self._frozen = False  # the optimizer's pre-hook ran: the weights' norms and copies are final
         self._dispatch = None  # (layers' order known?, module → its forward hook)
+        self._fused = None  # (layer, its output z) whose ∂L/∂z the activation's gradient hook measures
         self._manual = None  # True: w.step ends steps; False: the optimizer's step does (Lightning)
         self._deferred = False  # the optimizer stepped; whether w.step follows is not known yet
         self._pending = None  # a record waiting for the optimizer's update
@@ -415,6 +419,7 @@ class Watch:
             z = _first_tensor(output)
             if z is None or not z.is_floating_point():
                 return
+            self._unfuse()
             self._settle()
             acc = self._acc.get(layer)
             if acc is None:
@@ -426,13 +431,34 @@ class Watch:
             elif layer.activation is None:
                 self._forward_stats(acc, z)
             if z.requires_grad:
-                def on_grad(g):
-                    n = _norm(g)
-                    acc.grad_z.append(n)
-                    if layer.activation is None:  # known by the backward pass: h is z
-                        acc.grad_h.append(n)
-                z.register_hook(on_grad)
+                if self._through(layer) and _lent(z) is not None:
+                    self._fused = (acc, layer, z)  # the activation's hook measures ∂L/∂z with ∂L/∂h
+                else:
+                    self._watch_grad_z(acc, layer, z)
         return hook
+
+    def _watch_grad_z(self, acc, layer, z):
+        def on_grad(g):
+            n = _norm(g)
+            acc.grad_z.append(n)
+            if layer.activation is None:  # known by the backward pass: h is z
+                acc.grad_h.append(n)
+        z.register_hook(on_grad)
+
+    def _unfuse(self):
+        """A layer output left for its activation's hook which that hook did not take (the model
+        ran something else in between): its own gradient hook after all."""
+        if self._fused is not None:
+            self._watch_grad_z(*self._fused)
+            self._fused = None
+
+    def _through(self, layer):
+        """Whether ‖∂L/∂z‖ of this layer comes from ∂L/∂h at its activation's output (one gradient
+        hook, one pass of the core's `grad_sum_sq_through`, instead of a hook on each): once the
+        layer's activation is known, on the CPU, for tanh, sigmoid and relu, whose backward
+        needs only h (which they keep for it: autograd refuses a change to it in place)."""
+        return (self._order is not None and self._cpu and layer.activation is not None
+                and layer.activation[0] in THROUGH)
 
     def _activation_hook(self, act):
         def hook(module, args, output):
@@ -448,7 +474,24 @@ class Watch:
             self._unclaimed = None
             acc = self._acc[layer]
             self._forward_stats(acc, h, (act, module, z))
-            if h.requires_grad:
+            fused, self._fused = self._fused, None
+            if fused is not None and (fused[2] is not z or not h.requires_grad or _lent(h) is None):
+                self._watch_grad_z(*fused)
+                fused = None
+            if not h.requires_grad:
+                return
+            if fused is not None:
+                def on_grad(g):
+                    lg = _lent(g)
+                    both = _core.grad_sum_sq_through(lg, _lent(h), act) if lg is not None and lg[1:] == _lent(h)[1:] \
+                        else None
+                    if both is None:  # a gradient the core cannot read: ∂L/∂h alone
+                        acc.grad_h.append(_norm(g))
+                        return
+                    acc.grad_h.append(math.sqrt(both[0]))
+                    acc.grad_z.append(math.sqrt(both[1]))
+                h.register_hook(on_grad)
+            else:
                 h.register_hook(lambda g: acc.grad_h.append(_norm(g)))
         return hook
 
@@ -729,7 +772,7 @@ class Watch:
         self._hooks = []
         self._settle()
         self._collecting = False
-        self._last_out = None
+        self._last_out = self._fused = None
         if self._order is None:
             self._order = list(self._seen)
             if not self._order:
