@@ -324,11 +324,23 @@ mod tests {
             for (i, (c, a, b, acc)) in cases.into_iter().enumerate() {
                 let mut one = c.clone();
                 f32::gemm(one.view_mut(), a, b, acc, Threads::One);
-                let mut two = c;
+                let mut two = c.clone();
                 pool.install(|| f32::gemm(two.view_mut(), a, b, acc, Threads::new(2)));
                 assert!(
                     one.iter().zip(&two).all(|(p, q)| p.to_bits() == q.to_bits()),
                     "{batch}·{fan_in}·{fan_out}, product {i}"
+                );
+                // and cut by rows, whichever cut split_gemm chose
+                let mid = a.nrows() / 2;
+                let (a1, a2) = a.split_at(ndarray::Axis(0), mid);
+                let (mut c1, mut c2) = two.view_mut().split_at(ndarray::Axis(0), mid);
+                c1.assign(&c.slice(ndarray::s![..mid, ..]));
+                c2.assign(&c.slice(ndarray::s![mid.., ..]));
+                f32::gemm_seq(c1, a1, b, acc);
+                f32::gemm_seq(c2, a2, b, acc);
+                assert!(
+                    one.iter().zip(&two).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{batch}·{fan_in}·{fan_out}, rows, {i}"
                 );
             }
         }
