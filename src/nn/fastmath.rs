@@ -12,6 +12,7 @@ use crate::nn::activation::sigmoid_cap;
 use rten_simd::ops::{BitOps, NumOps};
 use rten_simd::{Isa, SimdUnaryOp};
 use rten_vecmath::{Sigmoid, Tanh};
+use std::mem::MaybeUninit;
 
 /// σ with its input clamped as [`crate::nn::activation::sigmoid`] clamps it (no subnormal output).
 struct ClampedSigmoid;
@@ -36,21 +37,21 @@ impl SimdUnaryOp<f32> for ClampedSilu {
     }
 }
 
+/// h = op(z), read from `z` and written to `h` in one pass (no copy of z into h first).
+fn map(op: &impl SimdUnaryOp<f32>, z: &[f32], h: &mut [f32]) {
+    assert_eq!(z.len(), h.len(), "gradscope internal error: activation lengths");
+    // SAFETY: `MaybeUninit<f32>` has the layout of `f32`, and `map` only ever writes initialised
+    // values into it (every element, once), so `h` stays initialised.
+    let out = unsafe { &mut *(h as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    op.map(z, out);
+}
+
 /// h = φ(z) with a vectorised kernel; false when `act` has none (the caller loops in scalar).
 pub fn forward(act: Activation, z: &[f32], h: &mut [f32]) -> bool {
     match act {
-        Activation::Sigmoid => {
-            h.copy_from_slice(z);
-            ClampedSigmoid.map_mut(h);
-        }
-        Activation::Tanh => {
-            h.copy_from_slice(z);
-            Tanh {}.map_mut(h);
-        }
-        Activation::Silu => {
-            h.copy_from_slice(z);
-            ClampedSilu.map_mut(h);
-        }
+        Activation::Sigmoid => map(&ClampedSigmoid, z, h),
+        Activation::Tanh => map(&Tanh {}, z, h),
+        Activation::Silu => map(&ClampedSilu, z, h),
         _ => return false,
     }
     true
@@ -73,6 +74,20 @@ mod tests {
                 let ulp = (exact.abs() as f32 * f32::EPSILON).max(f32::MIN_POSITIVE) as f64;
                 assert!((h as f64 - exact).abs() <= 4.0 * ulp, "{}({z}) = {h}, exact {exact}", act.name());
             }
+        }
+        // read from z into h: the bits of the kernel applied in place
+        type InPlace = fn(&mut [f32]);
+        let kernels: [(Activation, InPlace); 3] = [
+            (Activation::Sigmoid, |h| ClampedSigmoid.map_mut(h)),
+            (Activation::Tanh, |h| Tanh {}.map_mut(h)),
+            (Activation::Silu, |h| ClampedSilu.map_mut(h)),
+        ];
+        for (act, op) in kernels {
+            let mut h = vec![0.0f32; z.len() - 3];
+            forward(act, &z[3..], &mut h);
+            let mut in_place = z[3..].to_vec();
+            op(&mut in_place);
+            assert!(h.iter().zip(&in_place).all(|(a, b)| a.to_bits() == b.to_bits()), "{}", act.name());
         }
         assert!(!forward(Activation::Gelu, &[0.0], &mut [0.0]));
         let far = [-1e4f32, -100.0, 100.0, 1e4];

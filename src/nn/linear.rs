@@ -2,7 +2,7 @@
 
 use crate::nn::tensor::{Module, Prefix, Shape, TensorKind, TensorMut, TensorRef, data, data_mut};
 use crate::nn::{Scalar, Threads, simd};
-use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
+use ndarray::{Array, Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Dimension};
 
 /// A fully connected layer.
 ///
@@ -74,12 +74,25 @@ impl<F: Scalar> Linear<F> {
         grad_x: Option<ArrayViewMut2<F>>,
         threads: Threads,
     ) {
-        debug_assert_eq!(grad_y.dim(), (x.nrows(), self.fan_out()));
-        F::gemm(self.grad_weight.view_mut(), grad_y.t(), x, true, threads);
         match (grad_y.as_slice(), self.grad_bias.as_slice_mut()) {
             (Some(g), Some(b)) => simd::add_rows(b, g),
             _ => grad_y.axis_iter(Axis(0)).for_each(|row| self.grad_bias += &row),
         }
+        self.backward_products(x, grad_y, grad_x, threads);
+    }
+
+    /// [`Linear::backward`] without ∂L/∂b, for a caller that has added Σ_rows ∂L/∂y to
+    /// `grad_bias` itself while it wrote ∂L/∂y ([`crate::nn::Activation::backward_with_bias`]):
+    /// ∂L/∂W += (∂L/∂y)ᵀ·x and, when `grad_x` is given, ∂L/∂x = ∂L/∂y·W.
+    pub fn backward_products(
+        &mut self,
+        x: ArrayView2<F>,
+        grad_y: ArrayView2<F>,
+        grad_x: Option<ArrayViewMut2<F>>,
+        threads: Threads,
+    ) {
+        debug_assert_eq!(grad_y.dim(), (x.nrows(), self.fan_out()));
+        F::gemm(self.grad_weight.view_mut(), grad_y.t(), x, true, threads);
         if let Some(grad_x) = grad_x {
             F::gemm(grad_x, grad_y, self.weight.view(), false, threads);
         }
@@ -87,8 +100,17 @@ impl<F: Scalar> Linear<F> {
 
     /// Sets ∂L/∂W and ∂L/∂b to zero.
     pub fn zero_grad(&mut self) {
-        self.grad_weight.fill(F::zero());
-        self.grad_bias.fill(F::zero());
+        zero(&mut self.grad_weight);
+        zero(&mut self.grad_bias);
+    }
+}
+
+/// Fills `a` with zeros: one `memset` where it is contiguous (ndarray's `fill` goes element by
+/// element).
+pub fn zero<F: Scalar, D: Dimension>(a: &mut Array<F, D>) {
+    match a.as_slice_memory_order_mut() {
+        Some(s) => s.fill(F::zero()),
+        None => a.fill(F::zero()),
     }
 }
 

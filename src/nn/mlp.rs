@@ -332,6 +332,12 @@ impl<F: Scalar> Hidden<'_, F> {
         let (n, w) = grad_z.dim();
         let a = F::of(alpha);
         match (self.norm.as_deref_mut(), self.position) {
+            (None, _) if alpha == 1.0 => {
+                // ∂L/∂z and ∂L/∂b in one pass over the rows, then the linear layer's products
+                let grad_bias = self.linear.grad_bias.as_slice_mut().expect("gradscope internal error: bias layout");
+                self.activation.backward_with_bias(dphi, gh, grad_z.view_mut(), grad_bias);
+                return self.linear.backward_products(x, grad_z.view(), grad_x, threads);
+            }
             (None, _) => {
                 self.activation.backward(dphi, gh, grad_z.view_mut());
                 if alpha != 1.0 {

@@ -8,8 +8,10 @@ use std::iter::Sum;
 use std::ops::{AddAssign, MulAssign, SubAssign};
 
 /// Products with fewer multiply-adds than this run on one thread whatever [`Threads`] says:
-/// splitting them costs more than it saves.
-pub const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+/// splitting them costs more than it saves. 2²⁰ splits `deep`'s 128³ products (2²¹) in two at
+/// two threads, which measured faster than leaving them whole (docs/performance.md, session 5);
+/// `tiny`'s (64·32·32) stay whole.
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 20;
 
 /// How many threads a matrix product may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -298,6 +300,50 @@ mod tests {
         let bt = b.t().to_owned();
         f64::gemm(c.view_mut(), a.view(), bt.t(), true, Threads::new(2));
         assert_eq!(c, 2.0 * a.dot(&b));
+    }
+
+    /// Split over two threads (by output rows or columns), a product gives the bits of the whole
+    /// product on one thread: each entry's sum runs over k in the same order. `deep`'s three
+    /// products of a layer (128³, just above [`PARALLEL_MIN_FLOPS`]) and a taller one.
+    #[test]
+    fn splitting_a_product_changes_no_bit() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for (batch, fan_in, fan_out) in [(128, 128, 128), (256, 96, 200)] {
+            assert!(batch * fan_in * fan_out >= PARALLEL_MIN_FLOPS, "the test shapes must be split");
+            let f = |r: usize, c: usize, s: f32| ((r * 31 + c * 7) as f32 * s).sin();
+            let x = Array2::from_shape_fn((batch, fan_in), |(r, c)| f(r, c, 0.013));
+            let w = Array2::from_shape_fn((fan_out, fan_in), |(r, c)| f(r, c, 0.021));
+            let g = Array2::from_shape_fn((batch, fan_out), |(r, c)| f(r, c, 0.017));
+            let bias = Array2::from_shape_fn((batch, fan_out), |(_, c)| f(0, c, 0.3));
+            // (c, a, b, accumulate): y = b + x·Wᵀ, ∂W += gᵀ·x, ∂x = g·W
+            let cases = [
+                (bias.clone(), x.view(), w.t(), true),
+                (w.clone(), g.t(), x.view(), true),
+                (Array2::zeros((batch, fan_in)), g.view(), w.view(), false),
+            ];
+            for (i, (c, a, b, acc)) in cases.into_iter().enumerate() {
+                let mut one = c.clone();
+                f32::gemm(one.view_mut(), a, b, acc, Threads::One);
+                let mut two = c.clone();
+                pool.install(|| f32::gemm(two.view_mut(), a, b, acc, Threads::new(2)));
+                assert!(
+                    one.iter().zip(&two).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{batch}·{fan_in}·{fan_out}, product {i}"
+                );
+                // and cut by rows, whichever cut split_gemm chose
+                let mid = a.nrows() / 2;
+                let (a1, a2) = a.split_at(ndarray::Axis(0), mid);
+                let (mut c1, mut c2) = two.view_mut().split_at(ndarray::Axis(0), mid);
+                c1.assign(&c.slice(ndarray::s![..mid, ..]));
+                c2.assign(&c.slice(ndarray::s![mid.., ..]));
+                f32::gemm_seq(c1, a1, b, acc);
+                f32::gemm_seq(c2, a2, b, acc);
+                assert!(
+                    one.iter().zip(&two).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{batch}·{fan_in}·{fan_out}, rows, {i}"
+                );
+            }
+        }
     }
 
     /// The ∂L/∂W product of a layer with fan_out 1024 (its ∂L/∂y rows 4 KiB apart) is padded, and

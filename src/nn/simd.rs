@@ -50,12 +50,61 @@ pub fn add_rows<F: Scalar>(acc: &mut [F], rows: &[F]) {
     }
 }
 
-/// `h = φ(z)` with the scalar definitions ([`Activation::f`]).
+/// `out = a ⊙ b`, then `acc[j] += out[i·w + j]` for every row i in order (w = `acc.len()`), in one
+/// pass: ∂L/∂z = ∂L/∂h ⊙ φ′ and ∂L/∂b += Σ_rows ∂L/∂z while each row of ∂L/∂z is still in a
+/// register. The bits of [`mul`] followed by [`add_rows`] (each sum is taken in the same order).
+#[multiversion(targets = "simd")]
+pub fn mul_add_rows<F: Scalar>(out: &mut [F], a: &[F], b: &[F], acc: &mut [F]) {
+    let w = acc.len();
+    assert!(
+        out.len() == a.len() && a.len() == b.len() && (w == 0 || out.len().is_multiple_of(w)),
+        "gradscope internal error: mul_add_rows lengths"
+    );
+    if w == 0 {
+        return out.iter_mut().zip(a).zip(b).for_each(|((o, &a), &b)| *o = a * b);
+    }
+    for ((o, a), b) in out.chunks_exact_mut(w).zip(a.chunks_exact(w)).zip(b.chunks_exact(w)) {
+        for (((o, &a), &b), s) in o.iter_mut().zip(a).zip(b).zip(acc.iter_mut()) {
+            let v = a * b;
+            *o = v;
+            *s += v;
+        }
+    }
+}
+
+/// `p ← p − lr·g`: plain SGD's update, the bits of `Sgd::step`'s loop (no fused multiply-add).
+#[multiversion(targets = "simd")]
+pub fn sgd<F: Scalar>(param: &mut [F], grad: &[F], lr: F) {
+    assert_eq!(param.len(), grad.len(), "gradscope internal error: sgd lengths");
+    for (p, &g) in param.iter_mut().zip(grad) {
+        *p -= lr * g;
+    }
+}
+
+/// `out[i] = g(x[i])`, inlined into the caller's clone so that a cheap `g` vectorises.
+#[inline(always)]
+fn map_each<F: Scalar>(x: &[F], out: &mut [F], g: impl Fn(F) -> F) {
+    for (o, &x) in out.iter_mut().zip(x) {
+        *o = g(x);
+    }
+}
+
+/// `h = φ(z)` with the scalar definitions ([`Activation::f`]). The piecewise-linear φ are written
+/// out here, the expressions of [`Activation::f`] (tested bit for bit), because `f` itself, one
+/// call per entry with its whole `match`, is not inlined into the clones: relu took 3.5 % of a
+/// `wide` step in `Activation::f` and `df` alone.
 #[multiversion(targets = "simd")]
 pub fn activation<F: Scalar>(act: Activation, z: &[F], h: &mut [F]) {
     assert_eq!(z.len(), h.len(), "gradscope internal error: activation lengths");
-    for (h, &z) in h.iter_mut().zip(z) {
-        *h = act.f(z);
+    let zero = F::zero();
+    match act {
+        Activation::Identity => h.copy_from_slice(z),
+        Activation::Relu => map_each(z, h, |z| if z > zero { z } else { zero }),
+        Activation::LeakyRelu { negative_slope } => {
+            let s = F::of(negative_slope);
+            map_each(z, h, |z| if z > zero { z } else { z * s })
+        }
+        _ => map_each(z, h, |z| act.f(z)),
     }
 }
 
@@ -64,11 +113,17 @@ pub fn activation<F: Scalar>(act: Activation, z: &[F], h: &mut [F]) {
 #[multiversion(targets = "simd")]
 pub fn derivative<F: Scalar>(act: Activation, z: &[F], h: &[F], dphi: &mut [F]) {
     assert!(z.len() == h.len() && h.len() == dphi.len(), "gradscope internal error: derivative lengths");
-    let one = F::one();
+    let (zero, one) = (F::zero(), F::one());
     match act {
-        Activation::Sigmoid => dphi.iter_mut().zip(h).for_each(|(d, &h)| *d = h * (one - h)),
-        Activation::Tanh => dphi.iter_mut().zip(h).for_each(|(d, &h)| *d = one - h * h),
-        _ => dphi.iter_mut().zip(z).for_each(|(d, &z)| *d = act.df(z)),
+        Activation::Sigmoid => map_each(h, dphi, |h| h * (one - h)),
+        Activation::Tanh => map_each(h, dphi, |h| one - h * h),
+        Activation::Identity => dphi.fill(one),
+        Activation::Relu => map_each(z, dphi, |z| if z > zero { one } else { zero }),
+        Activation::LeakyRelu { negative_slope } => {
+            let s = F::of(negative_slope);
+            map_each(z, dphi, |z| if z > zero { one } else { s })
+        }
+        _ => map_each(z, dphi, |z| act.df(z)),
     }
 }
 
@@ -104,6 +159,18 @@ mod tests {
             }
             let mut out = vec![0.0f32; n];
             mul(&mut out, &z, &g);
+            for w in [0usize, 1, 5].into_iter().filter(|&w| w <= n) {
+                let rows = n.checked_div(w).map_or(n, |r| r * w);
+                let (mut fused, mut acc) = (vec![0.0f32; rows], g[..w].to_vec());
+                mul_add_rows(&mut fused, &z[..rows], &g[..rows], &mut acc);
+                let mut want = g[..w].to_vec();
+                add_rows(&mut want, &out[..rows]);
+                assert!(fused.iter().zip(&out).all(|(f, o)| f.to_bits() == o.to_bits()), "mul_add_rows, w {w}");
+                assert!(acc.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "mul_add_rows sums, w {w}");
+            }
+            let mut stepped = z.clone();
+            sgd(&mut stepped, &g, 0.01);
+            assert!(stepped.iter().zip(&z).zip(&g).all(|((s, &p), &g)| s.to_bits() == (p - 0.01 * g).to_bits()));
             let mut inplace = z.clone();
             mul_assign(&mut inplace, &g);
             for i in 0..n {

@@ -9,7 +9,7 @@
 //! Sutskever et al. 2013 for the momentum forms.
 
 use super::apply_update;
-use crate::nn::Scalar;
+use crate::nn::{Scalar, simd};
 
 /// SGD's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,6 +56,11 @@ impl Sgd {
         let buf: &mut [F] = if momentum { &mut state.momentum_buffer } else { &mut [] };
         // one loop per combination, so that each inner loop is branch-free and vectorises
         match (decay, momentum, first) {
+            // the plain update, unmeasured: one loop cloned per instruction set (the same bits)
+            (false, false, _) if !measure => {
+                simd::sgd(param, grad, lr);
+                [0.0; 3]
+            }
             (false, false, _) => apply_update(param, grad, &mut [], &mut [], measure, |p, g, _, _| p - lr * g),
             (true, false, _) => {
                 apply_update(param, grad, &mut [], &mut [], measure, |p, g, _, _| p - lr * (g + wd * p))
