@@ -294,20 +294,6 @@ fn sum_sq(t: Lent) -> PyResult<f64> {
     Ok(if t.2 { flat::sum_sq(lent::<f64>(t)?) } else { flat::sum_sq(lent::<f32>(t)?) })
 }
 
-/// (Σ g², Σ (g·φ′)²) of a lent gradient at an activation's output h (`probe::flat::
-/// grad_sum_sq_through`): ‖∂L/∂h‖² and ‖∂L/∂z‖² in one pass; None for an activation whose φ′ is
-/// not a function of h alone.
-#[pyfunction]
-fn grad_sum_sq_through(g: Lent, h: Lent, activation: &str) -> PyResult<Option<(f64, f64)>> {
-    same(g, h)?;
-    let a = Activation::new(ActivationKind::parse("activation", activation).map_err(err)?, 0.01);
-    Ok(if g.2 {
-        flat::grad_sum_sq_through(a, lent::<f64>(g)?, lent::<f64>(h)?)
-    } else {
-        flat::grad_sum_sq_through(a, lent::<f32>(g)?, lent::<f32>(h)?)
-    })
-}
-
 /// Copies `src` into `dst` (the watch's buffer) and returns Σ src², in one pass.
 #[pyfunction]
 fn copy_sum_sq(src: Lent, dst: Lent) -> PyResult<f64> {
@@ -354,7 +340,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(holds_run, m)?)?;
     m.add_function(wrap_pyfunction!(forward_stats, m)?)?;
     m.add_function(wrap_pyfunction!(sum_sq, m)?)?;
-    m.add_function(wrap_pyfunction!(grad_sum_sq_through, m)?)?;
     m.add_function(wrap_pyfunction!(copy_sum_sq, m)?)?;
     m.add_function(wrap_pyfunction!(diff_sum_sq, m)?)?;
     Ok(())

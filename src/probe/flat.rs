@@ -52,47 +52,6 @@ fn dphi_into<F: Scalar>(a: Activation, z: &[F], h: &[F], out: &mut Vec<F>) {
     }
 }
 
-/// (Σ g², Σ (g·φ′)²) in one pass, for g = ∂L/∂h, the gradient at an activation's output h:
-/// the second is ‖∂L/∂z‖², the gradient the activation's backward passes on, with the product
-/// taken in F as PyTorch's backward takes it (`tanh_backward`: g·(1 − h²); `sigmoid_backward`:
-/// g·(1 − h)·h; `threshold_backward`: g where h > 0). Only for the activations whose φ′ is a
-/// function of h alone (tanh, sigmoid, relu): None for the others.
-///
-/// # Panics
-/// If the slices differ in length.
-#[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
-pub fn grad_sum_sq_through<F: Scalar>(a: Activation, g: &[F], h: &[F]) -> Option<(f64, f64)> {
-    assert_eq!(g.len(), h.len(), "a gradient and its activation's output differ in size");
-    let one = F::one();
-    match a {
-        Activation::Tanh => Some(through(g, h, |g, h| g * (one - h * h))),
-        Activation::Sigmoid => Some(through(g, h, |g, h| g * (one - h) * h)),
-        Activation::Relu => Some(through(g, h, |g, h| if h > F::zero() { g } else { F::zero() })),
-        _ => None,
-    }
-}
-
-/// (Σ g², Σ back(g, h)²), squares in f64 lanes (inlined into its callers' clones).
-#[inline(always)]
-fn through<F: Scalar>(g: &[F], h: &[F], back: impl Fn(F, F) -> F) -> (f64, f64) {
-    let (mut lg, mut lz) = ([0.0f64; LANES], [0.0f64; LANES]);
-    let split = g.len() - g.len() % LANES;
-    for (gs, hs) in g[..split].chunks_exact(LANES).zip(h[..split].chunks_exact(LANES)) {
-        for (((lg, lz), &g), &h) in lg.iter_mut().zip(lz.iter_mut()).zip(gs).zip(hs) {
-            let z = back(g, h).f64();
-            *lg += g.f64() * g.f64();
-            *lz += z * z;
-        }
-    }
-    let (mut tg, mut tz) = (0.0f64, 0.0f64);
-    for (&g, &h) in g[split..].iter().zip(&h[split..]) {
-        let z = back(g, h).f64();
-        tg += g.f64() * g.f64();
-        tz += z * z;
-    }
-    (tg + lg.iter().fold(0.0f64, |t, &l| t + l), tz + lz.iter().fold(0.0f64, |t, &l| t + l))
-}
-
 /// Σ x², each square in f64 (the optimizer's and the probes' norm: [`kernel::sum_sq`]).
 #[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
 pub fn sum_sq<F: Scalar>(xs: &[F]) -> f64 {
@@ -207,19 +166,6 @@ mod tests {
             let d: f64 = a.iter().zip(&b).map(|(&x, &y)| f64::from(x - y).powi(2)).sum();
             assert!((diff_sum_sq(&a, &b) - d).abs() <= 1e-12 * d.max(1e-300), "n {n}");
         }
-        // the gradient through the activation, against its backward written out
-        let h: Vec<f32> = data(1000, 5.0).iter().map(|z| z.tanh()).collect();
-        let g = data(1000, 0.3);
-        let tanh = Activation::new(ActivationKind::Tanh, 0.01);
-        let (sg, sz) = grad_sum_sq_through(tanh, &g, &h).unwrap();
-        let want: f64 = g.iter().zip(&h).map(|(&g, &h)| f64::from(g * (1.0 - h * h)).powi(2)).sum();
-        assert!((sz - want).abs() <= 1e-12 * want && (sg - sum_sq(&g)).abs() <= 1e-12 * sg);
-        let relu = Activation::new(ActivationKind::Relu, 0.01);
-        let hr: Vec<f32> = data(1000, 1.0).iter().map(|&z| z.max(0.0)).collect();
-        let (_, sr) = grad_sum_sq_through(relu, &g, &hr).unwrap();
-        let want: f64 = g.iter().zip(&hr).filter(|&(_, &h)| h > 0.0).map(|(&g, _)| f64::from(g).powi(2)).sum();
-        assert!((sr - want).abs() <= 1e-12 * want && want > 0.0);
-        assert!(grad_sum_sq_through(Activation::new(ActivationKind::Gelu, 0.01), &g, &h).is_none());
         // squares in f64: a vanishing gradient's norm does not underflow
         assert!(sum_sq(&[1e-30f32; 4]) > 0.0);
     }

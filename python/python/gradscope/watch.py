@@ -44,9 +44,6 @@ ACTIVATIONS = {
     "Softsign": "softsign",
 }
 
-# Activations whose φ′ is a function of their output, for which ∂L/∂z is measured from ∂L/∂h.
-THROUGH = ("tanh", "sigmoid", "relu")
-
 # Modules watched whole (their parameters together), not through their children.
 COMPOSITES = ("MultiheadAttention",)
 
@@ -330,12 +327,10 @@ class Watch:
         self._tops = {}
         self._buffers = []  # the weights' copies off the CPU
         self._cpu = False  # this probe reads the parameters in the backward pass (on the CPU)
-        self._grad_read = {}  # parameter → (its gradient, that gradient's version, ‖gradient‖)
         self._weight_read = {}  # weight → (its version, ‖W‖, its copy or None)
         self._kept = {}  # weight → the buffer its copy is kept in, between probes
         self._frozen = False  # the optimizer's pre-hook ran: the weights' norms and copies are final
         self._dispatch = None  # (layers' order known?, module → its forward hook)
-        self._fused = None  # (layer, its output z) whose ∂L/∂z the activation's gradient hook measures
         self._manual = None  # True: w.step ends steps; False: the optimizer's step does (Lightning)
         self._deferred = False  # the optimizer stepped; whether w.step follows is not known yet
         self._pending = None  # a record waiting for the optimizer's update
@@ -419,7 +414,6 @@ class Watch:
             z = _first_tensor(output)
             if z is None or not z.is_floating_point():
                 return
-            self._unfuse()
             self._settle()
             acc = self._acc.get(layer)
             if acc is None:
@@ -431,34 +425,13 @@ class Watch:
             elif layer.activation is None:
                 self._forward_stats(acc, z)
             if z.requires_grad:
-                if self._through(layer) and _lent(z) is not None:
-                    self._fused = (acc, layer, z)  # the activation's hook measures ∂L/∂z with ∂L/∂h
-                else:
-                    self._watch_grad_z(acc, layer, z)
+                def on_grad(g):
+                    n = _norm(g)
+                    acc.grad_z.append(n)
+                    if layer.activation is None:  # known by the backward pass: h is z
+                        acc.grad_h.append(n)
+                z.register_hook(on_grad)
         return hook
-
-    def _watch_grad_z(self, acc, layer, z):
-        def on_grad(g):
-            n = _norm(g)
-            acc.grad_z.append(n)
-            if layer.activation is None:  # known by the backward pass: h is z
-                acc.grad_h.append(n)
-        z.register_hook(on_grad)
-
-    def _unfuse(self):
-        """A layer output left for its activation's hook which that hook did not take (the model
-        ran something else in between): its own gradient hook after all."""
-        if self._fused is not None:
-            self._watch_grad_z(*self._fused)
-            self._fused = None
-
-    def _through(self, layer):
-        """Whether ‖∂L/∂z‖ of this layer comes from ∂L/∂h at its activation's output (one gradient
-        hook, one pass of the core's `grad_sum_sq_through`, instead of a hook on each): once the
-        layer's activation is known, on the CPU, for tanh, sigmoid and relu, whose backward
-        needs only h (which they keep for it: autograd refuses a change to it in place)."""
-        return (self._order is not None and self._cpu and layer.activation is not None
-                and layer.activation[0] in THROUGH)
 
     def _activation_hook(self, act):
         def hook(module, args, output):
@@ -474,24 +447,7 @@ class Watch:
             self._unclaimed = None
             acc = self._acc[layer]
             self._forward_stats(acc, h, (act, module, z))
-            fused, self._fused = self._fused, None
-            if fused is not None and (fused[2] is not z or not h.requires_grad or _lent(h) is None):
-                self._watch_grad_z(*fused)
-                fused = None
-            if not h.requires_grad:
-                return
-            if fused is not None:
-                def on_grad(g):
-                    lg = _lent(g)
-                    both = _core.grad_sum_sq_through(lg, _lent(h), act) if lg is not None and lg[1:] == _lent(h)[1:] \
-                        else None
-                    if both is None:  # a gradient the core cannot read: ∂L/∂h alone
-                        acc.grad_h.append(_norm(g))
-                        return
-                    acc.grad_h.append(math.sqrt(both[0]))
-                    acc.grad_z.append(math.sqrt(both[1]))
-                h.register_hook(on_grad)
-            else:
+            if h.requires_grad:
                 h.register_hook(lambda g: acc.grad_h.append(_norm(g)))
         return hook
 
@@ -577,34 +533,32 @@ class Watch:
             self._tops[key] = _core.max_derivative(*key)
         return self._tops[key]
 
-    # -- parameters: on the CPU read in the backward pass, while they are in cache --------------
+    # -- parameters: read after the backward pass, on the CPU by gradscope's core ---------------
 
     def _watch_parameters(self):
-        """On the CPU a probed step reads each gradient's norm, and each weight's norm and copy
-        (for ‖ΔW‖), in the backward pass, as soon as the gradient is accumulated: the gradient was
-        just written and the weight just read by the layer's backward, both in cache, where
-        reading them all after the backward pass brings the whole model in from memory again.
-        Whatever changes in place afterwards (gradient clipping, a weight constraint: the tensor's
-        `_version` moves, or `.grad` is another tensor) is read again when it is used. Elsewhere
-        (a GPU) everything is read after the backward pass by fused kernels: one launch each."""
-        self._grad_read, self._weight_read, self._frozen = {}, {}, False
+        """Starts a probe's reading of the parameters: on the CPU the weights' norms and copies
+        (for ‖ΔW‖) are taken in one pass each by the core (`_read_weights`), once, before the
+        update, and read again if a weight changed in place since (its `_version` moved).
+        Reading them in the backward pass instead (post-accumulate-grad hooks, while in cache)
+        measured slower: a probed step of the 20-layer MLP cost 1.70 unprobed ones against 1.52
+        (docs/python.md, Overhead). Elsewhere (a GPU) fused kernels read everything after the
+        backward pass: one launch each."""
+        self._weight_read, self._frozen = {}, False
         first = next(iter(self._layers.values()))
         params = first.weights + first.biases
-        self._cpu = bool(params) and _on_cpu(params[0]) and hasattr(params[0], "register_post_accumulate_grad_hook")
-        if not self._cpu:
-            return
-        for layer in self._layers.values():
-            for p in layer.weights + layer.biases:
-                if p.requires_grad:
-                    self._hooks.append(p.register_post_accumulate_grad_hook(self._on_accumulated))
+        self._cpu = bool(params) and _on_cpu(params[0])
 
-    def _on_accumulated(self, p):
-        g = p.grad
-        if g is not None:
-            self._grad_read[p] = (g, g._version, _norm(g))  # a gradient is no graph's: no detach
-        if not self._frozen and p in self._weight_set:
-            norm, copy = self._keep(p) if self.optimizer is not None else (_norm(p.detach()), None)
-            self._weight_read[p] = (p._version, norm, copy)
+    def _read_weights(self, layers):
+        """‖W‖ (and with an optimizer its copy, in the same pass) of each weight of `layers` not
+        read since it last changed."""
+        if self._frozen:
+            return
+        for layer in layers:
+            for p in layer.weights:
+                seen = self._weight_read.get(p)
+                if seen is None or seen[0] != p._version or (seen[2] is None and self.optimizer is not None):
+                    norm, copy = self._keep(p) if self.optimizer is not None else (_norm(p.detach()), None)
+                    self._weight_read[p] = (p._version, norm, copy)
 
     def _keep(self, p):
         """(‖p‖, a copy of weight p in the buffer kept for it): one pass by gradscope's core on
@@ -623,14 +577,8 @@ class Watch:
         return _norm(w), buf.copy_(w)
 
     def _grad_norm(self, p):
-        """‖∂L/∂p‖ now (None without a gradient): the backward pass's reading unless it changed."""
-        g = p.grad
-        if g is None:
-            return None
-        seen = self._grad_read.get(p)
-        if seen is not None and seen[0] is g and seen[1] == g._version:
-            return seen[2]
-        return _norm(g.detach())
+        """‖∂L/∂p‖ (None without a gradient)."""
+        return None if p.grad is None else _norm(p.grad)
 
     def _weight_norm(self, p):
         seen = self._weight_read.get(p)
@@ -670,12 +618,14 @@ class Watch:
         if self._pending is not None:  # w.step read ‖W‖ already
             weight = self._pending.weight
         elif self._cpu:
+            self._read_weights(layers)
             weight = self._cpu_norms(layers, self._weight_norm, lambda l: l.weights)
             self._weight = (layers, weight)
         else:
             (weight,) = _layer_norms(self._device, groups)
             self._weight = (layers, weight)
         if self._cpu:
+            self._read_weights(layers)
             before = [self._weight_copy(w) for l in layers for w in l.weights]
             self._frozen = True
         else:
@@ -772,7 +722,7 @@ class Watch:
         self._hooks = []
         self._settle()
         self._collecting = False
-        self._last_out = self._fused = None
+        self._last_out = None
         if self._order is None:
             self._order = list(self._seen)
             if not self._order:
@@ -782,10 +732,11 @@ class Watch:
         grads = lambda ps: [p.grad.detach() for p in ps if p.grad is not None]  # noqa: E731
         pre, self._weight = self._weight, None  # ‖W‖ measured before the update by the optimizer's pre-hook
         if self._cpu:
+            if pre is None:
+                self._read_weights(order)
             grad_w = self._cpu_norms(order, self._grad_norm, lambda l: l.weights)
             grad_b = self._cpu_norms(order, self._grad_norm, lambda l: l.biases)
             weight = self._cpu_norms(order, self._weight_norm, lambda l: l.weights) if pre is None else None
-            self._grad_read = {}  # it holds the gradients: kept, the next step's would need new memory
         else:
             weights = [[w.detach() for w in l.weights] for l in order] if pre is None else [[] for _ in order]
             grad_w, grad_b, weight = _layer_norms(dev, [grads(l.weights) for l in order],
