@@ -540,8 +540,8 @@ class Watch:
         (for ‖ΔW‖) are taken in one pass each by the core (`_read_weights`), once, before the
         update, and read again if a weight changed in place since (its `_version` moved).
         Reading them in the backward pass instead (post-accumulate-grad hooks, while in cache)
-        measured slower: a probed step of the 20-layer MLP cost 1.70 unprobed ones against 1.52
-        (docs/python.md, Overhead). Elsewhere (a GPU) fused kernels read everything after the
+        measured slower: a probed step of the 20-layer MLP cost 1.69–1.77 unprobed ones against
+        1.52–1.53 (docs/python.md, Overhead). Elsewhere (a GPU) fused kernels read everything after the
         backward pass: one launch each."""
         self._weight_read, self._frozen = {}, False
         first = next(iter(self._layers.values()))
