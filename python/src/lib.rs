@@ -212,9 +212,7 @@ fn lent<'a, F>((address, len, _): Lent) -> PyResult<&'a [F]> {
     if len == 0 {
         return Ok(&[]);
     }
-    if address == 0 || address % std::mem::align_of::<F>() != 0 {
-        return Err(err(format!("{address:#x} is not the address of a tensor's entries")));
-    }
+    addressable::<F>(address)?;
     // SAFETY: the caller's promise above: `len` initialised entries of F at `address`, alive and
     // unwritten for the duration of this call.
     Ok(unsafe { std::slice::from_raw_parts(address as *const F, len) })
@@ -225,11 +223,17 @@ fn lent_mut<'a, F>((address, len, _): Lent) -> PyResult<&'a mut [F]> {
     if len == 0 {
         return Ok(&mut []);
     }
-    if address == 0 || address % std::mem::align_of::<F>() != 0 {
-        return Err(err(format!("{address:#x} is not the address of a tensor's entries")));
-    }
+    addressable::<F>(address)?;
     // SAFETY: as in `lent`; the buffer is the watch's own, aliased by no other lent tensor.
     Ok(unsafe { std::slice::from_raw_parts_mut(address as *mut F, len) })
+}
+
+/// Refuses a null or misaligned address for entries of F.
+fn addressable<F>(address: usize) -> PyResult<()> {
+    if address == 0 || !address.is_multiple_of(std::mem::align_of::<F>()) {
+        return Err(err(format!("{address:#x} is not the address of a tensor's entries")));
+    }
+    Ok(())
 }
 
 fn same(a: Lent, b: Lent) -> PyResult<()> {

@@ -66,18 +66,9 @@ pub fn sum_sq<F: Scalar>(xs: &[F]) -> f64 {
 #[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
 pub fn copy_sum_sq<F: Scalar>(src: &[F], dst: &mut [F]) -> f64 {
     assert_eq!(src.len(), dst.len(), "copy between slices of different sizes");
-    let mut lanes = [0.0f64; LANES];
-    let split = src.len() - src.len() % LANES;
-    for (s, d) in src[..split].chunks_exact(LANES).zip(dst[..split].chunks_exact_mut(LANES)) {
-        // element by element, not `copy_from_slice`: that is a call to memcpy per 16 entries
-        for ((l, d), &x) in lanes.iter_mut().zip(d).zip(s) {
-            *d = x;
-            *l += x.f64() * x.f64();
-        }
-    }
-    dst[split..].copy_from_slice(&src[split..]);
-    let tail = src[split..].iter().fold(0.0f64, |t, &x| t + x.f64() * x.f64());
-    tail + lanes.iter().fold(0.0f64, |t, &l| t + l)
+    // what the compiler made of a fused loop anyway: one memcpy, then the sum over src (in cache)
+    dst.copy_from_slice(src);
+    kernel::sum_sq(src)
 }
 
 /// Σ (a − b)², each difference taken in F (as the tensors' own subtraction: a difference of two

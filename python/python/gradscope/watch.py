@@ -313,7 +313,6 @@ class Watch:
         if not self._layers:
             raise ValueError(f"{type(model).__name__} has no module with parameters to watch")
         self._device = next(model.parameters()).device
-        self._weight_set = {p for l in self._layers.values() for p in l.weights}
         self._order = None  # layers in execution order, fixed at the first probed forward
         self._run = None
         self._hooks = []
@@ -325,7 +324,6 @@ class Watch:
         self._last_out = None  # (layer, output) of the last layer called, for an activation to claim
         self._unclaimed = None  # (acc, output) whose statistics wait to see whether an activation follows
         self._tops = {}
-        self._buffers = []  # the weights' copies off the CPU
         self._cpu = False  # this probe reads the parameters in the backward pass (on the CPU)
         self._weight_read = {}  # weight → (its version, ‖W‖, its copy or None)
         self._kept = {}  # weight → the buffer its copy is kept in, between probes
@@ -615,35 +613,20 @@ class Watch:
             return result
         layers = self._order or list(self._layers.values())
         groups = [[w.detach() for w in l.weights] for l in layers]
-        if self._pending is not None:  # w.step read ‖W‖ already
-            weight = self._pending.weight
-        elif self._cpu:
-            self._read_weights(layers)
-            weight = self._cpu_norms(layers, self._weight_norm, lambda l: l.weights)
-            self._weight = (layers, weight)
-        else:
-            (weight,) = _layer_norms(self._device, groups)
-            self._weight = (layers, weight)
-        if self._cpu:
+        if self._cpu:  # copies kept between probes (`_keep`); elsewhere the allocator caches memory
             self._read_weights(layers)
             before = [self._weight_copy(w) for l in layers for w in l.weights]
             self._frozen = True
         else:
-            before = self._copy([w for g in groups for w in g])
+            before = [w.clone() for g in groups for w in g]
+        if self._pending is not None:  # w.step read ‖W‖ already
+            weight = self._pending.weight
+        else:
+            weight = (self._cpu_norms(layers, self._weight_norm, lambda l: l.weights) if self._cpu
+                      else _layer_norms(self._device, groups)[0])
+            self._weight = (layers, weight)
         self._pre = (layers, groups, weight, before)
         return result
-
-    def _copy(self, weights):
-        """The weights before the update. On the CPU into buffers kept between probes (a fresh
-        copy there costs twice as much: new pages); elsewhere the allocator caches memory."""
-        import torch
-
-        if not weights or not _on_cpu(weights[0]):
-            return [w.clone() for w in weights]
-        if [b.shape for b in self._buffers] != [w.shape for w in weights]:
-            self._buffers = [torch.empty_like(w) for w in weights]
-        torch._foreach_copy_(self._buffers, weights)
-        return self._buffers
 
     def _catch_loss(self, args, kwargs):
         closure = kwargs.get("closure", args[0] if args else None)
