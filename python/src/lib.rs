@@ -298,29 +298,60 @@ fn sum_sq(t: Lent) -> PyResult<f64> {
     Ok(if t.2 { flat::sum_sq(lent::<f64>(t)?) } else { flat::sum_sq(lent::<f32>(t)?) })
 }
 
-/// Copies `src` into `dst` (the watch's buffer) and returns Σ src², in one pass.
+/// Σ x² of each lent tensor (one call for all of a layer list's gradients).
 #[pyfunction]
-fn copy_sum_sq(src: Lent, dst: Lent) -> PyResult<f64> {
-    same(src, dst)?;
-    if src.0 == dst.0 && src.1 > 0 {
-        return Err(err("a copy onto itself"));
-    }
-    Ok(if src.2 {
-        flat::copy_sum_sq(lent::<f64>(src)?, lent_mut::<f64>(dst)?)
-    } else {
-        flat::copy_sum_sq(lent::<f32>(src)?, lent_mut::<f32>(dst)?)
-    })
+fn sum_sqs(ts: Vec<Lent>) -> PyResult<Vec<f64>> {
+    ts.into_iter().map(sum_sq).collect()
 }
 
-/// Σ (a − b)² of two lent tensors (the difference in their precision, squared in f64).
+/// The bytes a lent tensor spans.
+fn span(t: Lent) -> std::ops::Range<usize> {
+    let size = if t.2 { 8 } else { 4 };
+    t.0..t.0.saturating_add(t.1.saturating_mul(size))
+}
+
+/// Copies each `src` into its `dst` (the watch's buffers) and returns Σ src² of each, one pass
+/// per pair. Refused: a pair of different sizes, or a `dst` that overlaps any tensor of the call
+/// but itself.
 #[pyfunction]
-fn diff_sum_sq(a: Lent, b: Lent) -> PyResult<f64> {
-    same(a, b)?;
-    Ok(if a.2 {
-        flat::diff_sum_sq(lent::<f64>(a)?, lent::<f64>(b)?)
-    } else {
-        flat::diff_sum_sq(lent::<f32>(a)?, lent::<f32>(b)?)
-    })
+fn copy_sum_sqs(pairs: Vec<(Lent, Lent)>) -> PyResult<Vec<f64>> {
+    for (k, &(src, dst)) in pairs.iter().enumerate() {
+        same(src, dst)?;
+        let d = span(dst);
+        let others = pairs.iter().enumerate().flat_map(|(j, &(s, t))| [Some(s), (j != k).then_some(t)]);
+        if others.flatten().any(|o| {
+            let o = span(o);
+            o.start < d.end && d.start < o.end
+        }) {
+            return Err(err("a weight's copy would overlap a tensor it is copied from"));
+        }
+    }
+    pairs
+        .into_iter()
+        .map(|(src, dst)| {
+            Ok(if src.2 {
+                flat::copy_sum_sq(lent::<f64>(src)?, lent_mut::<f64>(dst)?)
+            } else {
+                flat::copy_sum_sq(lent::<f32>(src)?, lent_mut::<f32>(dst)?)
+            })
+        })
+        .collect()
+}
+
+/// Σ (a − b)² of each pair of lent tensors (the difference in their precision, squared in f64).
+#[pyfunction]
+fn diff_sum_sqs(pairs: Vec<(Lent, Lent)>) -> PyResult<Vec<f64>> {
+    pairs
+        .into_iter()
+        .map(|(a, b)| {
+            same(a, b)?;
+            Ok(if a.2 {
+                flat::diff_sum_sq(lent::<f64>(a)?, lent::<f64>(b)?)
+            } else {
+                flat::diff_sum_sq(lent::<f32>(a)?, lent::<f32>(b)?)
+            })
+        })
+        .collect()
 }
 
 /// The gradscope core's version.
@@ -344,7 +375,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(holds_run, m)?)?;
     m.add_function(wrap_pyfunction!(forward_stats, m)?)?;
     m.add_function(wrap_pyfunction!(sum_sq, m)?)?;
-    m.add_function(wrap_pyfunction!(copy_sum_sq, m)?)?;
-    m.add_function(wrap_pyfunction!(diff_sum_sq, m)?)?;
+    m.add_function(wrap_pyfunction!(sum_sqs, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_sum_sqs, m)?)?;
+    m.add_function(wrap_pyfunction!(diff_sum_sqs, m)?)?;
     Ok(())
 }

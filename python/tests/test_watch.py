@@ -320,8 +320,8 @@ def test_changes_after_the_backward_pass_are_read_again(tmp_path):
 
 @pytest.mark.parametrize("act", [torch.nn.Tanh, torch.nn.Sigmoid, torch.nn.ReLU, torch.nn.GELU])
 def test_gradients_at_both_sides_of_an_activation(tmp_path, act):
-    """‖∂L/∂z‖ and ‖∂L/∂h‖ at every probe (after the first, tanh/sigmoid/relu take ∂L/∂z from ∂L/∂h
-    and h in one pass of the core) equal the norms of the gradients autograd computes."""
+    """‖∂L/∂z‖ and ‖∂L/∂h‖ at every probe (after the first, both come from one hook on the
+    activation's backward node) equal the norms of the gradients autograd computes."""
     torch.manual_seed(1)
     model = torch.nn.Sequential(torch.nn.Linear(6, 24), act(), torch.nn.Linear(24, 24), act(), torch.nn.Linear(24, 3))
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -347,3 +347,35 @@ def test_gradients_at_both_sides_of_an_activation(tmp_path, act):
         for k in range(2):
             assert rec["layers"][k]["grad_z_norm"] == pytest.approx(gz[k], rel=1e-5)
             assert rec["layers"][k]["grad_h_norm"] == pytest.approx(gh[k], rel=1e-5)
+
+
+def test_an_output_used_twice_keeps_its_own_gradient_hook(tmp_path):
+    """A layer output read by its activation and by something else (here a residual term): the
+    activation's backward node sees only its share of ∂L/∂z, so the first probe's check keeps z's
+    own hook, and every probe records all of ∂L/∂z, as autograd computes it."""
+    class Residual(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin, self.act, self.out = torch.nn.Linear(8, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)
+
+        def forward(self, x):
+            z = self.lin(x)
+            z.retain_grad()
+            self.kept = z
+            return self.out(self.act(z) + 0.5 * z)
+
+    torch.manual_seed(3)
+    model = Residual()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = torch.randn(20, 8), torch.randn(20, 2)
+    want = []
+    with gradscope.watch(model, out=tmp_path / "r", every=1, optimizer=opt, report=False) as w:
+        for _ in range(3):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            w.step()
+            opt.step()
+            want.append(model.kept.grad.norm().item())
+        assert w._layers[model.lin].through is False
+    for rec, gz in zip(records(tmp_path / "r"), want):
+        assert rec["layers"][0]["grad_z_norm"] == pytest.approx(gz, rel=1e-5)

@@ -158,6 +158,13 @@ def _norm(t):
     return n
 
 
+def _norm_list(ts):
+    """‖t‖ of each tensor, as `_norm`: those the core reads in one call."""
+    lent = [_lent(t) for t in ts]
+    sums = iter(_core.sum_sqs([x for x in lent if x is not None]))
+    return [math.sqrt(next(sums)) if x is not None else _norm(t) for t, x in zip(ts, lent)]
+
+
 def _checked(norms, again):
     """A float64 vector of norms; on the CPU each outside [TINY, HUGE] is replaced by `again(i)`."""
     import torch
@@ -185,9 +192,14 @@ _INDEX = {}  # (tensors per group, device) → (each tensor's group, which group
 
 
 def _by_layer(norms, groups, device):
-    """Per group (a layer's tensors) the norm over its tensors from each tensor's norm: one
-    `index_add_` of the squares; NaN for an empty group. A float64 vector on `device`."""
+    """Per group (a layer's tensors) the norm over its tensors from each tensor's norm; NaN for
+    an empty group. From a list of floats (the CPU's), a list; else by one `index_add_` of the
+    squares, a float64 vector on `device`."""
     import torch
+
+    if isinstance(norms, list):
+        it = iter(norms)
+        return [math.sqrt(sum(v * v for v in [next(it) for _ in g])) if g else math.nan for g in groups]
 
     sizes = tuple(len(g) for g in groups)
     key = (sizes, str(device))
@@ -215,8 +227,8 @@ def _layer_norms(device, *groupsets):
 
 
 def _distances(new, old):
-    """‖a − b‖ of each pair (`old`: copies of ours), a float64 vector. On the CPU by gradscope's
-    core, one pass over both, nothing written; otherwise as b −= a in place (sparing a fresh
+    """‖a − b‖ of each pair (`old`: copies of ours). On the CPU a list of floats, by gradscope's
+    core, one pass over both, nothing written; otherwise a float64 vector, as b −= a in place (sparing a fresh
     a − b, whose new pages cost more than the subtraction) and its norm read at once, while b is
     in cache, precision as `_norm` (a difference of float32 weights is a multiple of their ulp:
     no underflow)."""
@@ -225,8 +237,8 @@ def _distances(new, old):
     lent = [(_lent(a), _lent(b)) for a, b in zip(new, old)]
     if all(a is not None and b is not None for a, b in lent):
         # the last layers first: the optimizer updated them last, they are still in cache
-        d = [math.sqrt(_core.diff_sum_sq(a, b)) for a, b in reversed(lent)]
-        return torch.tensor(d[::-1], dtype=torch.float64)
+        d = _core.diff_sum_sqs(lent[::-1])
+        return [math.sqrt(v) for v in reversed(d)]
     d = torch.stack([torch.linalg.vector_norm(b.sub_(a), dtype=_acc_dtype(b)) for a, b in zip(new, old)])
     return _checked(d, lambda i: torch.linalg.vector_norm(old[i], dtype=torch.float64))
 
@@ -237,6 +249,8 @@ def _pick(vector, have, want):
 
     if have is want or have == want:
         return vector
+    if isinstance(vector, list):
+        return [vector[have.index(l)] for l in want]
     return vector.index_select(0, torch.tensor([have.index(l) for l in want], device=vector.device))
 
 
@@ -251,6 +265,10 @@ class _Layer:
         self.biases = [p for n, p in params if "bias" in n.rsplit(".", 1)[-1]]
         self.activation = None  # (gradscope name, module)
         self.kind = _kind(module)
+        # ∂L/∂z read from the activation's backward node (its input's gradient, beside ∂L/∂h: one
+        # callback instead of two): None until the first probe compares it with z's own gradient,
+        # then whether they agreed (they do when the activation is z's only consumer)
+        self.through = None
 
     def describe(self):
         d = {"name": self.name, "kind": self.kind, "parameters": sum(p.numel() for p in self.weights + self.biases)}
@@ -270,6 +288,7 @@ class _Acc:
         self.hist = None  # the φ′ histogram of the first call's sample (detail steps)
         self.grad_z = []  # ‖∂L/∂z‖ per call
         self.grad_h = []  # ‖∂L/∂h‖ per call
+        self.through = []  # ‖∂L/∂z‖ through the activation alone, per call (the first probe's check)
 
 
 class _Record:
@@ -323,7 +342,9 @@ class Watch:
         self._seen = []
         self._last_out = None  # (layer, output) of the last layer called, for an activation to claim
         self._unclaimed = None  # (acc, output) whose statistics wait to see whether an activation follows
+        self._awaiting = None  # (layer, acc, output) whose gradient the activation after it is to read
         self._tops = {}
+        self._core_acts = {}  # activation module → its (name, slope) for the core, or None
         self._cpu = False  # this probe reads the parameters in the backward pass (on the CPU)
         self._weight_read = {}  # weight → (its version, ‖W‖, its copy or None)
         self._kept = {}  # weight → the buffer its copy is kept in, between probes
@@ -406,6 +427,8 @@ class Watch:
         hook = self._dispatch[1].get(module)
         if hook is not None:
             hook(module, args, output)
+        elif module is self.model:  # the forward pass ends: nothing is left to claim
+            self._settle()
 
     def _layer_hook(self, layer):
         def hook(module, args, output):
@@ -422,14 +445,21 @@ class Watch:
                 self._unclaimed = (acc, z.detach())
             elif layer.activation is None:
                 self._forward_stats(acc, z)
-            if z.requires_grad:
-                def on_grad(g):
-                    n = _norm(g)
-                    acc.grad_z.append(n)
-                    if layer.activation is None:  # known by the backward pass: h is z
-                        acc.grad_h.append(n)
-                z.register_hook(on_grad)
+            if not z.requires_grad:
+                return
+            if layer.through and self._order is not None:
+                self._awaiting = (layer, acc, z)  # its activation's backward node reads ∂L/∂z, if it claims z
+            else:
+                self._grad_z_hook(layer, acc, z)
         return hook
+
+    def _grad_z_hook(self, layer, acc, z):
+        def on_grad(g):
+            n = _norm(g)
+            acc.grad_z.append(n)
+            if layer.activation is None:  # known by the backward pass: h is z
+                acc.grad_h.append(n)
+        z.register_hook(on_grad)
 
     def _activation_hook(self, act):
         def hook(module, args, output):
@@ -445,16 +475,39 @@ class Watch:
             self._unclaimed = None
             acc = self._acc[layer]
             self._forward_stats(acc, h, (act, module, z))
-            if h.requires_grad:
-                h.register_hook(lambda g: acc.grad_h.append(_norm(g)))
+            awaited, self._awaiting = self._awaiting, None
+            node = h.grad_fn if h.requires_grad and h is not z else None
+            if node is None or layer.through is False:
+                if awaited is not None:
+                    self._grad_z_hook(*awaited)
+                if h.requires_grad:
+                    h.register_hook(lambda g: acc.grad_h.append(_norm(g)))
+                return
+            # one callback after the activation's backward: ∂L/∂h (its output's gradient, all of
+            # it) and the gradient it passes to z — all of ∂L/∂z where the activation is z's only
+            # consumer, which the first probe checks against z's own hook (`through`)
+            into = acc.grad_z if awaited is not None else acc.through
+
+            def on_node(grad_inputs, grad_outputs):
+                if grad_inputs and grad_inputs[0] is not None:
+                    nh, nz = _norm_list([grad_outputs[0], grad_inputs[0]])
+                    into.append(nz)
+                else:
+                    nh = _norm(grad_outputs[0])
+                acc.grad_h.append(nh)
+            node.register_hook(on_node)
         return hook
 
     def _settle(self):
-        """The last layer's output that no activation claimed is measured as the layer's own."""
+        """The last layer's output that no activation claimed is measured as the layer's own, and
+        its gradient read by a hook of its own."""
         if self._unclaimed is not None:
             acc, z = self._unclaimed
             self._unclaimed = None
             self._forward_stats(acc, z)
+        if self._awaiting is not None:
+            awaited, self._awaiting = self._awaiting, None
+            self._grad_z_hook(*awaited)
 
     def _forward_stats(self, acc, h, activation=None):
         """Measures h (a forward output: the core reads it as it is; PyTorch's operations on a
@@ -502,7 +555,9 @@ class Watch:
             z, act = h, None
         else:
             name, module, z = activation
-            act = _core_activation(name, module)
+            act = self._core_acts.get(module, False)
+            if act is False:  # what the core makes of the module, fixed at its first probe
+                act = self._core_acts[module] = _core_activation(name, module)
             if act is None:
                 return False
         lz, lh = _lent(z), _lent(h)
@@ -551,32 +606,51 @@ class Watch:
         read since it last changed."""
         if self._frozen:
             return
+        todo = []
         for layer in layers:
             for p in layer.weights:
                 seen = self._weight_read.get(p)
                 if seen is None or seen[0] != p._version or (seen[2] is None and self.optimizer is not None):
-                    norm, copy = self._keep(p) if self.optimizer is not None else (_norm(p.detach()), None)
-                    self._weight_read[p] = (p._version, norm, copy)
+                    todo.append(p)
+        if not todo:
+            return
+        if self.optimizer is not None:
+            read = self._keep(todo)
+        else:
+            read = [(n, None) for n in _norm_list([p.detach() for p in todo])]
+        for p, (norm, copy) in zip(todo, read):
+            self._weight_read[p] = (p._version, norm, copy)
 
-    def _keep(self, p):
-        """(‖p‖, a copy of weight p in the buffer kept for it): one pass by gradscope's core on
-        the CPU (a fresh copy would cost twice: new pages)."""
+    def _keep(self, ps):
+        """[(‖p‖, a copy of weight p in the buffer kept for it)] for the weights `ps`: one pass
+        each by gradscope's core on the CPU, all in one call (a fresh copy would cost twice: new
+        pages)."""
         import torch
 
-        kept = self._kept.get(p)
-        if kept is None or kept[0].shape != p.shape or kept[0].dtype != p.dtype:
-            buf = torch.empty_like(p, requires_grad=False, memory_format=torch.contiguous_format)
-            kept = self._kept[p] = (buf, _lent(buf))
-        buf, dst = kept
-        src = _lent(p)
-        if src is not None and dst is not None:
-            return math.sqrt(_core.copy_sum_sq(src, dst)), buf
-        w = p.detach()
-        return _norm(w), buf.copy_(w)
+        out, pairs = [], []
+        for p in ps:
+            kept = self._kept.get(p)
+            if kept is None or kept[0].shape != p.shape or kept[0].dtype != p.dtype:
+                buf = torch.empty_like(p, requires_grad=False, memory_format=torch.contiguous_format)
+                kept = self._kept[p] = (buf, _lent(buf))
+            buf, dst = kept
+            src = _lent(p)
+            if src is not None and dst is not None:
+                pairs.append((src, dst))
+                out.append((None, buf))
+            else:
+                w = p.detach()
+                out.append((_norm(w), buf.copy_(w)))
+        sums = iter(_core.copy_sum_sqs(pairs) if pairs else ())
+        return [(math.sqrt(next(sums)) if n is None else n, buf) for n, buf in out]
 
-    def _grad_norm(self, p):
-        """‖∂L/∂p‖ (None without a gradient)."""
-        return None if p.grad is None else _norm(p.grad)
+    def _grad_norms(self, layers):
+        """Per layer ‖∂L/∂W‖ and ‖∂L/∂b‖ over its tensors (NaN for a layer without one), as two
+        lists, from one call of the core for every gradient it reads."""
+        per = [[p.grad for p in ps if p.grad is not None] for l in layers for ps in (l.weights, l.biases)]
+        norms = iter(_norm_list([g for gs in per for g in gs]))
+        out = [math.sqrt(sum(v * v for v in (next(norms) for _ in gs))) if gs else math.nan for gs in per]
+        return out[0::2], out[1::2]
 
     def _weight_norm(self, p):
         seen = self._weight_read.get(p)
@@ -586,17 +660,15 @@ class Watch:
         seen = self._weight_read.get(p)
         if seen is not None and seen[0] == p._version and seen[2] is not None:
             return seen[2]
-        return self._keep(p)[1]
+        return self._keep([p])[0][1]
 
     def _cpu_norms(self, layers, norm, params):
-        """Per layer ‖·‖ over its tensors' norms (NaN for a layer without one), as `_by_layer`."""
-        import torch
-
+        """Per layer ‖·‖ over its tensors' norms (NaN for a layer without one), as `_by_layer`: a list."""
         out = []
         for layer in layers:
             values = [v for v in (norm(p) for p in params(layer)) if v is not None]
             out.append(math.sqrt(sum(v * v for v in values)) if values else math.nan)
-        return torch.tensor(out, dtype=torch.float64)
+        return out
 
     # -- the optimizer's step hooks: ‖ΔW‖ / ‖W‖ --------------------------------------------------
 
@@ -648,8 +720,12 @@ class Watch:
             layers, groups, weight, before = self._pre
             self._pre = None
             flat = [w for g in groups for w in g]
-            delta = _by_layer(_distances(flat, before) if flat else None, groups, self._device)
-            self._update = (layers, delta / weight)
+            delta = _by_layer(_distances(flat, before) if flat else [], groups, self._device)
+            if isinstance(weight, list) or isinstance(delta, list):  # the CPU's floats
+                delta, weight = (v if isinstance(v, list) else v.tolist() for v in (delta, weight))
+                self._update = (layers, [_ratio(d, w) for d, w in zip(delta, weight)])
+            else:
+                self._update = (layers, delta / weight)
         if self._manual is True:
             if self._pending is not None:
                 record, self._pending = self._pending, None
@@ -712,13 +788,17 @@ class Watch:
                 raise RuntimeError("no watched layer ran in the forward pass before w.step(); is this the model "
                                    "being trained?")
         order, dev = self._order, self._device
+        for layer in order:  # whether ∂L/∂z can be read from the activation's node (`_Layer.through`)
+            if layer.through is None:
+                acc = self._acc.get(layer)
+                layer.through = bool(layer.activation and acc and acc.through
+                                     and [float(v) for v in acc.through] == [float(v) for v in acc.grad_z])
         grads = lambda ps: [p.grad.detach() for p in ps if p.grad is not None]  # noqa: E731
         pre, self._weight = self._weight, None  # ‖W‖ measured before the update by the optimizer's pre-hook
         if self._cpu:
             if pre is None:
                 self._read_weights(order)
-            grad_w = self._cpu_norms(order, self._grad_norm, lambda l: l.weights)
-            grad_b = self._cpu_norms(order, self._grad_norm, lambda l: l.biases)
+            grad_w, grad_b = self._grad_norms(order)
             weight = self._cpu_norms(order, self._weight_norm, lambda l: l.weights) if pre is None else None
         else:
             weights = [[w.detach() for w in l.weights] for l in order] if pre is None else [[] for _ in order]
@@ -747,7 +827,7 @@ class Watch:
         tensors = [x for x in items if isinstance(x, torch.Tensor)]
         if tensors:
             vectors.append(torch.stack(tensors))
-        values = iter(torch.cat([v.to(torch.float64).reshape(-1) for v in vectors]).tolist())
+        values = iter(_host(vectors))
         grad_w, grad_b, weight = ([next(values) for _ in range(n)] for _ in range(3))
         ratio = [next(values) for _ in range(n)] if update is not None else [None] * n
         detail = [([next(values) for _ in range(3)] if a.quantiles is not None else [None] * 3,
@@ -859,6 +939,19 @@ class Watch:
         return _iframe(page)
 
 
+def _host(vectors):
+    """The entries of each vector (a list of floats, or a tensor), in order, as floats: the
+    tensors' in one copy to the host."""
+    import torch
+
+    tensors = [v.to(torch.float64).reshape(-1) for v in vectors if isinstance(v, torch.Tensor)]
+    host = iter(torch.cat(tensors).tolist() if tensors else ())
+    out = []
+    for v in vectors:
+        out.extend([next(host) for _ in range(v.numel())] if isinstance(v, torch.Tensor) else v)
+    return out
+
+
 def _iframe(page: Path) -> str:
     doc = page.read_text(encoding="utf-8")
     return (f'<iframe srcdoc="{html.escape(doc, quote=True)}" style="width:100%;height:900px;border:0" '
@@ -916,6 +1009,13 @@ def _flat_items(acc):
     """A layer's measurements in the order `Watch._write` reads them back."""
     return ([x for s, dev, _ in acc.h for x in (s, dev)] + [x for s, below, _ in acc.d for x in (s, below)]
             + acc.grad_z + acc.grad_h)
+
+
+def _ratio(x, y):
+    """x / y as a float64 tensor divides (IEEE: ±inf, or NaN for 0 / 0), for floats."""
+    if y != 0 or math.isnan(y):
+        return x / y
+    return math.nan if x == 0 or math.isnan(x) else math.copysign(math.inf, x) * math.copysign(1.0, y)
 
 
 def _root_sum_sq(norms):
