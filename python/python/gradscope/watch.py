@@ -6,7 +6,9 @@ the order the forward pass runs them:
 - forward hooks: the mean and standard deviation (and 5th/50th/95th percentiles) of the layer's
   output, or of the activation module right after it (ReLU, Tanh, …) when there is one; there,
   also φ′'s mean, histogram and the saturated fraction (φ′ < max φ′ / 20), as gradscope's probes;
-- hooks on those outputs' gradients: ‖∂L/∂z‖ (the layer's output) and ‖∂L/∂h‖ (the activation's);
+- backward hooks: ‖∂L/∂z‖ (the layer's output) and ‖∂L/∂h‖ (the activation's), both from one
+  hook on the activation's backward node where the activation is z's only reader (checked at the
+  first probe), else from a hook on each;
 - after the backward pass (`w.step(loss)`): ‖∂L/∂W‖, ‖∂L/∂b‖ and ‖W‖;
 - the optimizer's step hooks (when the watch is given the optimizer): ‖ΔW‖ / ‖W‖.
 
@@ -345,6 +347,8 @@ class Watch:
         self._awaiting = None  # (layer, acc, output) whose gradient the activation after it is to read
         self._tops = {}
         self._core_acts = {}  # activation module → its (name, slope) for the core, or None
+        self._after = {}  # layer → the parameters of the layer after it in execution order
+        self._grad_read = {}  # parameter → (its gradient, that tensor's version, its norm) read in the backward pass
         self._cpu = False  # this probe reads the parameters in the backward pass (on the CPU)
         self._weight_read = {}  # weight → (its version, ‖W‖, its copy or None)
         self._kept = {}  # weight → the buffer its copy is kept in, between probes
@@ -487,14 +491,22 @@ class Watch:
             # it) and the gradient it passes to z — all of ∂L/∂z where the activation is z's only
             # consumer, which the first probe checks against z's own hook (`through`)
             into = acc.grad_z if awaited is not None else acc.through
+            # the layer after this one ran its backward just before this node: its parameters'
+            # gradients were just written, and are read here while in cache (`_grad_norms`; the
+            # weights' copies are not: taken here they measured slower, their stores evict what
+            # the backward pass reads next)
+            after = self._after.get(layer, ()) if self._cpu else ()
 
             def on_node(grad_inputs, grad_outputs):
-                if grad_inputs and grad_inputs[0] is not None:
-                    nh, nz = _norm_list([grad_outputs[0], grad_inputs[0]])
-                    into.append(nz)
-                else:
-                    nh = _norm(grad_outputs[0])
-                acc.grad_h.append(nh)
+                gz = grad_inputs[0] if grad_inputs else None
+                ts = [grad_outputs[0]] if gz is None else [grad_outputs[0], gz]
+                ready = [(p, p.grad) for p in after if p.grad is not None]
+                norms = _norm_list(ts + [g for _, g in ready])
+                acc.grad_h.append(norms[0])
+                if gz is not None:
+                    into.append(norms[1])
+                for (p, g), n in zip(ready, norms[len(ts):]):
+                    self._grad_read[p] = (g, g._version, n)
             node.register_hook(on_node)
         return hook
 
@@ -596,7 +608,7 @@ class Watch:
         measured slower: a probed step of the 20-layer MLP cost 1.69–1.77 unprobed ones against
         1.52–1.53 (docs/python.md, Overhead). Elsewhere (a GPU) fused kernels read everything after the
         backward pass: one launch each."""
-        self._weight_read, self._frozen = {}, False
+        self._weight_read, self._frozen, self._grad_read = {}, False, {}
         first = next(iter(self._layers.values()))
         params = first.weights + first.biases
         self._cpu = bool(params) and _on_cpu(params[0])
@@ -646,10 +658,14 @@ class Watch:
 
     def _grad_norms(self, layers):
         """Per layer ‖∂L/∂W‖ and ‖∂L/∂b‖ over its tensors (NaN for a layer without one), as two
-        lists, from one call of the core for every gradient it reads."""
+        lists: a gradient read in the backward pass (`_grad_read`) if it is still that tensor,
+        unchanged since (its `_version`), the others by one call of the core."""
         per = [[p.grad for p in ps if p.grad is not None] for l in layers for ps in (l.weights, l.biases)]
-        norms = iter(_norm_list([g for gs in per for g in gs]))
-        out = [math.sqrt(sum(v * v for v in (next(norms) for _ in gs))) if gs else math.nan for gs in per]
+        read = {id(g): n for g, v, n in self._grad_read.values() if g._version == v}
+        norms = iter(_norm_list([g for gs in per for g in gs if id(g) not in read]))
+        values = [[read[id(g)] if id(g) in read else next(norms) for g in gs] for gs in per]
+        out = [math.sqrt(sum(v * v for v in vs)) if vs else math.nan for vs in values]
+        self._grad_read = {}  # holds no gradient past the probe
         return out[0::2], out[1::2]
 
     def _weight_norm(self, p):
@@ -787,6 +803,7 @@ class Watch:
             if not self._order:
                 raise RuntimeError("no watched layer ran in the forward pass before w.step(); is this the model "
                                    "being trained?")
+            self._after = {a: b.weights + b.biases for a, b in zip(self._order, self._order[1:])}
         order, dev = self._order, self._device
         for layer in order:  # whether ∂L/∂z can be read from the activation's node (`_Layer.through`)
             if layer.through is None:
