@@ -33,3 +33,15 @@ def test_example_runs_and_reports(tmp_path, mnist_dir, script, args, kinds, grad
     assert all(l["grad_w_norm"] is not None and l["grad_w_norm"] > 0 for r in recs for l in r["layers"])
     subprocess.run([gradscope_bin, "report", str(out), "--out", str(tmp_path / "cli")], check=True,
                    capture_output=True)
+
+
+@pytest.mark.parametrize("args, expect", [
+    (["--per-step", "--steps", "3"], "unprobed steps, so watching every 10 steps costs"),
+    (["--phases", "--steps", "3"], "opt.step"),
+    (["--repeats", "2", "--steps", "3"], "alternated runs of 3 steps each"),
+])
+def test_the_overhead_script_runs(args, expect):
+    """examples/python/overhead.py, whose figures docs/python.md quotes, runs each way (shortened)."""
+    p = subprocess.run([sys.executable, str(EXAMPLES / "overhead.py"), *args], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert expect in p.stdout
