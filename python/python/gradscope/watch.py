@@ -598,16 +598,17 @@ class Watch:
             self._tops[key] = _core.max_derivative(*key)
         return self._tops[key]
 
-    # -- parameters: read after the backward pass, on the CPU by gradscope's core ---------------
+    # -- parameters: gradients in the backward pass, weights after it, by gradscope's core --------
 
     def _watch_parameters(self):
-        """Starts a probe's reading of the parameters: on the CPU the weights' norms and copies
-        (for ‖ΔW‖) are taken in one pass each by the core (`_read_weights`), once, before the
-        update, and read again if a weight changed in place since (its `_version` moved).
-        Reading them in the backward pass instead (post-accumulate-grad hooks, while in cache)
-        measured slower: a probed step of the 20-layer MLP cost 1.69–1.77 unprobed ones against
-        1.52–1.53 (docs/python.md, Overhead). Elsewhere (a GPU) fused kernels read everything after the
-        backward pass: one launch each."""
+        """Starts a probe's reading of the parameters. On the CPU the gradients of a layer are
+        read by the hook of the activation below it, in the backward pass, while in cache
+        (`_grad_norms` keeps those still current); the weights' norms and copies (for ‖ΔW‖) are
+        taken in one pass each by the core (`_read_weights`), once, after the backward pass and
+        before the update, and again if a weight changed in place since (its `_version` moved).
+        Copying them in the backward pass too, or in per-parameter post-accumulate-grad hooks,
+        measured slower (docs/python.md, Overhead). Elsewhere (a GPU) fused kernels read
+        everything after the backward pass: one launch each."""
         self._weight_read, self._frozen, self._grad_read = {}, False, {}
         first = next(iter(self._layers.values()))
         params = first.weights + first.biases
