@@ -871,4 +871,38 @@ mod tests {
         assert_eq!(plain, [(0, 0, None), (1, 1, None), (2, 2, None)]);
         assert_eq!(Arch::plain().block_of(1, 3), None);
     }
+
+    /// `loss_and_grads` writes the linear layers' gradients (no zeroing pass): whatever they held
+    /// before, the result equals zero_grad + forward + backward (which accumulates), as numbers
+    /// (an exact zero may keep its sign), and a second call does not add to the first.
+    #[test]
+    fn written_gradients_equal_zeroed_then_accumulated_ones() {
+        use crate::nn::{Init, Loss, Targets};
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let cfg = MlpConfig::uniform(5, 16, 3, 2, Activation::Relu, Init::Pytorch);
+        let mut mlp: Mlp<f64> = cfg.init(&mut rng);
+        let x = Array2::from_shape_fn((9, 5), |(r, c)| ((r * 5 + c) as f64 * 0.7).sin());
+        let y = Array2::from_shape_fn((9, 2), |(r, c)| ((r + 3 * c) as f64 * 0.3).cos());
+        let grads = |m: &Mlp<f64>| -> Vec<f64> {
+            m.layers
+                .iter()
+                .flat_map(|l| l.grad_weight.iter().chain(&l.grad_bias).copied().collect::<Vec<_>>())
+                .collect()
+        };
+        mlp.zero_grad();
+        mlp.forward(x.view(), Threads::One);
+        mlp.loss_grad(Targets::Values(y.view()), Loss::Mse);
+        mlp.backward(x.view(), Threads::One);
+        let want = grads(&mlp);
+        assert!(want.iter().any(|&g| g != 0.0));
+        mlp.layers.iter_mut().for_each(|l| l.grad_weight.fill(f64::NAN));
+        for _ in 0..2 {
+            mlp.loss_and_grads(x.view(), Targets::Values(y.view()), Loss::Mse, Threads::One);
+            assert_eq!(grads(&mlp), want);
+        }
+        // backward alone still accumulates
+        mlp.backward(x.view(), Threads::One);
+        assert!(grads(&mlp).iter().zip(&want).all(|(g, w)| (g - 2.0 * w).abs() <= 1e-12 * w.abs().max(1.0)));
+    }
 }
