@@ -203,6 +203,19 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
+    fn all_finite_split_sees_a_nan_in_either_half() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let n = 3 * crate::nn::simd::SPLIT_MIN_LEN / 2 + 5;
+        assert!(pool.install(|| crate::nn::simd::split_point(n, crate::nn::simd::LINE)).is_some());
+        assert!(pool.install(|| all_finite_split(&vec![1.0f32; n])));
+        for at in [3, n / 2 + 1, n - 3] {
+            let mut v = vec![1.0f32; n];
+            v[at] = f32::INFINITY;
+            assert!(!pool.install(|| all_finite_split(&v)), "∞ at {at}");
+        }
+    }
+
+    #[test]
     fn all_finite_sees_every_position() {
         for len in [0usize, 1, 15, 16, 17, 100] {
             let mut v = vec![1.5f32; len];

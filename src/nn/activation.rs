@@ -385,8 +385,7 @@ mod tests {
                 act.backward_with_bias(d.view(), gh.view(), gz.view_mut(), &mut gb);
                 let mut sgd = z.clone().into_raw_vec_and_offset().0;
                 simd::sgd_split(&mut sgd, gh.as_slice().unwrap(), 0.01);
-                let finite = crate::nonfinite::all_finite_split(sgd.as_slice());
-                (h, d, gz, gb, sgd, finite)
+                (h, d, gz, gb, sgd)
             })
         };
         let bits = |a: &[f32]| a.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -397,14 +396,6 @@ mod tests {
             assert_eq!(bits(one.2.as_slice().unwrap()), bits(two.2.as_slice().unwrap()), "{act:?} ∂L/∂z");
             assert_eq!(bits(&one.3), bits(&two.3), "{act:?} ∂L/∂b");
             assert_eq!(bits(&one.4), bits(&two.4), "sgd");
-            assert!(one.5 && two.5);
-        }
-        // a NaN in either half is seen
-        for at in [3, rows * w - 3] {
-            let mut v = vec![1.0f32; rows * w];
-            v[at] = f32::NAN;
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-            assert!(!pool.install(|| crate::nonfinite::all_finite_split(&v)), "NaN at {at}");
         }
     }
 
