@@ -68,6 +68,19 @@ pub fn all_finite<F: Scalar>(v: &[F]) -> bool {
     kernel::lane_sum(v, |x| x * F::zero()).is_finite()
 }
 
+/// [`all_finite`], in two halves on two threads for a large tensor
+/// ([`crate::nn::simd::split_point`]); whether a value is finite does not depend on the order.
+pub fn all_finite_split<F: Scalar>(v: &[F]) -> bool {
+    match crate::nn::simd::split_point(v.len(), crate::nn::simd::LINE) {
+        Some(mid) => {
+            let (a, b) = v.split_at(mid);
+            let (fa, fb) = rayon::join(|| all_finite(a), || all_finite(b));
+            fa && fb
+        }
+        None => all_finite(v),
+    }
+}
+
 /// True when every parameter gradient of the last backward pass is finite.
 pub fn grads_finite<F: Scalar, N: Network<F>>(net: &N) -> bool {
     let mut finite = true;
@@ -102,7 +115,7 @@ impl<F: Scalar> Hook<F> for Guard<'_, F> {
     fn after_layer_backward(&mut self, v: &LayerView<'_, F>) {
         // every trained tensor of the layer (its norm layer's γ, β and projection included)
         let mut finite = true;
-        v.visit(&mut |t| finite &= t.grad.is_none_or(all_finite));
+        v.visit(&mut |t| finite &= t.grad.is_none_or(all_finite_split));
         self.finite &= finite;
         if let Some(p) = self.inner.as_deref_mut() {
             p.after_layer_backward(v);
@@ -188,6 +201,19 @@ mod tests {
     use crate::nn::{Activation, Init, Loss, MlpConfig, Targets, Threads};
     use ndarray::Array2;
     use rand::SeedableRng;
+
+    #[test]
+    fn all_finite_split_sees_a_nan_in_either_half() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let n = 3 * crate::nn::simd::SPLIT_MIN_LEN / 2 + 5;
+        assert!(pool.install(|| crate::nn::simd::split_point(n, crate::nn::simd::LINE)).is_some());
+        assert!(pool.install(|| all_finite_split(&vec![1.0f32; n])));
+        for at in [3, n / 2 + 1, n - 3] {
+            let mut v = vec![1.0f32; n];
+            v[at] = f32::INFINITY;
+            assert!(!pool.install(|| all_finite_split(&v)), "∞ at {at}");
+        }
+    }
 
     #[test]
     fn all_finite_sees_every_position() {

@@ -268,7 +268,9 @@ impl Activation {
     /// backward does, instead of evaluating the exponential again.
     ///
     /// Contiguous buffers go in chunks of [`CHUNK`] entries, φ′ of each chunk right after its φ,
-    /// while z and h are still in the L1 cache (the same bits as two whole passes).
+    /// while z and h are still in the L1 cache (the same bits as two whole passes); a large
+    /// tensor in two halves on two threads ([`simd::split_point`], cut between chunks: the same
+    /// bits again).
     pub fn forward_with_derivative<F: Scalar>(
         &self,
         z: ArrayView2<F>,
@@ -276,16 +278,27 @@ impl Activation {
         mut dphi: ArrayViewMut2<F>,
     ) {
         if let (Some(z), Some(h), Some(d)) = (z.as_slice(), h.as_slice_mut(), dphi.as_slice_mut()) {
-            for ((z, h), d) in z.chunks(CHUNK).zip(h.chunks_mut(CHUNK)).zip(d.chunks_mut(CHUNK)) {
-                if !F::activation_fast(*self, z, h) {
-                    simd::activation(*self, z, h);
+            match simd::split_point(z.len(), CHUNK) {
+                Some(mid) => {
+                    let ((z1, z2), (h1, h2), (d1, d2)) = (z.split_at(mid), h.split_at_mut(mid), d.split_at_mut(mid));
+                    rayon::join(|| self.chunked(z1, h1, d1), || self.chunked(z2, h2, d2));
                 }
-                simd::derivative(*self, z, h, d);
+                None => self.chunked(z, h, d),
             }
             return;
         }
         self.forward(z, h.view_mut());
         Zip::from(dphi).and(z).and(&h).for_each(|d, &z, &h| *d = self.df_given_output(z, h));
+    }
+
+    /// h = φ(z) and φ′ over contiguous slices, chunk by chunk ([`CHUNK`]).
+    fn chunked<F: Scalar>(&self, z: &[F], h: &mut [F], d: &mut [F]) {
+        for ((z, h), d) in z.chunks(CHUNK).zip(h.chunks_mut(CHUNK)).zip(d.chunks_mut(CHUNK)) {
+            if !F::activation_fast(*self, z, h) {
+                simd::activation(*self, z, h);
+            }
+            simd::derivative(*self, z, h, d);
+        }
     }
 
     /// φ′(z) given also h = φ(z), the way [`Activation::forward_with_derivative`] computes it.
@@ -309,6 +322,26 @@ impl Activation {
         grad_bias: &mut [F],
     ) {
         debug_assert_eq!(grad_z.ncols(), grad_bias.len());
+        let w = grad_bias.len();
+        if let (Some(d), Some(gh), true, Some(cut)) = (
+            dphi.as_slice(),
+            grad_h.as_slice(),
+            grad_z.is_standard_layout(),
+            simd::split_point(grad_z.len(), 1).map(|_| w / 2 / simd::LINE * simd::LINE).filter(|&c| c > 0),
+        ) {
+            // two threads, each on half of the columns: every column's sum keeps its row order
+            let (b1, b2) = grad_bias.split_at_mut(cut);
+            let (z1, z2) = grad_z.view_mut().split_at(ndarray::Axis(1), cut);
+            let half = |mut gz: ArrayViewMut2<F>, acc: &mut [F], from: usize| {
+                for (i, mut row) in gz.rows_mut().into_iter().enumerate() {
+                    let cols = i * w + from..i * w + from + acc.len();
+                    let out = row.as_slice_mut().expect("gradscope internal error: row layout");
+                    simd::mul_add_rows(out, &gh[cols.clone()], &d[cols], acc);
+                }
+            };
+            rayon::join(|| half(z1, b1, 0), || half(z2, b2, cut));
+            return;
+        }
         if let (Some(d), Some(gh), Some(gz)) = (dphi.as_slice(), grad_h.as_slice(), grad_z.as_slice_mut()) {
             return simd::mul_add_rows(gz, gh, d, grad_bias);
         }
@@ -331,8 +364,40 @@ impl Activation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ndarray::Array2;
 
     use clap::ValueEnum;
+
+    /// Large tensors are cut in two halves on two threads (φ with φ′ by entries, ∂L/∂z with
+    /// ∂L/∂b by columns): the bits of the whole pass on one thread.
+    #[test]
+    fn split_passes_give_the_bits_of_whole_ones() {
+        let (rows, w) = (70, 1030); // above simd::SPLIT_MIN_LEN, a ragged cut of the columns
+        let z = Array2::from_shape_fn((rows, w), |(r, c)| ((r * 131 + c * 7) as f32 * 0.013).sin() * 4.0);
+        let gh = Array2::from_shape_fn((rows, w), |(r, c)| ((r * 17 + c * 3) as f32 * 0.021).cos());
+        let run = |threads: usize, act: Activation| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                assert_eq!(simd::split_point(rows * w, CHUNK).is_some(), threads == 2, "the test must split");
+                let (mut h, mut d) = (Array2::zeros((rows, w)), Array2::zeros((rows, w)));
+                act.forward_with_derivative(z.view(), h.view_mut(), d.view_mut());
+                let (mut gz, mut gb) = (Array2::zeros((rows, w)), vec![0.5f32; w]);
+                act.backward_with_bias(d.view(), gh.view(), gz.view_mut(), &mut gb);
+                let mut sgd = z.clone().into_raw_vec_and_offset().0;
+                simd::sgd_split(&mut sgd, gh.as_slice().unwrap(), 0.01);
+                (h, d, gz, gb, sgd)
+            })
+        };
+        let bits = |a: &[f32]| a.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for act in [Activation::Relu, Activation::Sigmoid, Activation::Tanh] {
+            let (one, two) = (run(1, act), run(2, act));
+            assert_eq!(bits(one.0.as_slice().unwrap()), bits(two.0.as_slice().unwrap()), "{act:?} h");
+            assert_eq!(bits(one.1.as_slice().unwrap()), bits(two.1.as_slice().unwrap()), "{act:?} φ′");
+            assert_eq!(bits(one.2.as_slice().unwrap()), bits(two.2.as_slice().unwrap()), "{act:?} ∂L/∂z");
+            assert_eq!(bits(&one.3), bits(&two.3), "{act:?} ∂L/∂b");
+            assert_eq!(bits(&one.4), bits(&two.4), "sgd");
+        }
+    }
 
     fn all() -> Vec<Activation> {
         ActivationKind::value_variants().iter().map(|&k| Activation::new(k, 0.1)).collect()

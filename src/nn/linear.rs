@@ -74,11 +74,27 @@ impl<F: Scalar> Linear<F> {
         grad_x: Option<ArrayViewMut2<F>>,
         threads: Threads,
     ) {
+        self.backward_into(x, grad_y, grad_x, Grad::Accumulate, threads);
+    }
+
+    /// [`Linear::backward`], writing ∂L/∂W and ∂L/∂b instead of adding to them when `mode` is
+    /// [`Grad::Write`].
+    pub fn backward_into(
+        &mut self,
+        x: ArrayView2<F>,
+        grad_y: ArrayView2<F>,
+        grad_x: Option<ArrayViewMut2<F>>,
+        mode: Grad,
+        threads: Threads,
+    ) {
+        if mode == Grad::Write {
+            zero(&mut self.grad_bias);
+        }
         match (grad_y.as_slice(), self.grad_bias.as_slice_mut()) {
             (Some(g), Some(b)) => simd::add_rows(b, g),
             _ => grad_y.axis_iter(Axis(0)).for_each(|row| self.grad_bias += &row),
         }
-        self.backward_products(x, grad_y, grad_x, threads);
+        self.backward_products_into(x, grad_y, grad_x, mode, threads);
     }
 
     /// [`Linear::backward`] without ∂L/∂b, for a caller that has added Σ_rows ∂L/∂y to
@@ -91,8 +107,22 @@ impl<F: Scalar> Linear<F> {
         grad_x: Option<ArrayViewMut2<F>>,
         threads: Threads,
     ) {
+        self.backward_products_into(x, grad_y, grad_x, Grad::Accumulate, threads);
+    }
+
+    /// [`Linear::backward_products`], writing ∂L/∂W instead of adding to it when `mode` is
+    /// [`Grad::Write`] (the product's β = 0: no zeroing pass before it, no read of ∂L/∂W in its
+    /// epilogue).
+    pub fn backward_products_into(
+        &mut self,
+        x: ArrayView2<F>,
+        grad_y: ArrayView2<F>,
+        grad_x: Option<ArrayViewMut2<F>>,
+        mode: Grad,
+        threads: Threads,
+    ) {
         debug_assert_eq!(grad_y.dim(), (x.nrows(), self.fan_out()));
-        F::gemm(self.grad_weight.view_mut(), grad_y.t(), x, true, threads);
+        F::gemm(self.grad_weight.view_mut(), grad_y.t(), x, mode == Grad::Accumulate, threads);
         if let Some(grad_x) = grad_x {
             F::gemm(grad_x, grad_y, self.weight.view(), false, threads);
         }
@@ -103,6 +133,19 @@ impl<F: Scalar> Linear<F> {
         zero(&mut self.grad_weight);
         zero(&mut self.grad_bias);
     }
+}
+
+/// Whether a backward pass adds to the parameter gradients or writes them.
+///
+/// `Write` gives the bits of zeroing then accumulating, except that an entry whose sum is an
+/// exact zero may keep its sign (−0 stays −0 instead of becoming 0 + (−0) = +0); a parameter
+/// used more than once in a step must be written once and accumulated after that.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Grad {
+    /// ∂L/∂θ += the pass's gradient (the caller zeroed it first, or accumulates on purpose).
+    Accumulate,
+    /// ∂L/∂θ = the pass's gradient, whatever it held.
+    Write,
 }
 
 /// Fills `a` with zeros: one `memset` where it is contiguous (ndarray's `fill` goes element by

@@ -10,6 +10,7 @@
 //! order) and a block's skip path (`Skip`) each own a forward and a backward; a network without
 //! residual connections is blocks of one layer without skip path.
 
+use crate::nn::linear::Grad;
 use crate::nn::norm::{Norm, NormKind, NormPosition};
 use crate::nn::tensor::{Module, Name, Network, Prefix, TensorKind, TensorMut, TensorRef};
 use crate::nn::{Activation, Hook, Init, Linear, Loss, Scalar, Targets, Threads, init::gain};
@@ -177,6 +178,9 @@ pub struct Mlp<F> {
     grad_input: Array2<F>,
     /// Scratch between a norm layer and φ (forward) and their gradients (backward).
     scratch: Array2<F>,
+    /// Whether the backward pass adds to the linear layers' gradients or writes them
+    /// ([`Mlp::loss_and_grads`] writes them, with no zeroing pass first).
+    grad_mode: Grad,
 }
 
 /// One layer right after its forward pass, as probes see it.
@@ -277,6 +281,8 @@ struct Hidden<'a, F> {
     norm: Option<&'a mut Norm<F>>,
     position: NormPosition,
     activation: Activation,
+    /// Whether the backward pass adds to the linear layer's gradients or writes them.
+    grad: Grad,
 }
 
 /// What a hidden layer's forward pass writes: z, h, φ′ (the batch's rows), and the scratch
@@ -334,9 +340,12 @@ impl<F: Scalar> Hidden<'_, F> {
         match (self.norm.as_deref_mut(), self.position) {
             (None, _) if alpha == 1.0 => {
                 // ∂L/∂z and ∂L/∂b in one pass over the rows, then the linear layer's products
+                if self.grad == Grad::Write {
+                    crate::nn::linear::zero(&mut self.linear.grad_bias);
+                }
                 let grad_bias = self.linear.grad_bias.as_slice_mut().expect("gradscope internal error: bias layout");
                 self.activation.backward_with_bias(dphi, gh, grad_z.view_mut(), grad_bias);
-                return self.linear.backward_products(x, grad_z.view(), grad_x, threads);
+                return self.linear.backward_products_into(x, grad_z.view(), grad_x, self.grad, threads);
             }
             (None, _) => {
                 self.activation.backward(dphi, gh, grad_z.view_mut());
@@ -354,7 +363,7 @@ impl<F: Scalar> Hidden<'_, F> {
                 Zip::from(&mut grad_z).and(dphi).for_each(|g, &d| *g *= d);
             }
         }
-        self.linear.backward(x, grad_z.view(), grad_x, threads);
+        self.linear.backward_into(x, grad_z.view(), grad_x, self.grad, threads);
     }
 }
 
@@ -494,6 +503,7 @@ impl<F: Scalar> Mlp<F> {
             grad_h: Vec::new(),
             grad_input: Array2::zeros((0, 0)),
             scratch: Array2::zeros((0, 0)),
+            grad_mode: Grad::Accumulate,
         };
         mlp.reserve(0);
         mlp
@@ -630,7 +640,7 @@ impl<F: Scalar> Mlp<F> {
         let (arch, last) = (self.arch, self.layers.len() - 1);
         let input = if last == 0 { x } else { self.h[last - 1].slice(s![..n, ..]) };
         let grad_x = grad_in(&mut self.grad_h, &mut self.grad_input, self.want_input_grad, last, n);
-        self.layers[last].backward(input, self.grad_z[last].slice(s![..n, ..]), grad_x, threads);
+        self.layers[last].backward_into(input, self.grad_z[last].slice(s![..n, ..]), grad_x, self.grad_mode, threads);
         if let Some(p) = probe.as_deref_mut() {
             p.after_layer_backward(&self.layer_view(last));
         }
@@ -673,7 +683,8 @@ impl<F: Scalar> Mlp<F> {
             };
             let norm = self.norms.get_mut(l);
             let (position, activation) = (self.arch.norm_position, self.activation);
-            Hidden { linear: &mut self.layers[l], norm, position, activation }.forward(input, bufs, threads);
+            let grad = self.grad_mode;
+            Hidden { linear: &mut self.layers[l], norm, position, activation, grad }.forward(input, bufs, threads);
             if let (true, Some(scale)) = (l == b.last, b.skip) {
                 let block_in = if b.first == 0 { x } else { before[b.first - 1].slice(s![..n, ..]) };
                 let skip = Skip { scale, projection: self.shortcuts[b.first].as_mut() };
@@ -710,7 +721,8 @@ impl<F: Scalar> Mlp<F> {
             let grad_x = grad_in(before, &mut self.grad_input, self.want_input_grad, l, n);
             let norm = self.norms.get_mut(l);
             let (position, activation) = (self.arch.norm_position, self.activation);
-            Hidden { linear: &mut self.layers[l], norm, position, activation }
+            let grad = self.grad_mode;
+            Hidden { linear: &mut self.layers[l], norm, position, activation, grad }
                 .backward(input, bufs, alpha, grad_x, threads);
             if let (true, Some(scale)) = (l == b.first, b.skip) {
                 let grad_out = rest[b.last - l].slice(s![..n, ..]);
@@ -740,10 +752,14 @@ impl<F: Scalar> Mlp<F> {
         threads: Threads,
         mut probe: Option<&mut (dyn Hook<F> + 'p)>,
     ) -> f64 {
-        self.zero_grad();
+        // the linear layers' backward passes write their gradients (no zeroing pass over them)
+        self.norms.iter_mut().for_each(Norm::zero_grad);
+        self.shortcuts.iter_mut().flatten().for_each(Linear::zero_grad);
         self.forward_probed(x, threads, probe.as_deref_mut());
         let value = self.loss_grad(target, loss);
+        self.grad_mode = Grad::Write;
         self.backward_probed(x, threads, probe);
+        self.grad_mode = Grad::Accumulate;
         value
     }
 
@@ -854,5 +870,39 @@ mod tests {
         let plain: Vec<_> = blocks(Arch::plain(), 3).map(|b| (b.first, b.last, b.skip)).collect();
         assert_eq!(plain, [(0, 0, None), (1, 1, None), (2, 2, None)]);
         assert_eq!(Arch::plain().block_of(1, 3), None);
+    }
+
+    /// `loss_and_grads` writes the linear layers' gradients (no zeroing pass): whatever they held
+    /// before, the result equals zero_grad + forward + backward (which accumulates), as numbers
+    /// (an exact zero may keep its sign), and a second call does not add to the first.
+    #[test]
+    fn written_gradients_equal_zeroed_then_accumulated_ones() {
+        use crate::nn::{Init, Loss, Targets};
+        use rand::SeedableRng;
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let cfg = MlpConfig::uniform(5, 16, 3, 2, Activation::Relu, Init::Pytorch);
+        let mut mlp: Mlp<f64> = cfg.init(&mut rng);
+        let x = Array2::from_shape_fn((9, 5), |(r, c)| ((r * 5 + c) as f64 * 0.7).sin());
+        let y = Array2::from_shape_fn((9, 2), |(r, c)| ((r + 3 * c) as f64 * 0.3).cos());
+        let grads = |m: &Mlp<f64>| -> Vec<f64> {
+            m.layers
+                .iter()
+                .flat_map(|l| l.grad_weight.iter().chain(&l.grad_bias).copied().collect::<Vec<_>>())
+                .collect()
+        };
+        mlp.zero_grad();
+        mlp.forward(x.view(), Threads::One);
+        mlp.loss_grad(Targets::Values(y.view()), Loss::Mse);
+        mlp.backward(x.view(), Threads::One);
+        let want = grads(&mlp);
+        assert!(want.iter().any(|&g| g != 0.0));
+        mlp.layers.iter_mut().for_each(|l| l.grad_weight.fill(f64::NAN));
+        for _ in 0..2 {
+            mlp.loss_and_grads(x.view(), Targets::Values(y.view()), Loss::Mse, Threads::One);
+            assert_eq!(grads(&mlp), want);
+        }
+        // backward alone still accumulates
+        mlp.backward(x.view(), Threads::One);
+        assert!(grads(&mlp).iter().zip(&want).all(|(g, w)| (g - 2.0 * w).abs() <= 1e-12 * w.abs().max(1.0)));
     }
 }

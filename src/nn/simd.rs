@@ -81,6 +81,35 @@ pub fn sgd<F: Scalar>(param: &mut [F], grad: &[F], lr: F) {
     }
 }
 
+/// Entries from which an elementwise pass is cut in two halves that run on two threads (when
+/// the current rayon pool has more than one): below it a `rayon::join` costs more than half the
+/// pass. Elementwise, the halves compute the bits of the whole pass.
+pub const SPLIT_MIN_LEN: usize = 1 << 16;
+
+/// Where a pass over `len` entries is cut, a multiple of `align` entries (so that chunked loops
+/// keep their chunk boundaries), or `None` when it runs whole on the calling thread: fewer than
+/// [`SPLIT_MIN_LEN`] entries, or a pool of one thread (`--threads 1`).
+pub fn split_point(len: usize, align: usize) -> Option<usize> {
+    let mid = len / 2 / align * align;
+    (len >= SPLIT_MIN_LEN && mid > 0 && rayon::current_num_threads() > 1).then_some(mid)
+}
+
+/// [`sgd`], in two halves on two threads for a large tensor ([`split_point`]): the same bits.
+pub fn sgd_split<F: Scalar>(param: &mut [F], grad: &[F], lr: F) {
+    assert_eq!(param.len(), grad.len(), "gradscope internal error: sgd lengths");
+    match split_point(param.len(), LINE) {
+        Some(mid) => {
+            let ((p1, p2), (g1, g2)) = (param.split_at_mut(mid), grad.split_at(mid));
+            rayon::join(|| sgd(p1, g1, lr), || sgd(p2, g2, lr));
+        }
+        None => sgd(param, grad, lr),
+    }
+}
+
+/// Entries of F in a 64-byte cache line (at least 1): the cut between two threads' halves falls
+/// on a line boundary, so that they never write the same line.
+pub const LINE: usize = 16;
+
 /// `out[i] = g(x[i])`, inlined into the caller's clone so that a cheap `g` vectorises.
 #[inline(always)]
 fn map_each<F: Scalar>(x: &[F], out: &mut [F], g: impl Fn(F) -> F) {

@@ -58,7 +58,7 @@ impl Sgd {
         match (decay, momentum, first) {
             // the plain update, unmeasured: one loop cloned per instruction set (the same bits)
             (false, false, _) if !measure => {
-                simd::sgd(param, grad, lr);
+                simd::sgd_split(param, grad, lr);
                 [0.0; 3]
             }
             (false, false, _) => apply_update(param, grad, &mut [], &mut [], measure, |p, g, _, _| p - lr * g),
