@@ -379,3 +379,22 @@ def test_an_output_used_twice_keeps_its_own_gradient_hook(tmp_path):
         assert w._layers[model.lin].through is False
     for rec, gz in zip(records(tmp_path / "r"), want):
         assert rec["layers"][0]["grad_z_norm"] == pytest.approx(gz, rel=1e-5)
+
+
+def test_the_core_refuses_a_copy_onto_what_it_copies():
+    """`copy_sum_sqs` writes only into a destination that no other tensor of the call overlaps:
+    a copy onto its own source, or onto another pair's source, is refused; an empty tensor
+    overlaps nothing; the sums are those of `sum_sqs`."""
+    core = gradscope._core
+    lent = importlib.import_module("gradscope.watch")._lent
+    a, b = torch.randn(64), torch.randn(64)
+    buf = torch.empty(128)
+    with pytest.raises(core.GradscopeError, match="overlap"):
+        core.copy_sum_sqs([(lent(a), lent(a))])
+    with pytest.raises(core.GradscopeError, match="overlap"):  # a's copy lands on what the other pair reads
+        core.copy_sum_sqs([(lent(a), lent(buf[:64])), (lent(buf[32:96]), lent(b))])
+    empty = torch.empty(0)
+    dst_a, dst_b = torch.empty(64), torch.empty(64)
+    got = core.copy_sum_sqs([(lent(a), lent(dst_a)), (lent(b), lent(dst_b)), (lent(empty), lent(torch.empty(0)))])
+    assert got == core.sum_sqs([lent(a), lent(b), lent(empty)])
+    assert torch.equal(dst_a, a) and torch.equal(dst_b, b)
