@@ -94,26 +94,15 @@ impl<F: Scalar> Linear<F> {
             (Some(g), Some(b)) => simd::add_rows(b, g),
             _ => grad_y.axis_iter(Axis(0)).for_each(|row| self.grad_bias += &row),
         }
-        self.backward_products_into(x, grad_y, grad_x, mode, threads);
+        self.backward_products(x, grad_y, grad_x, mode, threads);
     }
 
     /// [`Linear::backward`] without ∂L/∂b, for a caller that has added Σ_rows ∂L/∂y to
     /// `grad_bias` itself while it wrote ∂L/∂y ([`crate::nn::Activation::backward_with_bias`]):
-    /// ∂L/∂W += (∂L/∂y)ᵀ·x and, when `grad_x` is given, ∂L/∂x = ∂L/∂y·W.
+    /// ∂L/∂W += (∂L/∂y)ᵀ·x, or with [`Grad::Write`] ∂L/∂W = (∂L/∂y)ᵀ·x (the product's β = 0: no
+    /// zeroing pass before it, no read of ∂L/∂W in its epilogue); and, when `grad_x` is given,
+    /// ∂L/∂x = ∂L/∂y·W.
     pub fn backward_products(
-        &mut self,
-        x: ArrayView2<F>,
-        grad_y: ArrayView2<F>,
-        grad_x: Option<ArrayViewMut2<F>>,
-        threads: Threads,
-    ) {
-        self.backward_products_into(x, grad_y, grad_x, Grad::Accumulate, threads);
-    }
-
-    /// [`Linear::backward_products`], writing ∂L/∂W instead of adding to it when `mode` is
-    /// [`Grad::Write`] (the product's β = 0: no zeroing pass before it, no read of ∂L/∂W in its
-    /// epilogue).
-    pub fn backward_products_into(
         &mut self,
         x: ArrayView2<F>,
         grad_y: ArrayView2<F>,

@@ -345,7 +345,7 @@ impl<F: Scalar> Hidden<'_, F> {
                 }
                 let grad_bias = self.linear.grad_bias.as_slice_mut().expect("gradscope internal error: bias layout");
                 self.activation.backward_with_bias(dphi, gh, grad_z.view_mut(), grad_bias);
-                return self.linear.backward_products_into(x, grad_z.view(), grad_x, self.grad, threads);
+                return self.linear.backward_products(x, grad_z.view(), grad_x, self.grad, threads);
             }
             (None, _) => {
                 self.activation.backward(dphi, gh, grad_z.view_mut());
