@@ -55,6 +55,17 @@ fn faer_plain(mut c: ArrayViewMut2<f32>, a: ArrayView2<f32>, b: ArrayView2<f32>)
 
 fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "all".into());
+    #[cfg(target_arch = "x86_64")]
+    if which == "tune" {
+        let shape = match std::env::args().nth(2).as_deref() {
+            Some("tiny") => (64, 32, 32),
+            Some("deep") => (128, 128, 128),
+            Some("slide") => (128, 256, 256),
+            Some("wide0") => (256, 784, 2048),
+            _ => (256, 2048, 2048),
+        };
+        return tune(shape, &std::env::var("GEMM_TUNE").unwrap_or_else(|_| "256,1020,512".into()));
+    }
     let peak = gradscope::peak::measure(1).gflops;
     println!(
         "single-core peak {peak:.1} GFLOP/s; GFLOP/s of each product (fraction of that peak), median of CPU times"
@@ -105,5 +116,55 @@ fn main() {
             );
             println!("{name:8} {b:>6} {i:>6} {o:>6} {kernel:>10} {:>14} {:>14} {:>14}", cell(fwd), cell(dw), cell(dx));
         }
+    }
+}
+
+/// `GEMM_TUNE="kc,mc,nc kc,mc,nc …" gemm_probe tune SHAPE`: the AVX-512 product with each
+/// blocking, alternated round by round in this process, median GFLOP/s of each product.
+#[cfg(target_arch = "x86_64")]
+fn tune(shape: (usize, usize, usize), spec: &str) {
+    use gradscope::nn::sgemm::{Blocking, Operand, gemm_blocked};
+    let (b, i, o) = shape;
+    let blockings: Vec<Blocking> = spec
+        .split_whitespace()
+        .map(|t| {
+            let v: Vec<usize> = t.split(',').map(|x| x.parse().expect("kc,mc,nc")).collect();
+            Blocking { kc: v[0], mc: v[1], nc: v[2], direct: v.get(3) != Some(&0) }
+        })
+        .collect();
+    let x = Array2::from_shape_fn((b, i), |(r, c)| ((r * 7 + c) as f32 * 0.01).sin());
+    let w = Array2::from_shape_fn((o, i), |(r, c)| ((r * 3 + c) as f32 * 0.02).cos());
+    let g = Array2::from_shape_fn((b, o), |(r, c)| ((r + c) as f32 * 0.03).sin());
+    let (mut y, mut gw, mut gx) =
+        (Array2::<f32>::zeros((b, o)), Array2::<f32>::zeros((o, i)), Array2::<f32>::zeros((b, i)));
+    let op = |v: ArrayView2<f32>| Operand { ptr: v.as_ptr(), rs: v.strides()[0], cs: v.strides()[1] };
+    let gflop = 2.0 * (b * i * o) as f64 / 1e9;
+    let reps = (1e9 / (2.0 * (b * i * o) as f64)).clamp(3.0, 5000.0) as usize;
+    let mut times = vec![[Vec::new(), Vec::new(), Vec::new()]; blockings.len() + 1];
+    for _round in 0..7 {
+        for (v, t) in times.iter_mut().enumerate() {
+            let bl = blockings.get(v).copied();
+            let run = |c: ArrayViewMut2<f32>, a: ArrayView2<f32>, bb: ArrayView2<f32>| match bl {
+                // SAFETY: AVX-512 checked by the caller; shapes agree; c is a fresh mutable view.
+                Some(bl) => unsafe {
+                    let (m, k, n) = (a.nrows(), a.ncols(), bb.ncols());
+                    let mut c = c;
+                    gemm_blocked(bl, m, n, k, op(a), op(bb), c.as_mut_ptr(), c.strides()[0], false)
+                },
+                None => faer_plain(c, a, bb),
+            };
+            t[0].push(median_cpu(|| run(y.view_mut(), x.view(), w.t()), reps));
+            t[1].push(median_cpu(|| run(gw.view_mut(), g.t(), x.view()), reps));
+            t[2].push(median_cpu(|| run(gx.view_mut(), g.view(), w.view()), reps));
+        }
+    }
+    for (v, t) in times.iter_mut().enumerate() {
+        let name =
+            blockings.get(v).map_or("faer".to_string(), |b| format!("{},{},{},{}", b.kc, b.mc, b.nc, b.direct as u8));
+        let med = |s: &mut Vec<f64>| {
+            s.sort_by(f64::total_cmp);
+            gflop / s[s.len() / 2]
+        };
+        println!("{name:>16} fwd {:6.1} dW {:6.1} dx {:6.1}", med(&mut t[0]), med(&mut t[1]), med(&mut t[2]));
     }
 }

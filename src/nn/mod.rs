@@ -12,6 +12,8 @@ pub mod mlp;
 pub mod norm;
 pub mod recurrent;
 pub mod scalar;
+#[cfg(target_arch = "x86_64")]
+pub mod sgemm;
 pub mod simd;
 pub mod tensor;
 

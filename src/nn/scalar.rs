@@ -183,8 +183,42 @@ fn clear_upper_simd_state() {
     }
 }
 
+/// `c (+)= a·b` by our own AVX-512 product ([`crate::nn::sgemm`]) where the CPU has it and `c`
+/// has contiguous rows or columns; false leaves the product to faer.
+fn own_f32(mut c: ArrayViewMut2<f32>, a: ArrayView2<f32>, b: ArrayView2<f32>, accumulate: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::nn::sgemm::{Operand, available, gemm};
+        if !available() {
+            return false;
+        }
+        let (m, k) = a.dim();
+        let n = b.ncols();
+        let (sa, sb, sc) = (a.strides(), b.strides(), [c.strides()[0], c.strides()[1]]);
+        let a_op = Operand { ptr: a.as_ptr(), rs: sa[0], cs: sa[1] };
+        let b_op = Operand { ptr: b.as_ptr(), rs: sb[0], cs: sb[1] };
+        let (rows_ok, cols_ok) = (sc[1] == 1 || n == 1, sc[0] == 1 || m == 1);
+        if rows_ok && (!cols_ok || n >= m) {
+            // SAFETY: AVX-512F is there (checked); the views are valid for their shapes and
+            // strides, `c` is borrowed mutably so it overlaps neither operand, and m, n, k > 0
+            // (checked by the caller).
+            unsafe { gemm(m, n, k, a_op, b_op, c.as_mut_ptr(), sc[0], accumulate) };
+            return true;
+        }
+        if cols_ok {
+            // cᵀ = bᵀ·aᵀ, whose rows are c's contiguous columns. SAFETY: as above.
+            let (at, bt) =
+                (Operand { ptr: a_op.ptr, rs: sa[1], cs: sa[0] }, Operand { ptr: b_op.ptr, rs: sb[1], cs: sb[0] });
+            unsafe { gemm(n, m, k, bt, at, c.as_mut_ptr(), sc[1], accumulate) };
+            return true;
+        }
+    }
+    let _ = (c, a, b, accumulate);
+    false
+}
+
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $erf:path, $fast:expr, $faer:ident) => {
+    ($t:ty, $name:literal, $erf:path, $fast:expr, $faer:ident, $padded:ident, $own:expr) => {
         /// `c (+)= a·b` by faer on the calling thread, for shapes already checked (m, n, k > 0).
         fn $faer(mut c: ArrayViewMut2<$t>, a: ArrayView2<$t>, b: ArrayView2<$t>, accumulate: bool) {
             let (m, k) = a.dim();
@@ -264,25 +298,38 @@ macro_rules! impl_scalar {
                     }
                     return;
                 }
-                if needs_padding(a.strides(), c.strides(), size_of::<Self>(), m * n * k, n) {
-                    thread_local! {
-                        /// The padded copy of `a` (see [`needs_padding`]): grown once, reused.
-                        static PADDED: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) };
-                    }
-                    PADDED.with_borrow_mut(|buf| {
-                        let padded = pad_columns(&a, buf);
-                        $faer(c, padded, b, accumulate);
-                    });
-                } else {
-                    $faer(c, a, b, accumulate);
+                let own: fn(ArrayViewMut2<$t>, ArrayView2<$t>, ArrayView2<$t>, bool) -> bool = $own;
+                if own(c.view_mut(), a, b, accumulate) {
+                    clear_upper_simd_state();
+                    return;
                 }
+                $padded(c, a, b, accumulate);
+            }
+        }
+
+        /// `c (+)= a·b` by faer, `a` first padded where [`needs_padding`] says (shapes checked,
+        /// m, n, k > 0).
+        fn $padded(c: ArrayViewMut2<$t>, a: ArrayView2<$t>, b: ArrayView2<$t>, accumulate: bool) {
+            let (m, k) = a.dim();
+            let n = b.ncols();
+            if needs_padding(a.strides(), c.strides(), size_of::<$t>(), m * n * k, n) {
+                thread_local! {
+                    /// The padded copy of `a` (see [`needs_padding`]): grown once, reused.
+                    static PADDED: RefCell<Vec<$t>> = const { RefCell::new(Vec::new()) };
+                }
+                PADDED.with_borrow_mut(|buf| {
+                    let padded = pad_columns(&a, buf);
+                    $faer(c, padded, b, accumulate);
+                });
+            } else {
+                $faer(c, a, b, accumulate);
             }
         }
     };
 }
 
-impl_scalar!(f32, "f32", libm::erff, crate::nn::fastmath::forward, faer_f32);
-impl_scalar!(f64, "f64", libm::erf, |_, _: &[f64], _: &mut [f64]| false, faer_f64);
+impl_scalar!(f32, "f32", libm::erff, crate::nn::fastmath::forward, faer_f32, faer_padded_f32, own_f32);
+impl_scalar!(f64, "f64", libm::erf, |_, _: &[f64], _: &mut [f64]| false, faer_f64, faer_padded_f64, |_, _, _, _| false);
 
 #[cfg(test)]
 mod tests {
@@ -346,8 +393,9 @@ mod tests {
         }
     }
 
-    /// The ∂L/∂W product of a layer with fan_out 1024 (its ∂L/∂y rows 4 KiB apart) is padded, and
-    /// gives the bits of the unpadded product, at one thread and split over two.
+    /// On the faer path (CPUs without AVX-512), the ∂L/∂W product of a layer with fan_out 1024
+    /// (its ∂L/∂y rows 4 KiB apart) is padded, and gives the bits of the unpadded product, at one
+    /// thread and split over two.
     #[test]
     fn padding_the_aliased_operand_changes_no_bit() {
         let (batch, fan_in, fan_out) = (64, 300, 1024);
@@ -359,12 +407,52 @@ mod tests {
         let mut plain = start.clone();
         faer_f32(plain.view_mut(), a, x.view(), true);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        for threads in [Threads::One, Threads::new(2)] {
+        for parts in [1, 2] {
             let mut padded = start.clone();
-            pool.install(|| f32::gemm(padded.view_mut(), a, x.view(), true, threads));
-            assert!(padded.iter().zip(&plain).all(|(p, q)| p.to_bits() == q.to_bits()), "{threads:?}");
+            pool.install(|| split_gemm(padded.view_mut(), a, x.view(), true, parts, faer_padded_f32));
+            assert!(padded.iter().zip(&plain).all(|(p, q)| p.to_bits() == q.to_bits()), "{parts} threads");
         }
         let want = &start + &g.t().dot(&x);
         assert!(plain.iter().zip(&want).all(|(p, q)| (p - q).abs() <= 1e-4 * q.abs().max(1.0)));
+    }
+
+    /// f32 products through every layout the layers use (and the transposed output, a row or a
+    /// column vector, accumulation, an empty contraction) against an f64 reference; on an
+    /// AVX-512 CPU these run the own kernel ([`crate::nn::sgemm`]), elsewhere faer.
+    #[test]
+    fn f32_products_of_every_layout_match_f64() {
+        let f = |r: usize, c: usize, s: f64| ((r * 31 + c * 7) as f64 * s).sin();
+        // The own kernel computes each entry the same way in either orientation of c.
+        #[cfg(target_arch = "x86_64")]
+        let own_kernel = crate::nn::sgemm::available();
+        #[cfg(not(target_arch = "x86_64"))]
+        let own_kernel = false;
+        for (m, k, n) in [(64, 32, 32), (1, 40, 33), (37, 19, 1), (130, 300, 70), (5, 0, 4), (300, 600, 520)] {
+            let a64 = Array2::from_shape_fn((m, k), |(r, c)| f(r, c, 0.013));
+            let b64 = Array2::from_shape_fn((k, n), |(r, c)| f(r, c, 0.021));
+            let c0 = Array2::from_shape_fn((m, n), |(r, c)| f(r, c, 0.05));
+            let (a, b) = (a64.mapv(|v| v as f32), b64.mapv(|v| v as f32));
+            let (at, bt) = (a.t().to_owned(), b.t().to_owned());
+            for accumulate in [false, true] {
+                let want = if accumulate { &c0 + &a64.dot(&b64) } else { a64.dot(&b64) };
+                let tol = 1e-5 * (k as f64).max(1.0);
+                for (layout, a_view, b_view) in [("a·b", a.view(), b.view()), ("(aᵀ)ᵀ·(bᵀ)ᵀ", at.t(), bt.t())]
+                {
+                    let mut rows = c0.mapv(|v| v as f32);
+                    f32::gemm_seq(rows.view_mut(), a_view, b_view, accumulate);
+                    let mut cols = Array2::<f32>::zeros((n, m));
+                    cols.assign(&c0.t().mapv(|v| v as f32));
+                    f32::gemm_seq(cols.view_mut().reversed_axes(), a_view, b_view, accumulate);
+                    for ((i, j), w) in want.indexed_iter() {
+                        let (r, c) = (rows[[i, j]] as f64, cols[[j, i]] as f64);
+                        assert!((r - w).abs() <= tol, "{m}×{k}×{n} {layout} acc={accumulate} ({i},{j}): {r} vs {w}");
+                        assert!((c - w).abs() <= tol, "{m}×{k}×{n} {layout} acc={accumulate} cᵀ ({i},{j}): {c} vs {w}");
+                        if own_kernel {
+                            assert_eq!(rows[[i, j]].to_bits(), cols[[j, i]].to_bits(), "{m}×{k}×{n} {layout}: c or cᵀ");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

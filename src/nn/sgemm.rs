@@ -1,0 +1,528 @@
+//! The f32 matrix product on AVX-512: packed, cache-blocked, one micro-kernel.
+//!
+//! faer's kernels (private-gemm-x86) run `wide`'s products at 60–80 % of a core's FMA peak and
+//! `tiny`'s at 55–60 % (docs/performance.md, "Which GEMM kernel runs"); issue 16 asks for 75 % of
+//! the peak over a whole `wide` step. This is the classic GotoBLAS/BLIS scheme, written for the
+//! products the layers run:
+//!
+//! - `c (+)= a·b` is cut into blocks of `KC` along the contraction; for each, a block of `a`
+//!   (`MC × KC`) is packed into panels of [`MR`] rows, laid out k-major, and a block of `b`
+//!   (`KC × NC`) into panels of [`NR`] columns, k-major too; panels past the edge are filled with
+//!   zeros, so the micro-kernel always runs whole.
+//! - The micro-kernel keeps an `MR × NR` tile of `c` in 24 zmm registers: for each k it loads
+//!   two vectors of the `b` panel and multiplies them by `MR` broadcasts of the `a` panel.
+//!   The `a` panel (`MR × KC`, 12 KiB) stays in L1 while the kernel walks the `b` block's panels,
+//!   which stay in L2 (`KC × NC`, 512 KiB) while the kernel walks the `a` panels.
+//! - `c` is written (`accumulate = false`) or added to at the end of each `KC` block, its edges
+//!   through masked stores.
+//!
+//! **Numbers.** Each entry of `c` is a chain of fused multiply-adds over k in order, restarted
+//! from zero at each `KC` block and added to `c` at the block's end. That depends on `KC` only:
+//! not on where the entry lies in its tile, not on `m` or `n`, not on how a caller splits the
+//! output between threads. So a product cut in two gives the bits of the whole one.
+
+#![allow(unsafe_op_in_unsafe_fn)]
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+/// Rows of the micro-tile (broadcasts of `a`).
+pub const MR: usize = 12;
+/// Columns of the micro-tile (two 16-lane vectors of `b`).
+pub const NR: usize = 32;
+/// Depth of a block: the chain of FMAs restarts at each multiple of it.
+pub const KC: usize = 256;
+/// How many k steps ahead the micro-kernel prefetches the `b` panel (from L2).
+const PREFETCH: usize = 8;
+/// Products of at most this many multiply-adds read `a`, and `b` if its rows are contiguous,
+/// where they lie, without packing.
+const DIRECT_MAX: usize = 1 << 18;
+/// Rows of `a` packed at once.
+const MC: usize = 1020;
+/// Columns of `b` packed at once (`KC × NC` floats: 512 KiB, half of L2).
+const NC: usize = 512;
+
+/// Whether this CPU runs the AVX-512 product (checked once).
+pub fn available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| is_x86_feature_detected!("avx512f"))
+}
+
+/// A 64-byte aligned block of floats, the packing buffers' unit.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+thread_local! {
+    /// The packed blocks of `a` and `b`: grown once per thread, reused by every product.
+    static PACKED: RefCell<(Vec<Line>, Vec<Line>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A matrix operand: pointer and strides in elements (row, column).
+#[derive(Clone, Copy)]
+pub struct Operand {
+    /// The first element.
+    pub ptr: *const f32,
+    /// Elements from one row to the next.
+    pub rs: isize,
+    /// Elements from one column to the next.
+    pub cs: isize,
+}
+
+/// `c (+)= a·b` for `a` m×k, `b` k×n, `c` m×n whose rows are contiguous (`c[i][j]` at
+/// `c + i·rsc + j`).
+///
+/// # Safety
+/// The CPU has AVX-512F ([`available`]); the operands are valid for their shapes and strides;
+/// `c` does not overlap `a` or `b`; `m, n, k > 0`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm(m: usize, n: usize, k: usize, a: Operand, b: Operand, c: *mut f32, rsc: isize, accumulate: bool) {
+    gemm_blocked(Blocking::DEFAULT, m, n, k, a, b, c, rsc, accumulate)
+}
+
+/// The block sizes of [`gemm`]: `kc` fixes the bits of the result, `mc` and `nc` only speed.
+#[derive(Clone, Copy, Debug)]
+pub struct Blocking {
+    /// Depth of a block.
+    pub kc: usize,
+    /// Rows of `a` packed at once, at most.
+    pub mc: usize,
+    /// Columns of `b` packed at once.
+    pub nc: usize,
+    /// Whether products of at most `DIRECT_MAX` multiply-adds read their operands unpacked.
+    pub direct: bool,
+}
+
+impl Blocking {
+    /// What [`gemm`] uses.
+    pub const DEFAULT: Blocking = Blocking { kc: KC, mc: MC, nc: NC, direct: true };
+}
+
+/// [`gemm`] with other block sizes (`kc` a multiple of 16, `mc` of [`MR`], `nc` of [`NR`]), to
+/// tune them (`examples/gemm_probe.rs`).
+///
+/// # Safety
+/// As [`gemm`].
+#[doc(hidden)]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_blocked(
+    blocking: Blocking,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    c: *mut f32,
+    rsc: isize,
+    accumulate: bool,
+) {
+    let Blocking { kc: kc_max, mc: mc_limit, nc: nc_max, direct } = blocking;
+    if direct && m * n * k <= DIRECT_MAX {
+        return gemm_direct(kc_max, m, n, k, a, b, c, rsc, accumulate);
+    }
+    PACKED.with_borrow_mut(|(pa, pb)| {
+        // Rows of `a` per block: at most MC, as even as whole panels allow (no thin last block
+        // for which all of `b` would be packed again).
+        let mc_max = m.div_ceil(m.div_ceil(mc_limit)).next_multiple_of(MR);
+        let a_len = (mc_max.min(m.next_multiple_of(MR)) * kc_max.min(k)).div_ceil(16);
+        let b_len = (nc_max.min(n).div_ceil(NR) * NR * kc_max.min(k)).div_ceil(16);
+        if pa.len() < a_len {
+            pa.resize(a_len, Line([0.0; 16]));
+        }
+        if pb.len() < b_len {
+            pb.resize(b_len, Line([0.0; 16]));
+        }
+        let (pa, pb) = (pa.as_mut_ptr() as *mut f32, pb.as_mut_ptr() as *mut f32);
+        let mut pc = 0;
+        while pc < k {
+            let kc = kc_max.min(k - pc);
+            let add = accumulate || pc > 0;
+            let mut ic = 0;
+            while ic < m {
+                let mc = mc_max.min(m - ic);
+                pack_a(pa, a, ic, mc, pc, kc);
+                let mut jc = 0;
+                while jc < n {
+                    let nc = nc_max.min(n - jc);
+                    pack_b(pb, b, pc, kc, jc, nc);
+                    let mut ir = 0;
+                    while ir < mc {
+                        let rows = MR.min(mc - ir);
+                        let ap = pa.add(ir * kc);
+                        let mut jr = 0;
+                        while jr < nc {
+                            let cols = NR.min(nc - jr);
+                            let bp = pb.add(jr * kc);
+                            let ct = c.offset((ic + ir) as isize * rsc + (jc + jr) as isize);
+                            let p = Panels { a: ap, rsa: 1, csa: MR as isize, b: bp, rsb: NR as isize };
+                            tile::<false>(rows, cols, kc, p, ct, rsc, add);
+                            jr += NR;
+                        }
+                        ir += MR;
+                    }
+                    jc += nc;
+                }
+                ic += mc;
+            }
+            pc += kc;
+        }
+    });
+}
+
+/// [`gemm_blocked`] for small products: the operands are in L1 already and packing would cost
+/// as much as it saves; only a `b` whose rows are not contiguous (`wᵀ`) is packed, whole.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_direct(
+    kc_max: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    c: *mut f32,
+    rsc: isize,
+    accumulate: bool,
+) {
+    let packed_b = b.cs != 1 && n > 1;
+    PACKED.with_borrow_mut(|(_, pb)| {
+        let b_len = (n.div_ceil(NR) * NR * kc_max.min(k)).div_ceil(16);
+        if packed_b && pb.len() < b_len {
+            pb.resize(b_len, Line([0.0; 16]));
+        }
+        let pb = pb.as_mut_ptr() as *mut f32;
+        let mut pc = 0;
+        while pc < k {
+            let kc = kc_max.min(k - pc);
+            let add = accumulate || pc > 0;
+            if packed_b {
+                pack_b(pb, b, pc, kc, 0, n);
+            }
+            let mut ir = 0;
+            while ir < m {
+                let rows = MR.min(m - ir);
+                let mut jr = 0;
+                while jr < n {
+                    let cols = NR.min(n - jr);
+                    let (bp, rsb) = match packed_b {
+                        true => (pb.add(jr * kc) as *const f32, NR as isize),
+                        false => (b.ptr.offset(pc as isize * b.rs + jr as isize), b.rs),
+                    };
+                    let p = Panels {
+                        a: a.ptr.offset(ir as isize * a.rs + pc as isize * a.cs),
+                        rsa: a.rs,
+                        csa: a.cs,
+                        b: bp,
+                        rsb,
+                    };
+                    tile::<true>(rows, cols, kc, p, c.offset(ir as isize * rsc + jr as isize), rsc, add);
+                    jr += NR;
+                }
+                ir += MR;
+            }
+            pc += kc;
+        }
+    });
+}
+
+/// The masks of the two vectors of a tile `cols` wide.
+#[inline(always)]
+fn masks(cols: usize) -> (__mmask16, __mmask16) {
+    let bits = if cols >= 32 { u32::MAX } else { (1u32 << cols) - 1 };
+    (bits as u16, (bits >> 16) as u16)
+}
+
+/// Where a micro-tile reads its operands: `a[r][d]` at `a + r·rsa + d·csa`, `b[d][j]` at
+/// `b + d·rsb + j`.
+#[derive(Clone, Copy)]
+struct Panels {
+    a: *const f32,
+    rsa: isize,
+    csa: isize,
+    b: *const f32,
+    rsb: isize,
+}
+
+/// One micro-tile: dispatches on its number of rows. `DIRECT = false`: packed panels (the
+/// strides in `p` are ignored: 1 and [`MR`] for `a`, [`NR`] for `b`, which is 64-byte aligned);
+/// `DIRECT = true`: the operands where they lie, `b`'s rows contiguous.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile<const DIRECT: bool>(rows: usize, cols: usize, kc: usize, p: Panels, c: *mut f32, rsc: isize, add: bool) {
+    let (m0, m1) = masks(cols);
+    match rows {
+        12 => micro::<12, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        11 => micro::<11, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        10 => micro::<10, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        9 => micro::<9, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        8 => micro::<8, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        7 => micro::<7, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        6 => micro::<6, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        5 => micro::<5, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        4 => micro::<4, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        3 => micro::<3, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        2 => micro::<2, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        1 => micro::<1, DIRECT>(kc, p, c, rsc, m0, m1, add),
+        _ => unreachable!("gradscope internal error: a micro-tile of {rows} rows"),
+    }
+}
+
+/// `c[..R][..cols] (+)= a[..R][..kc] · b[..kc][..cols]`, read as [`tile`] says: for each k,
+/// two vectors of `b` times `R` broadcasts of `a`, one FMA chain per entry.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn micro<const R: usize, const DIRECT: bool>(
+    kc: usize,
+    p: Panels,
+    c: *mut f32,
+    rsc: isize,
+    m0: __mmask16,
+    m1: __mmask16,
+    add: bool,
+) {
+    let (rsa, csa, rsb) = if DIRECT { (p.rsa, p.csa, p.rsb) } else { (1, MR as isize, NR as isize) };
+    if add {
+        for r in 0..R {
+            let row = c.offset(r as isize * rsc) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(row);
+            _mm_prefetch::<_MM_HINT_T0>(row.add(64));
+        }
+    }
+    let mut lo = [_mm512_setzero_ps(); R];
+    let mut hi = [_mm512_setzero_ps(); R];
+    let (mut a, mut b) = (p.a, p.b);
+    for _ in 0..kc {
+        let (b0, b1) = if DIRECT {
+            (_mm512_maskz_loadu_ps(m0, b), _mm512_maskz_loadu_ps(m1, b.add(16)))
+        } else {
+            _mm_prefetch::<_MM_HINT_T0>(b.add(PREFETCH * NR) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(b.add(PREFETCH * NR + 16) as *const i8);
+            (_mm512_load_ps(b), _mm512_load_ps(b.add(16)))
+        };
+        for r in 0..R {
+            let x = _mm512_set1_ps(*a.offset(r as isize * rsa));
+            lo[r] = _mm512_fmadd_ps(x, b0, lo[r]);
+            hi[r] = _mm512_fmadd_ps(x, b1, hi[r]);
+        }
+        a = a.offset(csa);
+        b = b.offset(rsb);
+    }
+    for r in 0..R {
+        let row = c.offset(r as isize * rsc);
+        let (mut v0, mut v1) = (lo[r], hi[r]);
+        if add {
+            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), v0);
+            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row.add(16)), v1);
+        }
+        _mm512_mask_storeu_ps(row, m0, v0);
+        _mm512_mask_storeu_ps(row.add(16), m1, v1);
+    }
+}
+
+/// Packs `a[ic..ic+mc][pc..pc+kc]` into panels of [`MR`] rows: panel p, depth d, row r at
+/// `dst[p·MR·kc + d·MR + r]`; rows past `mc` are zero.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_a(dst: *mut f32, a: Operand, ic: usize, mc: usize, pc: usize, kc: usize) {
+    let base = a.ptr.offset(ic as isize * a.rs + pc as isize * a.cs);
+    let mut p = 0;
+    while p < mc {
+        let rows = MR.min(mc - p);
+        let panel = dst.add(p * kc);
+        let src = base.offset(p as isize * a.rs);
+        if a.rs == 1 && rows == MR {
+            // Columns contiguous (a transposed view, ∂W's ∂L/∂yᵀ): MR floats per k.
+            let mask: __mmask16 = (1 << MR) - 1;
+            for d in 0..kc {
+                let v = _mm512_maskz_loadu_ps(mask, src.offset(d as isize * a.cs));
+                _mm512_mask_storeu_ps(panel.add(d * MR), mask, v);
+            }
+        } else {
+            let mut d = 0;
+            if a.cs == 1 {
+                // Rows contiguous (x, ∂L/∂y): 16 k at a time, transposed in registers.
+                while d + 16 <= kc {
+                    transpose16(src.add(d), a.rs, rows, panel.add(d * MR), MR, (1 << MR) - 1);
+                    d += 16;
+                }
+            }
+            for r in 0..MR {
+                let row = src.offset(r as isize * a.rs);
+                for dd in d..kc {
+                    *panel.add(dd * MR + r) = if r < rows { *row.offset(dd as isize * a.cs) } else { 0.0 };
+                }
+            }
+        }
+        p += MR;
+    }
+}
+
+/// Packs `b[pc..pc+kc][jc..jc+nc]` into panels of [`NR`] columns: panel p, depth d, column j at
+/// `dst[p·NR·kc + d·NR + j]`; columns past `nc` are zero.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_b(dst: *mut f32, b: Operand, pc: usize, kc: usize, jc: usize, nc: usize) {
+    let base = b.ptr.offset(pc as isize * b.rs + jc as isize * b.cs);
+    let mut p = 0;
+    while p < nc {
+        let cols = NR.min(nc - p);
+        let panel = dst.add(p * kc);
+        let src = base.offset(p as isize * b.cs);
+        if b.cs == 1 {
+            // Rows contiguous (W, x): a masked copy of each row's run.
+            let (m0, m1) = masks(cols);
+            for d in 0..kc {
+                let row = src.offset(d as isize * b.rs);
+                let out = panel.add(d * NR);
+                _mm512_store_ps(out, _mm512_maskz_loadu_ps(m0, row));
+                _mm512_store_ps(out.add(16), _mm512_maskz_loadu_ps(m1, row.add(16)));
+            }
+        } else if b.rs == 1 {
+            // Columns contiguous (Wᵀ): 16 × 16 blocks transposed in registers.
+            let mut d = 0;
+            while d + 16 <= kc {
+                for half in 0..2 {
+                    let j0 = half * 16;
+                    let n_here = cols.saturating_sub(j0).min(16);
+                    let out = panel.add(d * NR + j0);
+                    if n_here == 16 {
+                        transpose16(src.offset(j0 as isize * b.cs + d as isize), b.cs, 16, out, NR, u16::MAX);
+                    } else {
+                        for dd in 0..16 {
+                            for j in 0..16 {
+                                *out.add(dd * NR + j) = if j < n_here {
+                                    *src.offset((j0 + j) as isize * b.cs + (d + dd) as isize)
+                                } else {
+                                    0.0
+                                };
+                            }
+                        }
+                    }
+                }
+                d += 16;
+            }
+            for dd in d..kc {
+                for j in 0..NR {
+                    *panel.add(dd * NR + j) = if j < cols { *src.offset(j as isize * b.cs + dd as isize) } else { 0.0 };
+                }
+            }
+        } else {
+            for d in 0..kc {
+                for j in 0..NR {
+                    *panel.add(d * NR + j) =
+                        if j < cols { *src.offset(d as isize * b.rs + j as isize * b.cs) } else { 0.0 };
+                }
+            }
+        }
+        p += NR;
+    }
+}
+
+/// Writes the transpose of the 16 × 16 block at `src` (rows `ld` apart, each 16 contiguous
+/// floats; rows from `rows` on read as zeros) to `dst` (rows `ldd` apart, lanes outside `mask`
+/// left alone): `dst[i][j] = src[j][i]`.
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(src: *const f32, ld: isize, rows: usize, dst: *mut f32, ldd: usize, mask: __mmask16) {
+    let mut r = [_mm512_setzero_ps(); 16];
+    for (i, v) in r.iter_mut().enumerate().take(rows) {
+        *v = _mm512_loadu_ps(src.offset(i as isize * ld));
+    }
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    let pd = |x: __m512| _mm512_castps_pd(x);
+    let ps = |x: __m512d| _mm512_castpd_ps(x);
+    for q in 0..4 {
+        let (a0, a1, a2, a3) = (t[4 * q], t[4 * q + 1], t[4 * q + 2], t[4 * q + 3]);
+        r[4 * q] = ps(_mm512_unpacklo_pd(pd(a0), pd(a2)));
+        r[4 * q + 1] = ps(_mm512_unpackhi_pd(pd(a0), pd(a2)));
+        r[4 * q + 2] = ps(_mm512_unpacklo_pd(pd(a1), pd(a3)));
+        r[4 * q + 3] = ps(_mm512_unpackhi_pd(pd(a1), pd(a3)));
+    }
+    for h in 0..2 {
+        let o = 8 * h;
+        for i in 0..4 {
+            t[o + i] = _mm512_shuffle_f32x4::<0x88>(r[o + i], r[o + 4 + i]);
+            t[o + 4 + i] = _mm512_shuffle_f32x4::<0xdd>(r[o + i], r[o + 4 + i]);
+        }
+    }
+    for i in 0..8 {
+        r[i] = _mm512_shuffle_f32x4::<0x88>(t[i], t[8 + i]);
+        r[8 + i] = _mm512_shuffle_f32x4::<0xdd>(t[i], t[8 + i]);
+    }
+    for (i, v) in r.iter().enumerate() {
+        _mm512_mask_storeu_ps(dst.add(i * ldd), mask, *v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(m: usize, n: usize, k: usize, a: &[f32], b: &[f32]) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|d| a[i * k + d] as f64 * b[d * n + j] as f64).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn transpose16_transposes() {
+        if !available() {
+            return;
+        }
+        let src: Vec<f32> = (0..16 * 20).map(|i| i as f32).collect();
+        let mut dst = vec![0.0f32; 16 * 18];
+        unsafe { transpose16(src.as_ptr(), 20, 16, dst.as_mut_ptr(), 18, u16::MAX) };
+        for i in 0..16 {
+            for j in 0..16 {
+                assert_eq!(dst[i * 18 + j], src[j * 20 + i], "({i}, {j})");
+            }
+        }
+    }
+
+    #[test]
+    fn products_of_every_layout_and_edge_match_f64() {
+        if !available() {
+            return;
+        }
+        for &(m, n, k) in
+            &[(1, 1, 1), (12, 32, 16), (13, 33, 17), (64, 32, 32), (100, 70, 300), (25, 530, 257), (1030, 40, 9)]
+        {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.1).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.1).collect();
+            let at: Vec<f32> = (0..m * k).map(|i| a[(i % m) * k + i / m]).collect(); // column-major a
+            let bt: Vec<f32> = (0..k * n).map(|i| b[(i % k) * n + i / k]).collect(); // column-major b
+            let want = reference(m, n, k, &a, &b);
+            let tol = 1e-4 * k as f64;
+            for (a_op, b_op) in [
+                (
+                    Operand { ptr: a.as_ptr(), rs: k as isize, cs: 1 },
+                    Operand { ptr: b.as_ptr(), rs: n as isize, cs: 1 },
+                ),
+                (
+                    Operand { ptr: at.as_ptr(), rs: 1, cs: m as isize },
+                    Operand { ptr: bt.as_ptr(), rs: 1, cs: k as isize },
+                ),
+            ] {
+                for accumulate in [false, true] {
+                    let mut c = vec![1.0f32; m * (n + 3)];
+                    unsafe { gemm(m, n, k, a_op, b_op, c.as_mut_ptr(), (n + 3) as isize, accumulate) };
+                    for i in 0..m {
+                        for j in 0..n + 3 {
+                            let got = c[i * (n + 3) + j] as f64;
+                            let w = if j >= n { 1.0 } else { want[i * n + j] + if accumulate { 1.0 } else { 0.0 } };
+                            assert!((got - w).abs() <= tol, "{m}×{n}×{k} ({i}, {j}): {got} vs {w}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
