@@ -74,7 +74,7 @@ pub fn all_finite_split<F: Scalar>(v: &[F]) -> bool {
     match crate::nn::simd::split_point(v.len(), crate::nn::simd::LINE) {
         Some(mid) => {
             let (a, b) = v.split_at(mid);
-            let (fa, fb) = rayon::join(|| all_finite(a), || all_finite(b));
+            let (fa, fb) = crate::nn::par::join(|| all_finite(a), || all_finite(b));
             fa && fb
         }
         None => all_finite(v),

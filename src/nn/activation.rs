@@ -281,7 +281,7 @@ impl Activation {
             match simd::split_point(z.len(), CHUNK) {
                 Some(mid) => {
                     let ((z1, z2), (h1, h2), (d1, d2)) = (z.split_at(mid), h.split_at_mut(mid), d.split_at_mut(mid));
-                    rayon::join(|| self.chunked(z1, h1, d1), || self.chunked(z2, h2, d2));
+                    crate::nn::par::join(|| self.chunked(z1, h1, d1), || self.chunked(z2, h2, d2));
                 }
                 None => self.chunked(z, h, d),
             }
@@ -339,7 +339,7 @@ impl Activation {
                     simd::mul_add_rows(out, &gh[cols.clone()], &d[cols], acc);
                 }
             };
-            rayon::join(|| half(z1, b1, 0), || half(z2, b2, cut));
+            crate::nn::par::join(|| half(z1, b1, 0), || half(z2, b2, cut));
             return;
         }
         if let (Some(d), Some(gh), Some(gz)) = (dphi.as_slice(), grad_h.as_slice(), grad_z.as_slice_mut()) {

@@ -10,6 +10,7 @@ pub mod linear;
 pub mod loss;
 pub mod mlp;
 pub mod norm;
+pub mod par;
 pub mod recurrent;
 pub mod scalar;
 #[cfg(target_arch = "x86_64")]

@@ -38,11 +38,11 @@ impl Threads {
 }
 
 /// `c (+)= a·b` on `parts` threads: the larger output dimension is cut in two, recursively,
-/// and the halves run under `rayon::join`, each a sequential faer product.
+/// and the halves run under [`crate::nn::par::join`], each a sequential product.
 ///
 /// We split ourselves rather than let faer parallelise because faer's parallel path allocates
 /// on every call (hundreds of allocations a step, measured by `tests/alloc.rs`), while
-/// `rayon::join` keeps its jobs on the stack; the cut depends only on the shapes and the thread
+/// `crate::nn::par::join` (like `rayon::join`) keeps its jobs on the stack; the cut depends only on the shapes and the thread
 /// count, so results are reproducible for a given count.
 fn split_gemm<F: Scalar>(
     mut c: ArrayViewMut2<F>,
@@ -61,12 +61,18 @@ fn split_gemm<F: Scalar>(
         let mid = n * left / parts;
         let (c1, c2) = c.view_mut().split_at(ndarray::Axis(1), mid);
         let (b1, b2) = b.split_at(ndarray::Axis(1), mid);
-        rayon::join(|| split_gemm(c1, a, b1, accumulate, left, seq), || split_gemm(c2, a, b2, accumulate, right, seq));
+        crate::nn::par::join(
+            || split_gemm(c1, a, b1, accumulate, left, seq),
+            || split_gemm(c2, a, b2, accumulate, right, seq),
+        );
     } else {
         let mid = m * left / parts;
         let (c1, c2) = c.view_mut().split_at(ndarray::Axis(0), mid);
         let (a1, a2) = a.split_at(ndarray::Axis(0), mid);
-        rayon::join(|| split_gemm(c1, a1, b, accumulate, left, seq), || split_gemm(c2, a2, b, accumulate, right, seq));
+        crate::nn::par::join(
+            || split_gemm(c1, a1, b, accumulate, left, seq),
+            || split_gemm(c2, a2, b, accumulate, right, seq),
+        );
     }
 }
 

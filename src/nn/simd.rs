@@ -82,7 +82,7 @@ pub fn sgd<F: Scalar>(param: &mut [F], grad: &[F], lr: F) {
 }
 
 /// Entries from which an elementwise pass is cut in two halves that run on two threads (when
-/// the current rayon pool has more than one): below it a `rayon::join` costs more than half the
+/// the current rayon pool has more than one): below it a join costs more than half the
 /// pass. Elementwise, the halves compute the bits of the whole pass.
 pub const SPLIT_MIN_LEN: usize = 1 << 16;
 
@@ -100,7 +100,7 @@ pub fn sgd_split<F: Scalar>(param: &mut [F], grad: &[F], lr: F) {
     match split_point(param.len(), LINE) {
         Some(mid) => {
             let ((p1, p2), (g1, g2)) = (param.split_at_mut(mid), grad.split_at(mid));
-            rayon::join(|| sgd(p1, g1, lr), || sgd(p2, g2, lr));
+            crate::nn::par::join(|| sgd(p1, g1, lr), || sgd(p2, g2, lr));
         }
         None => sgd(param, grad, lr),
     }

@@ -278,7 +278,7 @@ fn forward_rows<F: Scalar>(cell: Cell, h: usize, w_hh: ArrayView2<F>, s: Forward
     }
     let (left, mid) = (parts / 2, rows * (parts / 2) / parts);
     let (s1, s2) = s.split(rows, mid);
-    rayon::join(
+    crate::nn::par::join(
         || forward_rows(cell, h, w_hh, s1, mid, left),
         || forward_rows(cell, h, w_hh, s2, rows - mid, parts - left),
     );
@@ -389,7 +389,7 @@ fn backward_rows<F: Scalar>(
     }
     let (left, mid) = (parts / 2, rows * (parts / 2) / parts);
     let (s1, s2) = s.split(rows, mid);
-    let (a, b) = rayon::join(
+    let (a, b) = crate::nn::par::join(
         || backward_rows(cell, h, w_hh, s1, (mid, left), cut_here, norm),
         || backward_rows(cell, h, w_hh, s2, (rows - mid, parts - left), cut_here, norm),
     );
