@@ -42,8 +42,8 @@ impl Threads {
 ///
 /// We split ourselves rather than let faer parallelise because faer's parallel path allocates
 /// on every call (hundreds of allocations a step, measured by `tests/alloc.rs`), while
-/// `crate::nn::par::join` (like `rayon::join`) keeps its jobs on the stack; the cut depends only on the shapes and the thread
-/// count, so results are reproducible for a given count.
+/// `par::join` (like `rayon::join`) keeps its jobs on the stack; the cut depends only on the
+/// shapes and the thread count, so results are reproducible for a given count.
 fn split_gemm<F: Scalar>(
     mut c: ArrayViewMut2<F>,
     a: ArrayView2<F>,
