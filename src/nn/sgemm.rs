@@ -127,15 +127,8 @@ pub unsafe fn gemm_blocked(
         // Rows of `a` per block: at most MC, as even as whole panels allow (no thin last block
         // for which all of `b` would be packed again).
         let mc_max = m.div_ceil(m.div_ceil(mc_limit)).next_multiple_of(MR);
-        let a_len = (mc_max.min(m.next_multiple_of(MR)) * kc_max.min(k)).div_ceil(16);
-        let b_len = (nc_max.min(n).div_ceil(NR) * NR * kc_max.min(k)).div_ceil(16);
-        if pa.len() < a_len {
-            pa.resize(a_len, Line([0.0; 16]));
-        }
-        if pb.len() < b_len {
-            pb.resize(b_len, Line([0.0; 16]));
-        }
-        let (pa, pb) = (pa.as_mut_ptr() as *mut f32, pb.as_mut_ptr() as *mut f32);
+        let a_len = mc_max.min(m.next_multiple_of(MR)) * kc_max.min(k);
+        let (pa, pb) = (grow(pa, a_len), grow(pb, nc_max.min(n).next_multiple_of(NR) * kc_max.min(k)));
         let mut pc = 0;
         while pc < k {
             let kc = kc_max.min(k - pc);
@@ -148,21 +141,17 @@ pub unsafe fn gemm_blocked(
                 while jc < n {
                     let nc = nc_max.min(n - jc);
                     pack_b(pb, b, pc, kc, jc, nc);
-                    let mut ir = 0;
-                    while ir < mc {
-                        let rows = MR.min(mc - ir);
-                        let ap = pa.add(ir * kc);
-                        let mut jr = 0;
-                        while jr < nc {
-                            let cols = NR.min(nc - jr);
-                            let bp = pb.add(jr * kc);
-                            let ct = c.offset((ic + ir) as isize * rsc + (jc + jr) as isize);
-                            let p = Panels { a: ap, rsa: 1, csa: MR as isize, b: bp, rsb: NR as isize };
-                            tile::<false>(rows, cols, kc, p, ct, rsc, add);
-                            jr += NR;
-                        }
-                        ir += MR;
-                    }
+                    let ct = c.offset(ic as isize * rsc + jc as isize);
+                    tiles::<false>(
+                        mc,
+                        nc,
+                        kc,
+                        |ir| (pa.add(ir * kc) as *const f32, 1, MR as isize),
+                        |jr| (pb.add(jr * kc) as *const f32, NR as isize),
+                        ct,
+                        rsc,
+                        add,
+                    );
                     jc += nc;
                 }
                 ic += mc;
@@ -189,43 +178,67 @@ unsafe fn gemm_direct(
 ) {
     let packed_b = b.cs != 1 && n > 1;
     PACKED.with_borrow_mut(|(_, pb)| {
-        let b_len = (n.div_ceil(NR) * NR * kc_max.min(k)).div_ceil(16);
-        if packed_b && pb.len() < b_len {
-            pb.resize(b_len, Line([0.0; 16]));
-        }
-        let pb = pb.as_mut_ptr() as *mut f32;
+        let pb = if packed_b { grow(pb, n.next_multiple_of(NR) * kc_max.min(k)) } else { pb.as_mut_ptr() as *mut f32 };
         let mut pc = 0;
         while pc < k {
             let kc = kc_max.min(k - pc);
-            let add = accumulate || pc > 0;
             if packed_b {
                 pack_b(pb, b, pc, kc, 0, n);
             }
-            let mut ir = 0;
-            while ir < m {
-                let rows = MR.min(m - ir);
-                let mut jr = 0;
-                while jr < n {
-                    let cols = NR.min(n - jr);
-                    let (bp, rsb) = match packed_b {
-                        true => (pb.add(jr * kc) as *const f32, NR as isize),
-                        false => (b.ptr.offset(pc as isize * b.rs + jr as isize), b.rs),
-                    };
-                    let p = Panels {
-                        a: a.ptr.offset(ir as isize * a.rs + pc as isize * a.cs),
-                        rsa: a.rs,
-                        csa: a.cs,
-                        b: bp,
-                        rsb,
-                    };
-                    tile::<true>(rows, cols, kc, p, c.offset(ir as isize * rsc + jr as isize), rsc, add);
-                    jr += NR;
-                }
-                ir += MR;
-            }
+            tiles::<true>(
+                m,
+                n,
+                kc,
+                |ir| (a.ptr.offset(ir as isize * a.rs + pc as isize * a.cs), a.rs, a.cs),
+                |jr| match packed_b {
+                    true => (pb.add(jr * kc) as *const f32, NR as isize),
+                    false => (b.ptr.offset(pc as isize * b.rs + jr as isize), b.rs),
+                },
+                c,
+                rsc,
+                accumulate || pc > 0,
+            );
             pc += kc;
         }
     });
+}
+
+/// Grows `buf` (never shrinks it) to hold at least `floats` floats; its start, 64-byte aligned.
+fn grow(buf: &mut Vec<Line>, floats: usize) -> *mut f32 {
+    let lines = floats.div_ceil(16);
+    if buf.len() < lines {
+        buf.resize(lines, Line([0.0; 16]));
+    }
+    buf.as_mut_ptr() as *mut f32
+}
+
+/// The micro-tiles of one `kc`-deep block of `c[..m][..n]` (rows `rsc` apart), row panel by row
+/// panel: `a_at(ir)` gives the `a` panel of rows `ir..` (pointer, row and column strides),
+/// `b_at(jr)` the `b` panel of columns `jr..` (pointer, row stride); see [`tile`] for `DIRECT`.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tiles<const DIRECT: bool>(
+    m: usize,
+    n: usize,
+    kc: usize,
+    a_at: impl Fn(usize) -> (*const f32, isize, isize),
+    b_at: impl Fn(usize) -> (*const f32, isize),
+    c: *mut f32,
+    rsc: isize,
+    add: bool,
+) {
+    let mut ir = 0;
+    while ir < m {
+        let (a, rsa, csa) = a_at(ir);
+        let mut jr = 0;
+        while jr < n {
+            let (b, rsb) = b_at(jr);
+            let p = Panels { a, rsa, csa, b, rsb };
+            tile::<DIRECT>(MR.min(m - ir), NR.min(n - jr), kc, p, c.offset(ir as isize * rsc + jr as isize), rsc, add);
+            jr += NR;
+        }
+        ir += MR;
+    }
 }
 
 /// The masks of the two vectors of a tile `cols` wide.
