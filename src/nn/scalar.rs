@@ -191,10 +191,53 @@ fn clear_upper_simd_state() {
 
 /// `c (+)= a·b` by our own AVX-512 product ([`crate::nn::sgemm`]) where the CPU has it and `c`
 /// has contiguous rows or columns; false leaves the product to faer.
-fn own_f32(mut c: ArrayViewMut2<f32>, a: ArrayView2<f32>, b: ArrayView2<f32>, accumulate: bool) -> bool {
+fn own_f32(c: ArrayViewMut2<f32>, a: ArrayView2<f32>, b: ArrayView2<f32>, accumulate: bool) -> bool {
+    own_f32_on(c, a, b, accumulate, 1)
+}
+
+/// [`own_f32`] on `threads` threads: a large product ([`crate::nn::sgemm::SHARED_MIN`]) by
+/// [`crate::nn::sgemm::gemm_shared`]; false (for [`split_gemm`]) for one thread or a smaller one.
+fn own_f32_shared(
+    c: ArrayViewMut2<f32>,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    accumulate: bool,
+    threads: usize,
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        use crate::nn::sgemm::{Operand, available, gemm};
+        use crate::nn::sgemm::{MR, NR, SHARED_MAX_FLOATS, SHARED_MIN};
+        let ((m, k), n) = (a.dim(), b.ncols());
+        let side = m.next_multiple_of(MR).min(n.next_multiple_of(NR));
+        if threads >= 2 && m * n * k >= SHARED_MIN && side * k <= SHARED_MAX_FLOATS {
+            return own_f32_on(c, a, b, accumulate, threads);
+        }
+    }
+    let _ = (c, a, b, accumulate, threads);
+    false
+}
+
+/// [`own_f32`] by [`crate::nn::sgemm::gemm`] (`threads = 1`) or
+/// [`crate::nn::sgemm::gemm_shared`].
+fn own_f32_on(
+    mut c: ArrayViewMut2<f32>,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    accumulate: bool,
+    threads: usize,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::nn::sgemm::{Operand, available, gemm, gemm_shared};
+        // SAFETY (of both calls below): AVX-512F is there (checked); the views are valid for
+        // their shapes and strides, `c` is borrowed mutably so it overlaps neither operand,
+        // m, n, k > 0 (checked by the callers), and `own_f32_shared` checked the shared size.
+        let gemm = |m, n, k, a, b, c, rsc, accumulate| unsafe {
+            match threads {
+                1 => gemm(m, n, k, a, b, c, rsc, accumulate),
+                _ => gemm_shared(m, n, k, a, b, c, rsc, accumulate, threads),
+            }
+        };
         if !available() {
             return false;
         }
@@ -205,26 +248,23 @@ fn own_f32(mut c: ArrayViewMut2<f32>, a: ArrayView2<f32>, b: ArrayView2<f32>, ac
         let b_op = Operand { ptr: b.as_ptr(), rs: sb[0], cs: sb[1] };
         let (rows_ok, cols_ok) = (sc[1] == 1 || n == 1, sc[0] == 1 || m == 1);
         if rows_ok && (!cols_ok || n >= m) {
-            // SAFETY: AVX-512F is there (checked); the views are valid for their shapes and
-            // strides, `c` is borrowed mutably so it overlaps neither operand, and m, n, k > 0
-            // (checked by the caller).
-            unsafe { gemm(m, n, k, a_op, b_op, c.as_mut_ptr(), sc[0], accumulate) };
+            gemm(m, n, k, a_op, b_op, c.as_mut_ptr(), sc[0], accumulate);
             return true;
         }
         if cols_ok {
-            // cᵀ = bᵀ·aᵀ, whose rows are c's contiguous columns. SAFETY: as above.
+            // cᵀ = bᵀ·aᵀ, whose rows are c's contiguous columns.
             let (at, bt) =
                 (Operand { ptr: a_op.ptr, rs: sa[1], cs: sa[0] }, Operand { ptr: b_op.ptr, rs: sb[1], cs: sb[0] });
-            unsafe { gemm(n, m, k, bt, at, c.as_mut_ptr(), sc[1], accumulate) };
+            gemm(n, m, k, bt, at, c.as_mut_ptr(), sc[1], accumulate);
             return true;
         }
     }
-    let _ = (c, a, b, accumulate);
+    let _ = (c, a, b, accumulate, threads);
     false
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $erf:path, $fast:expr, $faer:ident, $padded:ident, $own:expr) => {
+    ($t:ty, $name:literal, $erf:path, $fast:expr, $faer:ident, $padded:ident, $own:expr, $shared:expr) => {
         /// `c (+)= a·b` by faer on the calling thread, for shapes already checked (m, n, k > 0).
         fn $faer(mut c: ArrayViewMut2<$t>, a: ArrayView2<$t>, b: ArrayView2<$t>, accumulate: bool) {
             let (m, k) = a.dim();
@@ -269,7 +309,7 @@ macro_rules! impl_scalar {
             }
 
             fn gemm(
-                c: ArrayViewMut2<Self>,
+                mut c: ArrayViewMut2<Self>,
                 a: ArrayView2<Self>,
                 b: ArrayView2<Self>,
                 accumulate: bool,
@@ -282,7 +322,11 @@ macro_rules! impl_scalar {
                     b.dim(),
                     c.dim()
                 );
-                split_gemm(c, a, b, accumulate, threads.count(), Self::gemm_seq);
+                let shared: fn(ArrayViewMut2<$t>, ArrayView2<$t>, ArrayView2<$t>, bool, usize) -> bool = $shared;
+                let nonempty = c.len() > 0 && a.ncols() > 0;
+                if !(nonempty && shared(c.view_mut(), a, b, accumulate, threads.count())) {
+                    split_gemm(c, a, b, accumulate, threads.count(), Self::gemm_seq);
+                }
             }
 
             fn gemm_seq(mut c: ArrayViewMut2<Self>, a: ArrayView2<Self>, b: ArrayView2<Self>, accumulate: bool) {
@@ -334,8 +378,17 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(f32, "f32", libm::erff, crate::nn::fastmath::forward, faer_f32, faer_padded_f32, own_f32);
-impl_scalar!(f64, "f64", libm::erf, |_, _: &[f64], _: &mut [f64]| false, faer_f64, faer_padded_f64, |_, _, _, _| false);
+impl_scalar!(f32, "f32", libm::erff, crate::nn::fastmath::forward, faer_f32, faer_padded_f32, own_f32, own_f32_shared);
+impl_scalar!(
+    f64,
+    "f64",
+    libm::erf,
+    |_, _: &[f64], _: &mut [f64]| false,
+    faer_f64,
+    faer_padded_f64,
+    |_, _, _, _| false,
+    |_, _, _, _, _| false
+);
 
 #[cfg(test)]
 mod tests {
@@ -361,7 +414,9 @@ mod tests {
     #[test]
     fn splitting_a_product_changes_no_bit() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        for (batch, fan_in, fan_out) in [(128, 128, 128), (256, 96, 200)] {
+        // the last shape is large enough for the shared, balanced product (sgemm::gemm_shared)
+        // where the CPU has AVX-512: pieces along the columns (y, ∂x) and along the rows (∂W)
+        for (batch, fan_in, fan_out) in [(128, 128, 128), (256, 96, 200), (256, 520, 530)] {
             assert!(batch * fan_in * fan_out >= PARALLEL_MIN_FLOPS, "the test shapes must be split");
             let f = |r: usize, c: usize, s: f32| ((r * 31 + c * 7) as f32 * s).sin();
             let x = Array2::from_shape_fn((batch, fan_in), |(r, c)| f(r, c, 0.013));

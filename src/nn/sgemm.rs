@@ -203,6 +203,172 @@ unsafe fn gemm_direct(
     });
 }
 
+/// Products of at least this many multiply-adds, on two or more threads, go to
+/// [`gemm_shared`] (`wide`'s are 2²⁹–2³⁰; `slide`'s and `deep`'s, ≤ 2²⁵, keep the static halves).
+pub const SHARED_MIN: usize = 1 << 26;
+/// The most floats [`gemm_shared`] packs into the buffer all threads read (32 MiB).
+pub const SHARED_MAX_FLOATS: usize = 1 << 23;
+/// Columns of `c` per piece handed out by [`gemm_shared`] (8 panels of `b`).
+const PIECE_COLS: usize = 8 * NR;
+/// Rows of `c` per piece when the pieces are cut along the rows (20 panels of `a`).
+const PIECE_ROWS: usize = 20 * MR;
+
+thread_local! {
+    /// The packed operand a [`gemm_shared`] caller shares with its helpers.
+    static SHARED: RefCell<Vec<Line>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A raw pointer that the threads of one [`gemm_shared`] pass among themselves.
+#[derive(Clone, Copy)]
+struct Ptr(*mut f32);
+// SAFETY: each thread writes disjoint panels of the buffer (phase 1) or disjoint pieces of `c`
+// (phase 2), and reads the shared buffer only after the join that ends phase 1.
+unsafe impl Send for Ptr {}
+unsafe impl Sync for Ptr {}
+
+impl Ptr {
+    /// The pointer (a method, so that closures capture the whole `Ptr`, not its raw field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+// SAFETY: the operands are only read, while the caller of `gemm_shared` keeps them borrowed.
+unsafe impl Send for Operand {}
+unsafe impl Sync for Operand {}
+
+/// Runs `work` on `threads` threads of the current pool at once (nested [`crate::nn::par::join`]s).
+fn on_threads(threads: usize, work: &(dyn Fn() + Sync)) {
+    if threads <= 1 {
+        return work();
+    }
+    let left = threads / 2;
+    crate::nn::par::join(|| on_threads(left, work), || on_threads(threads - left, work));
+}
+
+/// [`gemm`] on `threads` threads, balanced as they go: the smaller side's operand (`a` when
+/// `n ≥ m`, else `b`) is packed once, whole, by all threads into one buffer; then the output is
+/// cut along the other side into pieces of [`PIECE_COLS`] columns (or [`PIECE_ROWS`] rows) that
+/// each thread takes in turn, packing its piece of the other operand itself. A thread slowed by
+/// the machine takes fewer pieces, and nothing is packed twice. Each entry is the same chain of
+/// FMAs as in [`gemm`] (same `KC` blocks, added to `c` in the same order), so the bits are
+/// [`gemm`]'s whatever the thread count and whichever thread took which piece.
+///
+/// The shared buffer holds `min(m, n)` (rounded up to whole panels) times `k` floats on the
+/// calling thread, grown once and kept; callers bound it by [`SHARED_MAX_FLOATS`].
+///
+/// # Safety
+/// As [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_shared(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    c: *mut f32,
+    rsc: isize,
+    accumulate: bool,
+    threads: usize,
+) {
+    let by_cols = n >= m;
+    // the shared side, rounded up to whole panels, and each KC block's share of the buffer
+    let side = if by_cols { m.next_multiple_of(MR) } else { n.next_multiple_of(NR) };
+    let (other, piece) = if by_cols { (n, PIECE_COLS) } else { (m, PIECE_ROWS) };
+    // A rayon thread waiting in a join may run another product meanwhile, which then finds this
+    // thread's buffer in use: it packs into one of its own (not in a training step: there the
+    // joins of two threads go through the helper, which runs nothing else).
+    let mut spare = Vec::new();
+    SHARED.with(|cell| {
+        let mut held = cell.try_borrow_mut();
+        let buf = match held.as_deref_mut() {
+            Ok(buf) => buf,
+            Err(_) => &mut spare,
+        };
+        let shared = Ptr(grow(buf, side * k));
+        // phase 1: the shared operand, in pieces of 16 panels per KC block, taken in turn
+        let group = 16 * if by_cols { MR } else { NR };
+        let per_block = side.div_ceil(group);
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        on_threads(threads, &|| {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (pc, g) = ((i / per_block) * KC, (i % per_block) * group);
+                if pc >= k {
+                    break;
+                }
+                let (kc, len) = (KC.min(k - pc), group.min(if by_cols { m } else { n } - g));
+                let dst = shared.get().add(pc * side + g * kc);
+                // SAFETY: AVX-512F as the caller promises; the panels written are this piece's.
+                match by_cols {
+                    true => pack_a(dst, a, g, len, pc, kc),
+                    false => pack_b(dst, b, pc, kc, g, len),
+                }
+            }
+        });
+        // phase 2: pieces of the output along the other side, taken in turn
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let product = Shared { m, n, k, a, b, c: Ptr(c), rsc, accumulate, by_cols, packed: shared, side };
+        on_threads(threads, &|| {
+            loop {
+                let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * piece;
+                if at >= other {
+                    break;
+                }
+                // SAFETY: as above; the piece of `c` written is this thread's alone.
+                shared_piece(product, at, piece.min(other - at));
+            }
+        });
+    });
+}
+
+/// One product of [`gemm_shared`], as its threads see it.
+#[derive(Clone, Copy)]
+struct Shared {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    c: Ptr,
+    rsc: isize,
+    accumulate: bool,
+    /// Pieces along the columns (the shared operand is `a`), or along the rows (it is `b`).
+    by_cols: bool,
+    /// The shared operand, packed: its KC block at `pc` starts at `pc · side`.
+    packed: Ptr,
+    side: usize,
+}
+
+/// One piece of a [`gemm_shared`] product: columns `at..at + len` of `c` (`by_cols`; rows
+/// otherwise), every KC block, the other operand's piece packed into this thread's buffer.
+#[target_feature(enable = "avx512f")]
+unsafe fn shared_piece(p: Shared, at: usize, len: usize) {
+    PACKED.with_borrow_mut(|(pa, pb)| {
+        let own = match p.by_cols {
+            true => grow(pb, len.next_multiple_of(NR) * KC.min(p.k)),
+            false => grow(pa, len.next_multiple_of(MR) * KC.min(p.k)),
+        };
+        let mut pc = 0;
+        while pc < p.k {
+            let kc = KC.min(p.k - pc);
+            let block = p.packed.get().add(pc * p.side) as *const f32;
+            let add = p.accumulate || pc > 0;
+            let own_panel = |at: usize| own.add(at * kc) as *const f32;
+            let block_panel = |at: usize| block.add(at * kc);
+            if p.by_cols {
+                pack_b(own, p.b, pc, kc, at, len);
+                let (a_at, b_at) = (|ir| (block_panel(ir), 1, MR as isize), |jr| (own_panel(jr), NR as isize));
+                tiles::<false>(p.m, len, kc, a_at, b_at, p.c.get().add(at), p.rsc, add);
+            } else {
+                pack_a(own, p.a, at, len, pc, kc);
+                let (a_at, b_at) = (|ir| (own_panel(ir), 1, MR as isize), |jr| (block_panel(jr), NR as isize));
+                tiles::<false>(len, p.n, kc, a_at, b_at, p.c.get().offset(at as isize * p.rsc), p.rsc, add);
+            }
+            pc += kc;
+        }
+    });
+}
+
 /// Grows `buf` (never shrinks it) to hold at least `floats` floats; its start, 64-byte aligned.
 fn grow(buf: &mut Vec<Line>, floats: usize) -> *mut f32 {
     let lines = floats.div_ceil(16);
@@ -340,32 +506,44 @@ unsafe fn micro<const R: usize, const DIRECT: bool>(
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_a(dst: *mut f32, a: Operand, ic: usize, mc: usize, pc: usize, kc: usize) {
     let base = a.ptr.offset(ic as isize * a.rs + pc as isize * a.cs);
+    if a.rs == 1 {
+        // Columns contiguous (a transposed view, ∂W's ∂L/∂yᵀ): MR floats per k and panel, depth
+        // outermost so that each column (a row of ∂L/∂y) is read once, from start to end.
+        let store: __mmask16 = (1 << MR) - 1;
+        for d in 0..kc {
+            let col = base.offset(d as isize * a.cs);
+            let mut p = 0;
+            while p < mc {
+                let load: __mmask16 = (1 << MR.min(mc - p)) - 1;
+                _mm512_mask_storeu_ps(dst.add(p * kc + d * MR), store, _mm512_maskz_loadu_ps(load, col.add(p)));
+                p += MR;
+            }
+        }
+        return;
+    }
     let mut p = 0;
     while p < mc {
         let rows = MR.min(mc - p);
         let panel = dst.add(p * kc);
         let src = base.offset(p as isize * a.rs);
-        if a.rs == 1 && rows == MR {
-            // Columns contiguous (a transposed view, ∂W's ∂L/∂yᵀ): MR floats per k.
-            let mask: __mmask16 = (1 << MR) - 1;
-            for d in 0..kc {
-                let v = _mm512_maskz_loadu_ps(mask, src.offset(d as isize * a.cs));
-                _mm512_mask_storeu_ps(panel.add(d * MR), mask, v);
-            }
-        } else {
-            let mut d = 0;
-            if a.cs == 1 {
-                // Rows contiguous (x, ∂L/∂y): 16 k at a time, transposed in registers.
-                while d + 16 <= kc {
-                    transpose16(src.add(d), a.rs, rows, panel.add(d * MR), MR, (1 << MR) - 1);
-                    d += 16;
+        let mut d = 0;
+        if a.cs == 1 {
+            // Rows contiguous (x, ∂L/∂y): 16 k at a time, transposed in registers, with the next
+            // panel's rows at the same depth on their way in meanwhile.
+            let next = src.wrapping_offset(MR as isize * a.rs);
+            let ahead = MR.min(mc.saturating_sub(p + MR));
+            while d + 16 <= kc {
+                for r in 0..ahead {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_offset(r as isize * a.rs + d as isize) as *const i8);
                 }
+                transpose16(src.add(d), a.rs, rows, panel.add(d * MR), MR, (1 << MR) - 1);
+                d += 16;
             }
-            for r in 0..MR {
-                let row = src.offset(r as isize * a.rs);
-                for dd in d..kc {
-                    *panel.add(dd * MR + r) = if r < rows { *row.offset(dd as isize * a.cs) } else { 0.0 };
-                }
+        }
+        for r in 0..MR {
+            let row = src.offset(r as isize * a.rs);
+            for dd in d..kc {
+                *panel.add(dd * MR + r) = if r < rows { *row.offset(dd as isize * a.cs) } else { 0.0 };
             }
         }
         p += MR;
@@ -377,24 +555,37 @@ unsafe fn pack_a(dst: *mut f32, a: Operand, ic: usize, mc: usize, pc: usize, kc:
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_b(dst: *mut f32, b: Operand, pc: usize, kc: usize, jc: usize, nc: usize) {
     let base = b.ptr.offset(pc as isize * b.rs + jc as isize * b.cs);
+    if b.cs == 1 {
+        // Rows contiguous (W, x): a masked copy of each row's run into the panels, depth
+        // outermost so that each row is read once, from start to end.
+        for d in 0..kc {
+            let row = base.offset(d as isize * b.rs);
+            let mut p = 0;
+            while p < nc {
+                let (m0, m1) = masks(nc - p);
+                let out = dst.add(p * kc + d * NR);
+                _mm512_store_ps(out, _mm512_maskz_loadu_ps(m0, row.add(p)));
+                _mm512_store_ps(out.add(16), _mm512_maskz_loadu_ps(m1, row.wrapping_add(p + 16)));
+                p += NR;
+            }
+        }
+        return;
+    }
     let mut p = 0;
     while p < nc {
         let cols = NR.min(nc - p);
         let panel = dst.add(p * kc);
         let src = base.offset(p as isize * b.cs);
-        if b.cs == 1 {
-            // Rows contiguous (W, x): a masked copy of each row's run.
-            let (m0, m1) = masks(cols);
-            for d in 0..kc {
-                let row = src.offset(d as isize * b.rs);
-                let out = panel.add(d * NR);
-                _mm512_store_ps(out, _mm512_maskz_loadu_ps(m0, row));
-                _mm512_store_ps(out.add(16), _mm512_maskz_loadu_ps(m1, row.add(16)));
-            }
-        } else if b.rs == 1 {
-            // Columns contiguous (Wᵀ): 16 × 16 blocks transposed in registers.
+        if b.rs == 1 {
+            // Columns contiguous (Wᵀ): 16 × 16 blocks transposed in registers, with the next
+            // panel's columns at the same depth on their way in meanwhile.
+            let next = src.wrapping_offset(NR as isize * b.cs);
+            let ahead = NR.min(nc.saturating_sub(p + NR));
             let mut d = 0;
             while d + 16 <= kc {
+                for j in 0..ahead {
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_offset(j as isize * b.cs + d as isize) as *const i8);
+                }
                 for half in 0..2 {
                     let j0 = half * 16;
                     let n_here = cols.saturating_sub(j0).min(16);
@@ -483,6 +674,44 @@ mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn shared_products_have_the_bits_of_one_thread() {
+        if !available() {
+            return;
+        }
+        // pieces along the columns (n ≥ m) and along the rows, edges of panels, pieces and KC
+        // blocks, on 2 and 3 threads, written and accumulated
+        for &(m, n, k) in &[(37, 600, 300), (256, 2048, 64), (700, 45, 530), (13, 13, 1), (300, 290, 257)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.37).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.29).collect();
+            let at: Vec<f32> = (0..m * k).map(|i| a[(i % m) * k + i / m]).collect(); // column-major a
+            let bt: Vec<f32> = (0..k * n).map(|i| b[(i % k) * n + i / k]).collect(); // column-major b
+            let (a_rows, a_cols) = (
+                Operand { ptr: a.as_ptr(), rs: k as isize, cs: 1 },
+                Operand { ptr: at.as_ptr(), rs: 1, cs: m as isize },
+            );
+            let (b_rows, b_cols) = (
+                Operand { ptr: b.as_ptr(), rs: n as isize, cs: 1 },
+                Operand { ptr: bt.as_ptr(), rs: 1, cs: k as isize },
+            );
+            for (a_op, b_op, accumulate) in [(a_rows, b_rows, false), (a_rows, b_cols, true), (a_cols, b_rows, true)] {
+                let start: Vec<f32> = (0..m * n).map(|i| (i % 17) as f32 * 0.5).collect();
+                let mut one = start.clone();
+                unsafe { gemm(m, n, k, a_op, b_op, one.as_mut_ptr(), n as isize, accumulate) };
+                for threads in [2, 3] {
+                    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                    let mut many = start.clone();
+                    let out = many.as_mut_ptr() as usize;
+                    pool.install(|| unsafe {
+                        gemm_shared(m, n, k, a_op, b_op, out as *mut f32, n as isize, accumulate, threads)
+                    });
+                    let same = one.iter().zip(&many).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "{m}×{n}×{k} on {threads} threads, accumulate {accumulate}");
+                }
+            }
+        }
     }
 
     #[test]
