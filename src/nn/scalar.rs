@@ -195,30 +195,9 @@ fn own_f32(c: ArrayViewMut2<f32>, a: ArrayView2<f32>, b: ArrayView2<f32>, accumu
     own_f32_on(c, a, b, accumulate, 1)
 }
 
-/// [`own_f32`] on `threads` threads: a large product ([`crate::nn::sgemm::SHARED_MIN`]) by
-/// [`crate::nn::sgemm::gemm_shared`]; false (for [`split_gemm`]) for one thread or a smaller one.
-fn own_f32_shared(
-    c: ArrayViewMut2<f32>,
-    a: ArrayView2<f32>,
-    b: ArrayView2<f32>,
-    accumulate: bool,
-    threads: usize,
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use crate::nn::sgemm::{MR, NR, SHARED_MAX_FLOATS, SHARED_MIN};
-        let ((m, k), n) = (a.dim(), b.ncols());
-        let side = m.next_multiple_of(MR).min(n.next_multiple_of(NR));
-        if threads >= 2 && m * n * k >= SHARED_MIN && side * k <= SHARED_MAX_FLOATS {
-            return own_f32_on(c, a, b, accumulate, threads);
-        }
-    }
-    let _ = (c, a, b, accumulate, threads);
-    false
-}
-
-/// [`own_f32`] by [`crate::nn::sgemm::gemm`] (`threads = 1`) or
-/// [`crate::nn::sgemm::gemm_shared`].
+/// [`own_f32`] on `threads` threads: by [`crate::nn::sgemm::gemm`] for one, by
+/// [`crate::nn::sgemm::gemm_shared`] for more if the product is large
+/// ([`crate::nn::sgemm::SHARED_MIN`]); false leaves a smaller one to [`split_gemm`] (and faer).
 fn own_f32_on(
     mut c: ArrayViewMut2<f32>,
     a: ArrayView2<f32>,
@@ -228,10 +207,15 @@ fn own_f32_on(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        use crate::nn::sgemm::{Operand, available, gemm, gemm_shared};
+        use crate::nn::sgemm::{MR, NR, Operand, SHARED_MAX_FLOATS, SHARED_MIN, available, gemm, gemm_shared};
+        let ((m, k), n) = (a.dim(), b.ncols());
+        let side = m.next_multiple_of(MR).min(n.next_multiple_of(NR));
+        if threads >= 2 && (m * n * k < SHARED_MIN || side * k > SHARED_MAX_FLOATS) {
+            return false;
+        }
         // SAFETY (of both calls below): AVX-512F is there (checked); the views are valid for
         // their shapes and strides, `c` is borrowed mutably so it overlaps neither operand,
-        // m, n, k > 0 (checked by the callers), and `own_f32_shared` checked the shared size.
+        // and m, n, k > 0 (checked by the callers).
         let gemm = |m, n, k, a, b, c, rsc, accumulate| unsafe {
             match threads {
                 1 => gemm(m, n, k, a, b, c, rsc, accumulate),
@@ -241,8 +225,6 @@ fn own_f32_on(
         if !available() {
             return false;
         }
-        let (m, k) = a.dim();
-        let n = b.ncols();
         let (sa, sb, sc) = (a.strides(), b.strides(), [c.strides()[0], c.strides()[1]]);
         let a_op = Operand { ptr: a.as_ptr(), rs: sa[0], cs: sa[1] };
         let b_op = Operand { ptr: b.as_ptr(), rs: sb[0], cs: sb[1] };
@@ -323,8 +305,9 @@ macro_rules! impl_scalar {
                     c.dim()
                 );
                 let shared: fn(ArrayViewMut2<$t>, ArrayView2<$t>, ArrayView2<$t>, bool, usize) -> bool = $shared;
-                let nonempty = c.len() > 0 && a.ncols() > 0;
-                if !(nonempty && shared(c.view_mut(), a, b, accumulate, threads.count())) {
+                // a large product on several threads: balanced pieces (sgemm::gemm_shared)
+                let balanced = threads.count() >= 2 && c.len() > 0 && a.ncols() > 0;
+                if !(balanced && shared(c.view_mut(), a, b, accumulate, threads.count())) {
                     split_gemm(c, a, b, accumulate, threads.count(), Self::gemm_seq);
                 }
             }
@@ -378,7 +361,7 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(f32, "f32", libm::erff, crate::nn::fastmath::forward, faer_f32, faer_padded_f32, own_f32, own_f32_shared);
+impl_scalar!(f32, "f32", libm::erff, crate::nn::fastmath::forward, faer_f32, faer_padded_f32, own_f32, own_f32_on);
 impl_scalar!(
     f64,
     "f64",
