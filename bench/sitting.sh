@@ -8,7 +8,9 @@
 # Environment: PYTHON (a Python that imports torch; default python3), ROUNDS (default 3),
 # THREADS (default "1 2"), SUITES (default "mlp recurrent"), STEPS (timed steps per config, empty:
 # each tool's default), JOIN=1 (also run `cargo bench --bench join`, rayon::join's latency, from
-# the repository). Every raw JSON line is kept in OUT_DIR/raw.jsonl; the table is printed and
+# the repository), BASELINE (another gradscope binary, e.g. the previous session's, run in each
+# round right after BINARY: the summary then compares the two in the same sitting, which
+# separates a change of the code from a change of the machine's state). Every raw JSON line is kept in OUT_DIR/raw.jsonl; the table is printed and
 # written to OUT_DIR/summary.md. Run it on a quiet machine: on a shared one, two-thread times of
 # either tool say more about the other processes than about the code.
 set -euo pipefail
@@ -23,6 +25,7 @@ steps=()
 [[ -n ${STEPS:-} ]] && steps=(--steps "$STEPS")
 
 [[ -x $bin ]] || { echo "error: no gradscope binary at $bin; build it with: cargo build --release" >&2; exit 2; }
+[[ -z ${BASELINE:-} || -x $BASELINE ]] || { echo "error: BASELINE=$BASELINE is not an executable gradscope binary" >&2; exit 2; }
 "$python" -c "import torch" 2>/dev/null || {
     echo "error: $python cannot import torch; set PYTHON to a Python that has it" >&2
     exit 2
@@ -39,7 +42,7 @@ for line in sys.stdin:
         r = json.loads(line); r["tool"], r["round"] = sys.argv[1], int(sys.argv[2]); print(json.dumps(r))
 ' "$1" "$2" >>"$raw"; }
 
-echo "sitting: $bin against $("$python" -c 'import torch; print("PyTorch", torch.__version__)'), $rounds rounds, threads $threads, suites $suites; raw lines in $raw" >&2
+echo "sitting: $bin${BASELINE:+ and $BASELINE} against $("$python" -c 'import torch; print("PyTorch", torch.__version__)'), $rounds rounds, threads $threads, suites $suites; raw lines in $raw" >&2
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for round in $(seq 1 "$rounds"); do
     for t in $threads; do
@@ -51,6 +54,9 @@ for round in $(seq 1 "$rounds"); do
             esac
             echo "round $round, $t thread(s), $suite: gradscope, then PyTorch" >&2
             "$bin" bench --config "$suite" --threads "$t" --json "${steps[@]}" | tag gradscope "$round"
+            if [[ -n ${BASELINE:-} ]]; then
+                "$BASELINE" bench --config "$suite" --threads "$t" --json "${steps[@]}" | tag baseline "$round"
+            fi
             "$python" "$script" --config all --threads "$t" --json "${steps[@]}" | tag pytorch "$round"
         done
     done

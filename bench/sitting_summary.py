@@ -6,7 +6,9 @@ RAW.jsonl holds the JSON lines of `gradscope bench --json` and bench/torch_*.py 
 tagged with "tool" (gradscope or pytorch) and "round". For every config and thread count: the
 median over rounds of each tool's median ms per step (with the range of the rounds), the ratio
 PyTorch ÷ gradscope (above 1: gradscope is faster), both tools' GFLOP/s as a fraction of the peak
-that `gradscope bench` measured at that thread count, and issue 16's goal for the ratio.
+that `gradscope bench` measured at that thread count, and issue 16's goal for the ratio. Lines
+tagged "baseline" (bench/sitting.sh with BASELINE=…) add a second table: the baseline binary
+against this one, and PyTorch against the baseline, in the same sitting.
 """
 import json
 import statistics
@@ -56,11 +58,28 @@ def main():
         gflops = wide[0]["flops_per_step"] / (statistics.median(r["median_ms"] for r in wide) * 1e-3) / 1e9
         frac = gflops / statistics.median(peaks[2])
         print(f"\nwide at 2 threads: {frac:.0%} of the peak (issue 16's goal: ≥ 75 %, {'met' if frac >= 0.75 else 'NOT met'})")
+    baseline_table(runs, keys)
     for t in sorted(peaks):
         p = peaks[t]
         print(f"\npeak at {t} thread(s), measured by gradscope bench: median {statistics.median(p):.1f} GFLOP/s "
               f"({min(p):.1f}–{max(p):.1f} over {len(p)} runs)", end="")
     print()
+
+
+def baseline_table(runs, keys):
+    """The baseline binary against gradscope's, per config and thread count, if it ran."""
+    rows = [(c, t) for c, t in keys if runs.get((c, t, "baseline")) and runs.get((c, t, "gradscope"))]
+    if not rows:
+        return
+    print("\nThe baseline binary in the same sitting (baseline ÷ gradscope above 1: this binary is faster):\n")
+    print("| threads | config | baseline ms (range) | gradscope ms | baseline ÷ gradscope | PyTorch ÷ baseline |")
+    print("|---|---|---|---|---|---|")
+    for config, threads in rows:
+        med = lambda tool: statistics.median(r["median_ms"] for r in runs.get((config, threads, tool), []))
+        base = [r["median_ms"] for r in runs[(config, threads, "baseline")]]
+        b, g = statistics.median(base), med("gradscope")
+        pt = f"{med('pytorch') / b:.2f}×" if runs.get((config, threads, "pytorch")) else "—"
+        print(f"| {threads} | {config} | {b:.4g} ({min(base):.4g}–{max(base):.4g}) | {g:.4g} | {b / g:.2f}× | {pt} |")
 
 
 if __name__ == "__main__":

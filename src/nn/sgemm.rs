@@ -274,9 +274,10 @@ pub unsafe fn gemm_shared(
     // the shared side, rounded up to whole panels, and each KC block's share of the buffer
     let side = if by_cols { m.next_multiple_of(MR) } else { n.next_multiple_of(NR) };
     let (other, piece) = if by_cols { (n, PIECE_COLS) } else { (m, PIECE_ROWS) };
-    // A rayon thread waiting in a join may run another product meanwhile, which then finds this
-    // thread's buffer in use: it packs into one of its own (not in a training step: there the
-    // joins of two threads go through the helper, which runs nothing else).
+    // A rayon thread waiting in a join may run a job of another product that runs at the same
+    // time in the same pool (never within one training step, whose products run one after
+    // another); if that product is large too it finds this thread's buffer in use and packs into
+    // a buffer of its own.
     let mut spare = Vec::new();
     SHARED.with(|cell| {
         let mut held = cell.try_borrow_mut();
