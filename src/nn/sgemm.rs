@@ -232,9 +232,6 @@ impl Ptr {
         self.0
     }
 }
-// SAFETY: the operands are only read, while the caller of `gemm_shared` keeps them borrowed.
-unsafe impl Send for Operand {}
-unsafe impl Sync for Operand {}
 
 /// Runs `work` on `threads` threads of the current pool at once (nested [`crate::nn::par::join`]s).
 fn on_threads(threads: usize, work: &(dyn Fn() + Sync)) {
@@ -286,11 +283,13 @@ pub unsafe fn gemm_shared(
             Err(_) => &mut spare,
         };
         let shared = Ptr(grow(buf, side * k));
+        let product = Shared { m, n, k, a, b, c: Ptr(c), rsc, accumulate, by_cols, packed: shared, side };
         // phase 1: the shared operand, in pieces of 16 panels per KC block, taken in turn
         let group = 16 * if by_cols { MR } else { NR };
         let per_block = side.div_ceil(group);
         let next = std::sync::atomic::AtomicUsize::new(0);
         on_threads(threads, &|| {
+            let p = product;
             loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let (pc, g) = ((i / per_block) * KC, (i % per_block) * group);
@@ -298,17 +297,16 @@ pub unsafe fn gemm_shared(
                     break;
                 }
                 let (kc, len) = (KC.min(k - pc), group.min(if by_cols { m } else { n } - g));
-                let dst = shared.get().add(pc * side + g * kc);
+                let dst = p.packed.get().add(pc * side + g * kc);
                 // SAFETY: AVX-512F as the caller promises; the panels written are this piece's.
                 match by_cols {
-                    true => pack_a(dst, a, g, len, pc, kc),
-                    false => pack_b(dst, b, pc, kc, g, len),
+                    true => pack_a(dst, p.a, g, len, pc, kc),
+                    false => pack_b(dst, p.b, pc, kc, g, len),
                 }
             }
         });
         // phase 2: pieces of the output along the other side, taken in turn
         let next = std::sync::atomic::AtomicUsize::new(0);
-        let product = Shared { m, n, k, a, b, c: Ptr(c), rsc, accumulate, by_cols, packed: shared, side };
         on_threads(threads, &|| {
             loop {
                 let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * piece;
@@ -339,6 +337,10 @@ struct Shared {
     packed: Ptr,
     side: usize,
 }
+// SAFETY: the operands are only read, while the caller of `gemm_shared` keeps them borrowed;
+// the pointers in `c` and `packed` are written as [`Ptr`] says.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
 
 /// One piece of a [`gemm_shared`] product: columns `at..at + len` of `c` (`by_cols`; rows
 /// otherwise), every KC block, the other operand's piece packed into this thread's buffer.
@@ -704,8 +706,11 @@ mod tests {
                 for threads in [2, 3] {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                     let mut many = start.clone();
-                    let out = many.as_mut_ptr() as usize;
+                    // raw pointers are not Send: through the pool as addresses
+                    let (out, pa, pb) = (many.as_mut_ptr() as usize, a_op.ptr as usize, b_op.ptr as usize);
                     pool.install(|| unsafe {
+                        let a_op = Operand { ptr: pa as *const f32, ..a_op };
+                        let b_op = Operand { ptr: pb as *const f32, ..b_op };
                         gemm_shared(m, n, k, a_op, b_op, out as *mut f32, n as isize, accumulate, threads)
                     });
                     let same = one.iter().zip(&many).all(|(x, y)| x.to_bits() == y.to_bits());
