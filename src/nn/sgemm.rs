@@ -233,13 +233,28 @@ impl Ptr {
     }
 }
 
-/// Runs `work` on `threads` threads of the current pool at once (nested [`crate::nn::par::join`]s).
-fn on_threads(threads: usize, work: &(dyn Fn() + Sync)) {
-    if threads <= 1 {
-        return work();
+/// Runs `work(i)` for every `i < pieces` on `threads` threads of the current pool at once, each
+/// thread taking the next `i` from a shared counter as it comes free (nested
+/// [`crate::nn::par::join`]s).
+fn in_turns(threads: usize, pieces: usize, work: &(dyn Fn(usize) + Sync)) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let take = || {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if i >= pieces {
+                break;
+            }
+            work(i);
+        }
+    };
+    fn spread(threads: usize, take: &(dyn Fn() + Sync)) {
+        if threads <= 1 {
+            return take();
+        }
+        let left = threads / 2;
+        crate::nn::par::join(|| spread(left, take), || spread(threads - left, take));
     }
-    let left = threads / 2;
-    crate::nn::par::join(|| on_threads(left, work), || on_threads(threads - left, work));
+    spread(threads, &take);
 }
 
 /// [`gemm`] on `threads` threads, balanced as they go: the smaller side's operand (`a` when
@@ -287,35 +302,22 @@ pub unsafe fn gemm_shared(
         // phase 1: the shared operand, in pieces of 16 panels per KC block, taken in turn
         let group = 16 * if by_cols { MR } else { NR };
         let per_block = side.div_ceil(group);
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        on_threads(threads, &|| {
+        in_turns(threads, per_block * k.div_ceil(KC), &|i| {
             let p = product;
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let (pc, g) = ((i / per_block) * KC, (i % per_block) * group);
-                if pc >= k {
-                    break;
-                }
-                let (kc, len) = (KC.min(k - pc), group.min(if by_cols { m } else { n } - g));
-                let dst = p.packed.get().add(pc * side + g * kc);
-                // SAFETY: AVX-512F as the caller promises; the panels written are this piece's.
-                match by_cols {
-                    true => pack_a(dst, p.a, g, len, pc, kc),
-                    false => pack_b(dst, p.b, pc, kc, g, len),
-                }
+            let (pc, g) = ((i / per_block) * KC, (i % per_block) * group);
+            let (kc, len) = (KC.min(k - pc), group.min(if by_cols { m } else { n } - g));
+            let dst = p.packed.get().add(pc * side + g * kc);
+            // SAFETY: AVX-512F as the caller promises; the panels written are this piece's.
+            match by_cols {
+                true => pack_a(dst, p.a, g, len, pc, kc),
+                false => pack_b(dst, p.b, pc, kc, g, len),
             }
         });
         // phase 2: pieces of the output along the other side, taken in turn
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        on_threads(threads, &|| {
-            loop {
-                let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) * piece;
-                if at >= other {
-                    break;
-                }
-                // SAFETY: as above; the piece of `c` written is this thread's alone.
-                shared_piece(product, at, piece.min(other - at));
-            }
+        in_turns(threads, other.div_ceil(piece), &|i| {
+            let at = i * piece;
+            // SAFETY: as above; the piece of `c` written is this thread's alone.
+            shared_piece(product, at, piece.min(other - at));
         });
     });
 }
