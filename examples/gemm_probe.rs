@@ -149,7 +149,7 @@ fn tune(shape: (usize, usize, usize), spec: &str) {
                 Some(bl) => unsafe {
                     let (m, k, n) = (a.nrows(), a.ncols(), bb.ncols());
                     let mut c = c;
-                    gemm_blocked(bl, m, n, k, op(a), op(bb), c.as_mut_ptr(), c.strides()[0], false)
+                    gemm_blocked(bl, m, n, k, op(a), op(bb), c.as_mut_ptr(), c.strides()[0], false, false);
                 },
                 None => faer_plain(c, a, bb),
             };

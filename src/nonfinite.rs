@@ -90,7 +90,9 @@ pub fn grads_finite<F: Scalar, N: Network<F>>(net: &N) -> bool {
 
 /// A probe that checks each layer's parameter gradients as soon as the backward pass has made
 /// them (while they are still in cache), and passes every call on to an inner probe. The
-/// training loop attaches one at every step.
+/// training loop attaches one at every step. A layer's ∂L/∂W is not read again where its product
+/// already told whether the values it stored are finite ([`crate::nn::Linear::grad_weight_finite`]:
+/// f32 on an AVX-512 CPU), which saves a pass over most of the gradient's memory.
 pub struct Guard<'a, F: Scalar> {
     /// The probe of a probed step, if any.
     pub inner: Option<&'a mut dyn Hook<F>>,
@@ -113,9 +115,17 @@ impl<F: Scalar> Hook<F> for Guard<'_, F> {
     }
 
     fn after_layer_backward(&mut self, v: &LayerView<'_, F>) {
-        // every trained tensor of the layer (its norm layer's γ, β and projection included)
+        // every trained tensor of the layer (its norm layer's γ, β and projection included); ∂L/∂W
+        // of the layer itself as its product saw it when it stored it, where the product could tell
+        let known = v.linear.grad_weight_finite();
+        let weight_grad = v.linear.grad_weight.as_ptr();
         let mut finite = true;
-        v.visit(&mut |t| finite &= t.grad.is_none_or(all_finite_split));
+        v.visit(&mut |t| {
+            finite &= t.grad.is_none_or(|g| match known {
+                Some(ok) if g.as_ptr() == weight_grad => ok,
+                _ => all_finite_split(g),
+            })
+        });
         self.finite &= finite;
         if let Some(p) = self.inner.as_deref_mut() {
             p.after_layer_backward(v);
@@ -227,6 +237,39 @@ mod tests {
                     v[i] = -0.0;
                 }
             }
+        }
+    }
+
+    /// The guard reads ∂L/∂W's finiteness from the product that stored it where the product can
+    /// tell (f32 on an AVX-512 CPU) and scans it otherwise; either way it sees a ∂L/∂W that alone
+    /// overflows (a huge input feature whose weights are zero: z, the loss and ∂L/∂b stay finite).
+    #[test]
+    fn the_guard_sees_an_overflowing_weight_gradient_alone() {
+        let cfg = MlpConfig::uniform(8, 16, 3, 4, Activation::Tanh, Init::Pytorch);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for threads in [Threads::One, Threads::new(2)] {
+            let mut mlp = cfg.init::<f32, _>(&mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+            let mut x = Array2::from_shape_fn((32, 8), |(i, j)| ((i * 8 + j) as f32 * 0.37).sin());
+            let y = Array2::from_shape_fn((32, 4), |(i, j)| 1e3 + (i + j) as f32);
+            let run = |mlp: &mut Mlp<f32>, x: &Array2<f32>| {
+                pool.install(|| {
+                    let mut guard = Guard::new(None);
+                    let t = Targets::Values(y.view());
+                    let l = mlp.loss_and_grads_probed(x.view(), t, Loss::Mse, threads, Some(&mut guard));
+                    (l, guard.finite)
+                })
+            };
+            let (l, finite) = run(&mut mlp, &x);
+            assert!(l.is_finite() && finite && grads_finite(&mlp), "{threads:?}");
+            let own = crate::nn::sgemm::available();
+            assert!(mlp.layers.iter().all(|l| l.grad_weight_finite() == own.then_some(true)), "{threads:?}");
+            mlp.layers[0].weight.column_mut(5).fill(0.0);
+            x.column_mut(5).fill(3e38);
+            let (l, finite) = run(&mut mlp, &x);
+            assert!(l.is_finite() && mlp.layers[0].grad_bias.iter().all(|g| g.is_finite()), "{threads:?}");
+            assert!(!finite && !grads_finite(&mlp), "{threads:?}");
+            assert_eq!(mlp.layers[0].grad_weight_finite(), own.then_some(false), "{threads:?}");
+            assert_eq!(locate(&mlp, 0, l).unwrap().part, Part::Gradient);
         }
     }
 

@@ -17,7 +17,7 @@ use ndarray::{Array, Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Dimension}
 ///            ∂L/∂W += (∂L/∂y)ᵀ · x
 ///            ∂L/∂b += Σ_rows ∂L/∂y
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Linear<F> {
     /// W, `[fan_out, fan_in]`.
     pub weight: Array2<F>,
@@ -27,6 +27,19 @@ pub struct Linear<F> {
     pub grad_weight: Array2<F>,
     /// ∂L/∂b, accumulated by [`Linear::backward`].
     pub grad_bias: Array1<F>,
+    /// Whether every entry of ∂L/∂W was finite when the last backward's product stored it,
+    /// where the product could tell ([`Scalar::gemm_checked`]); see [`Linear::grad_weight_finite`].
+    grad_weight_finite: Option<bool>,
+}
+
+/// The parameters and their gradients (not what the last product knew of them).
+impl<F: PartialEq> PartialEq for Linear<F> {
+    fn eq(&self, other: &Self) -> bool {
+        self.weight == other.weight
+            && self.bias == other.bias
+            && self.grad_weight == other.grad_weight
+            && self.grad_bias == other.grad_bias
+    }
 }
 
 impl<F: Scalar> Linear<F> {
@@ -37,7 +50,16 @@ impl<F: Scalar> Linear<F> {
         assert_eq!(weight.nrows(), bias.len(), "gradscope internal error: bias length must equal fan_out");
         let grad_weight = Array2::zeros(weight.raw_dim());
         let grad_bias = Array1::zeros(bias.raw_dim());
-        Self { weight, bias, grad_weight, grad_bias }
+        Self { weight, bias, grad_weight, grad_bias, grad_weight_finite: None }
+    }
+
+    /// Whether every entry of ∂L/∂W is finite, as the last backward pass's product saw the
+    /// values it stored (no pass over ∂L/∂W: [`crate::nonfinite::Guard`] reads this instead of
+    /// scanning); `None` when the product could not tell (f64, faer) or ∂L/∂W has been handed out
+    /// mutably since ([`Module::visit_mut`], [`Linear::zero_grad`]). Writing `grad_weight`
+    /// through the public field does not reset it: read it right after the backward pass.
+    pub fn grad_weight_finite(&self) -> Option<bool> {
+        self.grad_weight_finite
     }
 
     /// Number of inputs.
@@ -111,7 +133,9 @@ impl<F: Scalar> Linear<F> {
         threads: Threads,
     ) {
         debug_assert_eq!(grad_y.dim(), (x.nrows(), self.fan_out()));
-        F::gemm(self.grad_weight.view_mut(), grad_y.t(), x, mode == Grad::Accumulate, threads);
+        let accumulate = mode == Grad::Accumulate;
+        self.grad_weight_finite =
+            F::gemm_checked(self.grad_weight.view_mut(), grad_y.t(), x, accumulate, threads, true);
         if let Some(grad_x) = grad_x {
             F::gemm(grad_x, grad_y, self.weight.view(), false, threads);
         }
@@ -119,6 +143,7 @@ impl<F: Scalar> Linear<F> {
 
     /// Sets ∂L/∂W and ∂L/∂b to zero.
     pub fn zero_grad(&mut self) {
+        self.grad_weight_finite = None;
         zero(&mut self.grad_weight);
         zero(&mut self.grad_bias);
     }
@@ -170,7 +195,8 @@ impl<F: Scalar> Module<F> for Linear<F> {
 
     fn visit_mut<'a>(&'a mut self, p: Prefix, f: &mut dyn FnMut(TensorMut<'a, F>)) {
         let (ws, bs) = (Shape::of(self.weight.shape()), Shape::of(self.bias.shape()));
-        let Self { weight, bias, grad_weight, grad_bias } = self;
+        let Self { weight, bias, grad_weight, grad_bias, grad_weight_finite } = self;
+        *grad_weight_finite = None;
         f(TensorMut {
             name: p.name("weight"),
             kind: TensorKind::Weight,

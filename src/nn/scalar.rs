@@ -37,8 +37,12 @@ impl Threads {
     }
 }
 
+/// A product on the calling thread: `(c, a, b, accumulate, check)` as [`Scalar::gemm_seq_checked`].
+type SeqProduct<F> = fn(ArrayViewMut2<F>, ArrayView2<F>, ArrayView2<F>, bool, bool) -> Option<bool>;
+
 /// `c (+)= a·b` on `parts` threads: the larger output dimension is cut in two, recursively,
-/// and the halves run under [`crate::nn::par::join`], each a sequential product.
+/// and the halves run under [`crate::nn::par::join`], each a sequential product; what the
+/// halves know of their entries' finiteness (see [`Scalar::gemm_checked`]), combined.
 ///
 /// We split ourselves rather than let faer parallelise because faer's parallel path allocates
 /// on every call (hundreds of allocations a step, measured by `tests/alloc.rs`), while
@@ -49,31 +53,33 @@ fn split_gemm<F: Scalar>(
     a: ArrayView2<F>,
     b: ArrayView2<F>,
     accumulate: bool,
+    check: bool,
     parts: usize,
-    seq: fn(ArrayViewMut2<F>, ArrayView2<F>, ArrayView2<F>, bool),
-) {
+    seq: SeqProduct<F>,
+) -> Option<bool> {
     let (m, n) = c.dim();
     if parts <= 1 || m * n * a.ncols() < PARALLEL_MIN_FLOPS || (m < 32 && n < 32) {
-        return seq(c, a, b, accumulate);
+        return seq(c, a, b, accumulate, check);
     }
     let (left, right) = (parts / 2, parts - parts / 2);
-    if n >= m {
+    let halves = if n >= m {
         let mid = n * left / parts;
         let (c1, c2) = c.view_mut().split_at(ndarray::Axis(1), mid);
         let (b1, b2) = b.split_at(ndarray::Axis(1), mid);
         crate::nn::par::join(
-            || split_gemm(c1, a, b1, accumulate, left, seq),
-            || split_gemm(c2, a, b2, accumulate, right, seq),
-        );
+            || split_gemm(c1, a, b1, accumulate, check, left, seq),
+            || split_gemm(c2, a, b2, accumulate, check, right, seq),
+        )
     } else {
         let mid = m * left / parts;
         let (c1, c2) = c.view_mut().split_at(ndarray::Axis(0), mid);
         let (a1, a2) = a.split_at(ndarray::Axis(0), mid);
         crate::nn::par::join(
-            || split_gemm(c1, a1, b, accumulate, left, seq),
-            || split_gemm(c2, a2, b, accumulate, right, seq),
-        );
-    }
+            || split_gemm(c1, a1, b, accumulate, check, left, seq),
+            || split_gemm(c2, a2, b, accumulate, check, right, seq),
+        )
+    };
+    Some(halves.0? && halves.1?)
 }
 
 /// Products with fewer multiply-adds than this are never padded (see [`needs_padding`]).
@@ -163,10 +169,36 @@ pub trait Scalar:
     /// `c = a·b` (`accumulate = false`) or `c += a·b` (`accumulate = true`).
     ///
     /// Any strides are accepted, so transposed views (`w.t()`) cost nothing.
-    fn gemm(c: ArrayViewMut2<Self>, a: ArrayView2<Self>, b: ArrayView2<Self>, accumulate: bool, threads: Threads);
+    fn gemm(c: ArrayViewMut2<Self>, a: ArrayView2<Self>, b: ArrayView2<Self>, accumulate: bool, threads: Threads) {
+        Self::gemm_checked(c, a, b, accumulate, threads, false);
+    }
 
     /// [`Scalar::gemm`] on the calling thread.
-    fn gemm_seq(c: ArrayViewMut2<Self>, a: ArrayView2<Self>, b: ArrayView2<Self>, accumulate: bool);
+    fn gemm_seq(c: ArrayViewMut2<Self>, a: ArrayView2<Self>, b: ArrayView2<Self>, accumulate: bool) {
+        Self::gemm_seq_checked(c, a, b, accumulate, false);
+    }
+
+    /// [`Scalar::gemm`]; with `check`, also whether every entry of `c` is finite afterwards,
+    /// where the product can tell from the values it stores (our own f32 kernel,
+    /// [`crate::nn::sgemm`]): `Some(finite)`, at no cost beyond the product. `None` where it
+    /// cannot (f64, faer, an empty product) or without `check`: a pass over `c` is the caller's.
+    fn gemm_checked(
+        c: ArrayViewMut2<Self>,
+        a: ArrayView2<Self>,
+        b: ArrayView2<Self>,
+        accumulate: bool,
+        threads: Threads,
+        check: bool,
+    ) -> Option<bool>;
+
+    /// [`Scalar::gemm_checked`] on the calling thread.
+    fn gemm_seq_checked(
+        c: ArrayViewMut2<Self>,
+        a: ArrayView2<Self>,
+        b: ArrayView2<Self>,
+        accumulate: bool,
+        check: bool,
+    ) -> Option<bool>;
 }
 
 /// Clears the upper halves of the vector registers after the AVX-512 GEMM kernels.
@@ -190,59 +222,65 @@ fn clear_upper_simd_state() {
 }
 
 /// `c (+)= a·b` by our own AVX-512 product ([`crate::nn::sgemm`]) where the CPU has it and `c`
-/// has contiguous rows or columns; false leaves the product to faer.
-fn own_f32(c: ArrayViewMut2<f32>, a: ArrayView2<f32>, b: ArrayView2<f32>, accumulate: bool) -> bool {
-    own_f32_on(c, a, b, accumulate, 1)
+/// has contiguous rows or columns: `Some(finite)` (`check`: whether every entry of `c` is
+/// finite; else true); `None` leaves the product to faer.
+fn own_f32(
+    c: ArrayViewMut2<f32>,
+    a: ArrayView2<f32>,
+    b: ArrayView2<f32>,
+    accumulate: bool,
+    check: bool,
+) -> Option<bool> {
+    own_f32_on(c, a, b, accumulate, 1, check)
 }
 
 /// [`own_f32`] on `threads` threads: by [`crate::nn::sgemm::gemm`] for one, by
 /// [`crate::nn::sgemm::gemm_shared`] for more if the product is large
-/// ([`crate::nn::sgemm::SHARED_MIN`]); false leaves a smaller one to [`split_gemm`] (and faer).
+/// ([`crate::nn::sgemm::SHARED_MIN`]); `None` leaves a smaller one to [`split_gemm`] (and faer).
 fn own_f32_on(
     mut c: ArrayViewMut2<f32>,
     a: ArrayView2<f32>,
     b: ArrayView2<f32>,
     accumulate: bool,
     threads: usize,
-) -> bool {
+    check: bool,
+) -> Option<bool> {
     #[cfg(target_arch = "x86_64")]
     {
         use crate::nn::sgemm::{MR, NR, Operand, SHARED_MAX_FLOATS, SHARED_MIN, available, gemm, gemm_shared};
         let ((m, k), n) = (a.dim(), b.ncols());
         let side = m.next_multiple_of(MR).min(n.next_multiple_of(NR));
         if threads >= 2 && (m * n * k < SHARED_MIN || side * k > SHARED_MAX_FLOATS) {
-            return false;
+            return None;
         }
         // SAFETY (of both calls below): AVX-512F is there (checked); the views are valid for
         // their shapes and strides, `c` is borrowed mutably so it overlaps neither operand,
         // and m, n, k > 0 (checked by the callers).
         let gemm = |m, n, k, a, b, c, rsc, accumulate| unsafe {
             match threads {
-                1 => gemm(m, n, k, a, b, c, rsc, accumulate),
-                _ => gemm_shared(m, n, k, a, b, c, rsc, accumulate, threads),
+                1 => gemm(m, n, k, a, b, c, rsc, accumulate, check),
+                _ => gemm_shared(m, n, k, a, b, c, rsc, accumulate, threads, check),
             }
         };
         if !available() {
-            return false;
+            return None;
         }
         let (sa, sb, sc) = (a.strides(), b.strides(), [c.strides()[0], c.strides()[1]]);
         let a_op = Operand { ptr: a.as_ptr(), rs: sa[0], cs: sa[1] };
         let b_op = Operand { ptr: b.as_ptr(), rs: sb[0], cs: sb[1] };
         let (rows_ok, cols_ok) = (sc[1] == 1 || n == 1, sc[0] == 1 || m == 1);
         if rows_ok && (!cols_ok || n >= m) {
-            gemm(m, n, k, a_op, b_op, c.as_mut_ptr(), sc[0], accumulate);
-            return true;
+            return Some(gemm(m, n, k, a_op, b_op, c.as_mut_ptr(), sc[0], accumulate));
         }
         if cols_ok {
             // cᵀ = bᵀ·aᵀ, whose rows are c's contiguous columns.
             let (at, bt) =
                 (Operand { ptr: a_op.ptr, rs: sa[1], cs: sa[0] }, Operand { ptr: b_op.ptr, rs: sb[1], cs: sb[0] });
-            gemm(n, m, k, bt, at, c.as_mut_ptr(), sc[1], accumulate);
-            return true;
+            return Some(gemm(n, m, k, bt, at, c.as_mut_ptr(), sc[1], accumulate));
         }
     }
-    let _ = (c, a, b, accumulate, threads);
-    false
+    let _ = (c, a, b, accumulate, threads, check);
+    None
 }
 
 macro_rules! impl_scalar {
@@ -290,13 +328,14 @@ macro_rules! impl_scalar {
                 self as f64
             }
 
-            fn gemm(
+            fn gemm_checked(
                 mut c: ArrayViewMut2<Self>,
                 a: ArrayView2<Self>,
                 b: ArrayView2<Self>,
                 accumulate: bool,
                 threads: Threads,
-            ) {
+                check: bool,
+            ) -> Option<bool> {
                 assert!(
                     a.ncols() == b.nrows() && c.dim() == (a.nrows(), b.ncols()),
                     "gradscope internal error: gemm shapes {:?}·{:?} -> {:?}",
@@ -304,15 +343,23 @@ macro_rules! impl_scalar {
                     b.dim(),
                     c.dim()
                 );
-                let shared: fn(ArrayViewMut2<$t>, ArrayView2<$t>, ArrayView2<$t>, bool, usize) -> bool = $shared;
+                let shared: fn(ArrayViewMut2<$t>, ArrayView2<$t>, ArrayView2<$t>, bool, usize, bool) -> Option<bool> =
+                    $shared;
                 // a large product on several threads: balanced pieces (sgemm::gemm_shared)
                 let balanced = threads.count() >= 2 && c.len() > 0 && a.ncols() > 0;
-                if !(balanced && shared(c.view_mut(), a, b, accumulate, threads.count())) {
-                    split_gemm(c, a, b, accumulate, threads.count(), Self::gemm_seq);
+                match balanced.then(|| shared(c.view_mut(), a, b, accumulate, threads.count(), check)).flatten() {
+                    Some(finite) => check.then_some(finite),
+                    None => split_gemm(c, a, b, accumulate, check, threads.count(), Self::gemm_seq_checked),
                 }
             }
 
-            fn gemm_seq(mut c: ArrayViewMut2<Self>, a: ArrayView2<Self>, b: ArrayView2<Self>, accumulate: bool) {
+            fn gemm_seq_checked(
+                mut c: ArrayViewMut2<Self>,
+                a: ArrayView2<Self>,
+                b: ArrayView2<Self>,
+                accumulate: bool,
+                check: bool,
+            ) -> Option<bool> {
                 let (m, k) = a.dim();
                 let (k2, n) = b.dim();
                 assert!(
@@ -323,20 +370,21 @@ macro_rules! impl_scalar {
                     c.dim()
                 );
                 if m == 0 || n == 0 {
-                    return;
+                    return None;
                 }
                 if k == 0 {
                     if !accumulate {
                         c.fill(0.0);
                     }
-                    return;
+                    return None;
                 }
-                let own: fn(ArrayViewMut2<$t>, ArrayView2<$t>, ArrayView2<$t>, bool) -> bool = $own;
-                if own(c.view_mut(), a, b, accumulate) {
+                let own: fn(ArrayViewMut2<$t>, ArrayView2<$t>, ArrayView2<$t>, bool, bool) -> Option<bool> = $own;
+                if let Some(finite) = own(c.view_mut(), a, b, accumulate, check) {
                     clear_upper_simd_state();
-                    return;
+                    return check.then_some(finite);
                 }
                 $padded(c, a, b, accumulate);
+                None
             }
         }
 
@@ -369,8 +417,8 @@ impl_scalar!(
     |_, _: &[f64], _: &mut [f64]| false,
     faer_f64,
     faer_padded_f64,
-    |_, _, _, _| false,
-    |_, _, _, _, _| false
+    |_, _, _, _, _| None,
+    |_, _, _, _, _, _| None
 );
 
 #[cfg(test)]
@@ -453,7 +501,11 @@ mod tests {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         for parts in [1, 2] {
             let mut padded = start.clone();
-            pool.install(|| split_gemm(padded.view_mut(), a, x.view(), true, parts, faer_padded_f32));
+            let seq = |c: ArrayViewMut2<f32>, a: ArrayView2<f32>, b: ArrayView2<f32>, acc, _| {
+                faer_padded_f32(c, a, b, acc);
+                None
+            };
+            pool.install(|| split_gemm(padded.view_mut(), a, x.view(), true, false, parts, seq));
             assert!(padded.iter().zip(&plain).all(|(p, q)| p.to_bits() == q.to_bits()), "{parts} threads");
         }
         let want = &start + &g.t().dot(&x);

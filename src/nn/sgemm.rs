@@ -71,15 +71,27 @@ pub struct Operand {
 }
 
 /// `c (+)= a·b` for `a` m×k, `b` k×n, `c` m×n whose rows are contiguous (`c[i][j]` at
-/// `c + i·rsc + j`).
+/// `c + i·rsc + j`). With `check`, also tells whether every entry of `c` is finite afterwards,
+/// from the values in registers as the last `KC` block stores them (no pass over `c`: the
+/// divergence check of ∂L/∂W for free); without, returns true.
 ///
 /// # Safety
 /// The CPU has AVX-512F ([`available`]); the operands are valid for their shapes and strides;
 /// `c` does not overlap `a` or `b`; `m, n, k > 0`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm(m: usize, n: usize, k: usize, a: Operand, b: Operand, c: *mut f32, rsc: isize, accumulate: bool) {
-    gemm_blocked(Blocking::DEFAULT, m, n, k, a, b, c, rsc, accumulate)
+pub unsafe fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Operand,
+    b: Operand,
+    c: *mut f32,
+    rsc: isize,
+    accumulate: bool,
+    check: bool,
+) -> bool {
+    gemm_blocked(Blocking::DEFAULT, m, n, k, a, b, c, rsc, accumulate, check)
 }
 
 /// The block sizes of [`gemm`]: `kc` fixes the bits of the result, `mc` and `nc` only speed.
@@ -118,12 +130,14 @@ pub unsafe fn gemm_blocked(
     c: *mut f32,
     rsc: isize,
     accumulate: bool,
-) {
+    check: bool,
+) -> bool {
     let Blocking { kc: kc_max, mc: mc_limit, nc: nc_max, direct } = blocking;
     if direct && m * n * k <= DIRECT_MAX {
-        return gemm_direct(kc_max, m, n, k, a, b, c, rsc, accumulate);
+        return gemm_direct(kc_max, m, n, k, a, b, c, rsc, accumulate, check);
     }
     PACKED.with_borrow_mut(|(pa, pb)| {
+        let mut finite = true;
         // Rows of `a` per block: at most MC, as even as whole panels allow (no thin last block
         // for which all of `b` would be packed again).
         let mc_max = m.div_ceil(m.div_ceil(mc_limit)).next_multiple_of(MR);
@@ -133,6 +147,7 @@ pub unsafe fn gemm_blocked(
         while pc < k {
             let kc = kc_max.min(k - pc);
             let add = accumulate || pc > 0;
+            let last = check && pc + kc == k;
             let mut ic = 0;
             while ic < m {
                 let mc = mc_max.min(m - ic);
@@ -142,7 +157,7 @@ pub unsafe fn gemm_blocked(
                     let nc = nc_max.min(n - jc);
                     pack_b(pb, b, pc, kc, jc, nc);
                     let ct = c.offset(ic as isize * rsc + jc as isize);
-                    tiles::<false>(
+                    finite &= tiles::<false>(
                         mc,
                         nc,
                         kc,
@@ -151,6 +166,7 @@ pub unsafe fn gemm_blocked(
                         ct,
                         rsc,
                         add,
+                        last,
                     );
                     jc += nc;
                 }
@@ -158,7 +174,8 @@ pub unsafe fn gemm_blocked(
             }
             pc += kc;
         }
-    });
+        finite
+    })
 }
 
 /// [`gemm_blocked`] for small products: the operands are in L1 already and packing would cost
@@ -175,17 +192,19 @@ unsafe fn gemm_direct(
     c: *mut f32,
     rsc: isize,
     accumulate: bool,
-) {
+    check: bool,
+) -> bool {
     let packed_b = b.cs != 1 && n > 1;
     PACKED.with_borrow_mut(|(_, pb)| {
         let pb = if packed_b { grow(pb, n.next_multiple_of(NR) * kc_max.min(k)) } else { pb.as_mut_ptr() as *mut f32 };
+        let mut finite = true;
         let mut pc = 0;
         while pc < k {
             let kc = kc_max.min(k - pc);
             if packed_b {
                 pack_b(pb, b, pc, kc, 0, n);
             }
-            tiles::<true>(
+            finite &= tiles::<true>(
                 m,
                 n,
                 kc,
@@ -197,10 +216,12 @@ unsafe fn gemm_direct(
                 c,
                 rsc,
                 accumulate || pc > 0,
+                check && pc + kc == k,
             );
             pc += kc;
         }
-    });
+        finite
+    })
 }
 
 /// Products of at least this many multiply-adds, on two or more threads, go to
@@ -266,7 +287,8 @@ fn in_turns(threads: usize, pieces: usize, work: &(dyn Fn(usize) + Sync)) {
 /// [`gemm`]'s whatever the thread count and whichever thread took which piece.
 ///
 /// The shared buffer holds `min(m, n)` (rounded up to whole panels) times `k` floats on the
-/// calling thread, grown once and kept; callers bound it by [`SHARED_MAX_FLOATS`].
+/// calling thread, grown once and kept; callers bound it by [`SHARED_MAX_FLOATS`]. `check` and
+/// the result: as [`gemm`]'s.
 ///
 /// # Safety
 /// As [`gemm`].
@@ -281,7 +303,8 @@ pub unsafe fn gemm_shared(
     rsc: isize,
     accumulate: bool,
     threads: usize,
-) {
+    check: bool,
+) -> bool {
     let by_cols = n >= m;
     // the shared side, rounded up to whole panels, and each KC block's share of the buffer
     let side = if by_cols { m.next_multiple_of(MR) } else { n.next_multiple_of(NR) };
@@ -298,7 +321,7 @@ pub unsafe fn gemm_shared(
             Err(_) => &mut spare,
         };
         let shared = Ptr(grow(buf, side * k));
-        let product = Shared { m, n, k, a, b, c: Ptr(c), rsc, accumulate, by_cols, packed: shared, side };
+        let product = Shared { m, n, k, a, b, c: Ptr(c), rsc, accumulate, check, by_cols, packed: shared, side };
         // phase 1: the shared operand, in pieces of 16 panels per KC block, taken in turn
         let group = 16 * if by_cols { MR } else { NR };
         let per_block = side.div_ceil(group);
@@ -314,12 +337,17 @@ pub unsafe fn gemm_shared(
             }
         });
         // phase 2: pieces of the output along the other side, taken in turn
+        let nonfinite = std::sync::atomic::AtomicBool::new(false);
         in_turns(threads, other.div_ceil(piece), &|i| {
             let at = i * piece;
             // SAFETY: as above; the piece of `c` written is this thread's alone.
-            shared_piece(product, at, piece.min(other - at));
+            if !shared_piece(product, at, piece.min(other - at)) {
+                nonfinite.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
         });
-    });
+        // the joins in `in_turns` order every store before this load
+        !nonfinite.load(std::sync::atomic::Ordering::Relaxed)
+    })
 }
 
 /// One product of [`gemm_shared`], as its threads see it.
@@ -333,6 +361,8 @@ struct Shared {
     c: Ptr,
     rsc: isize,
     accumulate: bool,
+    /// Whether the pieces check that the entries they store are finite.
+    check: bool,
     /// Pieces along the columns (the shared operand is `a`), or along the rows (it is `b`).
     by_cols: bool,
     /// The shared operand, packed: its KC block at `pc` starts at `pc · side`.
@@ -345,10 +375,12 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 /// One piece of a [`gemm_shared`] product: columns `at..at + len` of `c` (`by_cols`; rows
-/// otherwise), every KC block, the other operand's piece packed into this thread's buffer.
+/// otherwise), every KC block, the other operand's piece packed into this thread's buffer;
+/// false when `p.check` and an entry of the piece is not finite.
 #[target_feature(enable = "avx512f")]
-unsafe fn shared_piece(p: Shared, at: usize, len: usize) {
+unsafe fn shared_piece(p: Shared, at: usize, len: usize) -> bool {
     PACKED.with_borrow_mut(|(pa, pb)| {
+        let mut finite = true;
         let own = match p.by_cols {
             true => grow(pb, len.next_multiple_of(NR) * KC.min(p.k)),
             false => grow(pa, len.next_multiple_of(MR) * KC.min(p.k)),
@@ -358,20 +390,23 @@ unsafe fn shared_piece(p: Shared, at: usize, len: usize) {
             let kc = KC.min(p.k - pc);
             let block = p.packed.get().add(pc * p.side) as *const f32;
             let add = p.accumulate || pc > 0;
+            let last = p.check && pc + kc == p.k;
             let own_panel = |at: usize| own.add(at * kc) as *const f32;
             let block_panel = |at: usize| block.add(at * kc);
             if p.by_cols {
                 pack_b(own, p.b, pc, kc, at, len);
                 let (a_at, b_at) = (|ir| (block_panel(ir), 1, MR as isize), |jr| (own_panel(jr), NR as isize));
-                tiles::<false>(p.m, len, kc, a_at, b_at, p.c.get().add(at), p.rsc, add);
+                finite &= tiles::<false>(p.m, len, kc, a_at, b_at, p.c.get().add(at), p.rsc, add, last);
             } else {
                 pack_a(own, p.a, at, len, pc, kc);
                 let (a_at, b_at) = (|ir| (own_panel(ir), 1, MR as isize), |jr| (block_panel(jr), NR as isize));
-                tiles::<false>(len, p.n, kc, a_at, b_at, p.c.get().offset(at as isize * p.rsc), p.rsc, add);
+                finite &=
+                    tiles::<false>(len, p.n, kc, a_at, b_at, p.c.get().offset(at as isize * p.rsc), p.rsc, add, last);
             }
             pc += kc;
         }
-    });
+        finite
+    })
 }
 
 /// Grows `buf` (never shrinks it) to hold at least `floats` floats; its start, 64-byte aligned.
@@ -385,7 +420,8 @@ fn grow(buf: &mut Vec<Line>, floats: usize) -> *mut f32 {
 
 /// The micro-tiles of one `kc`-deep block of `c[..m][..n]` (rows `rsc` apart), row panel by row
 /// panel: `a_at(ir)` gives the `a` panel of rows `ir..` (pointer, row and column strides),
-/// `b_at(jr)` the `b` panel of columns `jr..` (pointer, row stride); see [`tile`] for `DIRECT`.
+/// `b_at(jr)` the `b` panel of columns `jr..` (pointer, row stride); see [`tile`] for `DIRECT`
+/// and `check`.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tiles<const DIRECT: bool>(
@@ -397,7 +433,9 @@ unsafe fn tiles<const DIRECT: bool>(
     c: *mut f32,
     rsc: isize,
     add: bool,
-) {
+    check: bool,
+) -> bool {
+    let mut finite = true;
     let mut ir = 0;
     while ir < m {
         let (a, rsa, csa) = a_at(ir);
@@ -405,11 +443,13 @@ unsafe fn tiles<const DIRECT: bool>(
         while jr < n {
             let (b, rsb) = b_at(jr);
             let p = Panels { a, rsa, csa, b, rsb };
-            tile::<DIRECT>(MR.min(m - ir), NR.min(n - jr), kc, p, c.offset(ir as isize * rsc + jr as isize), rsc, add);
+            let c_at = c.offset(ir as isize * rsc + jr as isize);
+            finite &= tile::<DIRECT>(MR.min(m - ir), NR.min(n - jr), kc, p, c_at, rsc, add, check);
             jr += NR;
         }
         ir += MR;
     }
+    finite
 }
 
 /// The masks of the two vectors of a tile `cols` wide.
@@ -432,41 +472,61 @@ struct Panels {
 
 /// One micro-tile: dispatches on its number of rows. `DIRECT = false`: packed panels (the
 /// strides in `p` are ignored: 1 and [`MR`] for `a`, [`NR`] for `b`, which is 64-byte aligned);
-/// `DIRECT = true`: the operands where they lie, `b`'s rows contiguous.
+/// `DIRECT = true`: the operands where they lie, `b`'s rows contiguous. With `check`, returns
+/// whether every entry stored is finite (else true).
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile<const DIRECT: bool>(rows: usize, cols: usize, kc: usize, p: Panels, c: *mut f32, rsc: isize, add: bool) {
-    let (m0, m1) = masks(cols);
-    match rows {
-        12 => micro::<12, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        11 => micro::<11, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        10 => micro::<10, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        9 => micro::<9, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        8 => micro::<8, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        7 => micro::<7, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        6 => micro::<6, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        5 => micro::<5, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        4 => micro::<4, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        3 => micro::<3, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        2 => micro::<2, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        1 => micro::<1, DIRECT>(kc, p, c, rsc, m0, m1, add),
-        _ => unreachable!("gradscope internal error: a micro-tile of {rows} rows"),
-    }
-}
-
-/// `c[..R][..cols] (+)= a[..R][..kc] · b[..kc][..cols]`, read as [`tile`] says: for each k,
-/// two vectors of `b` times `R` broadcasts of `a`, one FMA chain per entry.
-#[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn micro<const R: usize, const DIRECT: bool>(
+unsafe fn tile<const DIRECT: bool>(
+    rows: usize,
+    cols: usize,
     kc: usize,
     p: Panels,
     c: *mut f32,
     rsc: isize,
+    add: bool,
+    check: bool,
+) -> bool {
+    let (m0, m1) = masks(cols);
+    let out = Out { c, rsc, m0, m1, add, check };
+    match rows {
+        12 => micro::<12, DIRECT>(kc, p, out),
+        11 => micro::<11, DIRECT>(kc, p, out),
+        10 => micro::<10, DIRECT>(kc, p, out),
+        9 => micro::<9, DIRECT>(kc, p, out),
+        8 => micro::<8, DIRECT>(kc, p, out),
+        7 => micro::<7, DIRECT>(kc, p, out),
+        6 => micro::<6, DIRECT>(kc, p, out),
+        5 => micro::<5, DIRECT>(kc, p, out),
+        4 => micro::<4, DIRECT>(kc, p, out),
+        3 => micro::<3, DIRECT>(kc, p, out),
+        2 => micro::<2, DIRECT>(kc, p, out),
+        1 => micro::<1, DIRECT>(kc, p, out),
+        _ => unreachable!("gradscope internal error: a micro-tile of {rows} rows"),
+    }
+}
+
+/// Where and how a micro-tile stores its result.
+#[derive(Clone, Copy)]
+struct Out {
+    /// The tile's first entry; rows `rsc` apart.
+    c: *mut f32,
+    rsc: isize,
+    /// The columns of the two vectors inside `c`.
     m0: __mmask16,
     m1: __mmask16,
+    /// Add to `c` instead of writing it.
     add: bool,
-) {
+    /// Check that the entries stored are finite.
+    check: bool,
+}
+
+/// `c[..R][..cols] (+)= a[..R][..kc] · b[..kc][..cols]`, read as [`tile`] says: for each k,
+/// two vectors of `b` times `R` broadcasts of `a`, one FMA chain per entry. With `out.check`,
+/// the stored vectors times zero are summed (masked to the tile's columns) into one vector,
+/// NaN exactly when one of them is NaN or infinite: false then.
+#[target_feature(enable = "avx512f")]
+unsafe fn micro<const R: usize, const DIRECT: bool>(kc: usize, p: Panels, out: Out) -> bool {
+    let Out { c, rsc, m0, m1, add, check } = out;
     let (rsa, csa, rsb) = if DIRECT { (p.rsa, p.csa, p.rsb) } else { (1, MR as isize, NR as isize) };
     if add {
         for r in 0..R {
@@ -494,6 +554,8 @@ unsafe fn micro<const R: usize, const DIRECT: bool>(
         a = a.offset(csa);
         b = b.offset(rsb);
     }
+    let zero = _mm512_setzero_ps();
+    let mut seen = zero;
     for r in 0..R {
         let row = c.offset(r as isize * rsc);
         let (mut v0, mut v1) = (lo[r], hi[r]);
@@ -501,9 +563,14 @@ unsafe fn micro<const R: usize, const DIRECT: bool>(
             v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, row), v0);
             v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, row.add(16)), v1);
         }
+        if check {
+            seen = _mm512_mask3_fmadd_ps(v0, zero, seen, m0);
+            seen = _mm512_mask3_fmadd_ps(v1, zero, seen, m1);
+        }
         _mm512_mask_storeu_ps(row, m0, v0);
         _mm512_mask_storeu_ps(row.add(16), m1, v1);
     }
+    _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(seen, seen) == 0
 }
 
 /// Packs `a[ic..ic+mc][pc..pc+kc]` into panels of [`MR`] rows: panel p, depth d, row r at
@@ -704,7 +771,7 @@ mod tests {
             for (a_op, b_op, accumulate) in [(a_rows, b_rows, false), (a_rows, b_cols, true), (a_cols, b_rows, true)] {
                 let start: Vec<f32> = (0..m * n).map(|i| (i % 17) as f32 * 0.5).collect();
                 let mut one = start.clone();
-                unsafe { gemm(m, n, k, a_op, b_op, one.as_mut_ptr(), n as isize, accumulate) };
+                unsafe { gemm(m, n, k, a_op, b_op, one.as_mut_ptr(), n as isize, accumulate, false) };
                 for threads in [2, 3] {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                     let mut many = start.clone();
@@ -713,10 +780,64 @@ mod tests {
                     pool.install(|| unsafe {
                         let a_op = Operand { ptr: pa as *const f32, ..a_op };
                         let b_op = Operand { ptr: pb as *const f32, ..b_op };
-                        gemm_shared(m, n, k, a_op, b_op, out as *mut f32, n as isize, accumulate, threads)
+                        gemm_shared(m, n, k, a_op, b_op, out as *mut f32, n as isize, accumulate, threads, false)
                     });
                     let same = one.iter().zip(&many).all(|(x, y)| x.to_bits() == y.to_bits());
                     assert!(same, "{m}×{n}×{k} on {threads} threads, accumulate {accumulate}");
+                }
+            }
+        }
+    }
+
+    /// `check` answers exactly "is every entry of `c` finite now", on every path (direct, blocked,
+    /// shared by columns and by rows), written and accumulated, whether the NaN or infinity comes
+    /// from `a`, from `b`, from an overflowing sum, from `c` itself or from the last KC block
+    /// and the last tile.
+    #[test]
+    fn check_tells_whether_every_entry_stored_is_finite() {
+        if !available() {
+            return;
+        }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        for &(m, n, k) in &[(13, 33, 17), (64, 32, 32), (100, 70, 300), (37, 600, 300), (700, 45, 530)] {
+            for case in 0..6 {
+                let mut a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.37).collect();
+                let mut b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) * 0.29).collect();
+                let mut start: Vec<f32> = (0..m * n).map(|i| (i % 17) as f32 * 0.5).collect();
+                match case {
+                    1 => a[(m / 2) * k + k - 1] = f32::NAN,
+                    2 => b[(k / 3) * n + n - 1] = f32::INFINITY,
+                    3 => a.iter_mut().for_each(|x| *x *= 3e37), // the sums overflow
+                    4 => start[m * n - 1] = f32::NEG_INFINITY,  // only if accumulated
+                    5 => a[m * k - 1] = f32::INFINITY,          // the last row, the last tile
+                    _ => {}
+                }
+                let (a_op, b_op) = (
+                    Operand { ptr: a.as_ptr(), rs: k as isize, cs: 1 },
+                    Operand { ptr: b.as_ptr(), rs: n as isize, cs: 1 },
+                );
+                for accumulate in [false, true] {
+                    for threads in [1, 2] {
+                        let mut c = start.clone();
+                        let out = c.as_mut_ptr() as usize;
+                        let (pa, pb) = (a_op.ptr as usize, b_op.ptr as usize);
+                        let finite = pool.install(|| unsafe {
+                            let a_op = Operand { ptr: pa as *const f32, ..a_op };
+                            let b_op = Operand { ptr: pb as *const f32, ..b_op };
+                            match threads {
+                                1 => gemm(m, n, k, a_op, b_op, out as *mut f32, n as isize, accumulate, true),
+                                _ => gemm_shared(m, n, k, a_op, b_op, out as *mut f32, n as isize, accumulate, 2, true),
+                            }
+                        });
+                        let want = c.iter().all(|x| x.is_finite());
+                        assert_eq!(
+                            finite, want,
+                            "{m}×{n}×{k}, case {case}, accumulate {accumulate}, {threads} threads"
+                        );
+                        if case == 0 {
+                            assert!(want, "the finite case must stay finite");
+                        }
+                    }
                 }
             }
         }
@@ -763,7 +884,7 @@ mod tests {
             ] {
                 for accumulate in [false, true] {
                     let mut c = vec![1.0f32; m * (n + 3)];
-                    unsafe { gemm(m, n, k, a_op, b_op, c.as_mut_ptr(), (n + 3) as isize, accumulate) };
+                    unsafe { gemm(m, n, k, a_op, b_op, c.as_mut_ptr(), (n + 3) as isize, accumulate, false) };
                     for i in 0..m {
                         for j in 0..n + 3 {
                             let got = c[i * (n + 3) + j] as f64;
