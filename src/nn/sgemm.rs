@@ -579,17 +579,25 @@ unsafe fn micro<const R: usize, const DIRECT: bool>(kc: usize, p: Panels, out: O
 unsafe fn pack_a(dst: *mut f32, a: Operand, ic: usize, mc: usize, pc: usize, kc: usize) {
     let base = a.ptr.offset(ic as isize * a.rs + pc as isize * a.cs);
     if a.rs == 1 {
-        // Columns contiguous (a transposed view, ∂W's ∂L/∂yᵀ): MR floats per k and panel, depth
-        // outermost so that each column (a row of ∂L/∂y) is read once, from start to end.
+        // Columns contiguous (a transposed view, ∂W's ∂L/∂yᵀ): MR floats per k and panel. Sixteen
+        // depths at a time, panel after panel: each panel's 16 × MR floats are written as one run
+        // of whole lines while the 16 columns (rows of ∂L/∂y) stay in L1. Depth by depth, the MR
+        // floats of consecutive panels land `kc · MR` floats apart, in the same L1 set, and each
+        // partly written line was evicted before the next depth completed it.
         let store: __mmask16 = (1 << MR) - 1;
-        for d in 0..kc {
-            let col = base.offset(d as isize * a.cs);
+        let mut d0 = 0;
+        while d0 < kc {
+            let depths = d0..kc.min(d0 + 16);
             let mut p = 0;
             while p < mc {
                 let load: __mmask16 = (1 << MR.min(mc - p)) - 1;
-                _mm512_mask_storeu_ps(dst.add(p * kc + d * MR), store, _mm512_maskz_loadu_ps(load, col.add(p)));
+                for d in depths.clone() {
+                    let col = base.offset(d as isize * a.cs);
+                    _mm512_mask_storeu_ps(dst.add(p * kc + d * MR), store, _mm512_maskz_loadu_ps(load, col.add(p)));
+                }
                 p += MR;
             }
+            d0 += 16;
         }
         return;
     }
