@@ -3,8 +3,8 @@
 # THREADS --steps STEPS --json` over the binaries, ROUNDS times (A B, B A, A B, …, so that a change
 # in the machine's load falls on both, and neither always runs first), and prints per binary the
 # median and range of the runs' median ms per step, each run's median, and the median and range of
-# the runs' fastest steps, with the load average before and after. Runs under `nice -n 19` (a shared machine). Example, a branch
-# against main on `deep` at two threads:
+# the runs' fastest steps, with the load average before and after. Runs under `nice -n 19` (a
+# shared machine). Example, a branch against main on `deep` at two threads:
 #   bench/ab.sh deep 2 300 7 /tmp/gradscope-main target/release/gradscope
 set -euo pipefail
 if [ $# -lt 5 ]; then
