@@ -123,7 +123,7 @@ fn main() {
 /// blocking, alternated round by round in this process, median GFLOP/s of each product.
 #[cfg(target_arch = "x86_64")]
 fn tune(shape: (usize, usize, usize), spec: &str) {
-    use gradscope::nn::sgemm::{Blocking, Operand, gemm_blocked};
+    use gradscope::nn::sgemm::{Blocking, Operand, Product, gemm_blocked};
     let (b, i, o) = shape;
     let blockings: Vec<Blocking> = spec
         .split_whitespace()
@@ -149,7 +149,8 @@ fn tune(shape: (usize, usize, usize), spec: &str) {
                 Some(bl) => unsafe {
                     let (m, k, n) = (a.nrows(), a.ncols(), bb.ncols());
                     let mut c = c;
-                    gemm_blocked(bl, m, n, k, op(a), op(bb), c.as_mut_ptr(), c.strides()[0], false, false);
+                    let (c, rsc) = (c.as_mut_ptr(), c.strides()[0]);
+                    gemm_blocked(bl, Product { m, n, k, a: op(a), b: op(bb), c, rsc, accumulate: false, check: false });
                 },
                 None => faer_plain(c, a, bb),
             };

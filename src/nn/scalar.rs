@@ -247,7 +247,7 @@ fn own_f32_on(
 ) -> Option<bool> {
     #[cfg(target_arch = "x86_64")]
     {
-        use crate::nn::sgemm::{MR, NR, Operand, SHARED_MAX_FLOATS, SHARED_MIN, available, gemm, gemm_shared};
+        use crate::nn::sgemm::{MR, NR, Operand, Product, SHARED_MAX_FLOATS, SHARED_MIN, available, gemm, gemm_shared};
         let ((m, k), n) = (a.dim(), b.ncols());
         let side = m.next_multiple_of(MR).min(n.next_multiple_of(NR));
         if threads >= 2 && (m * n * k < SHARED_MIN || side * k > SHARED_MAX_FLOATS) {
@@ -256,10 +256,10 @@ fn own_f32_on(
         // SAFETY (of both calls below): AVX-512F is there (checked); the views are valid for
         // their shapes and strides, `c` is borrowed mutably so it overlaps neither operand,
         // and m, n, k > 0 (checked by the callers).
-        let gemm = |m, n, k, a, b, c, rsc, accumulate| unsafe {
+        let gemm = |p: Product| unsafe {
             match threads {
-                1 => gemm(m, n, k, a, b, c, rsc, accumulate, check),
-                _ => gemm_shared(m, n, k, a, b, c, rsc, accumulate, threads, check),
+                1 => gemm(p),
+                _ => gemm_shared(p, threads),
             }
         };
         if !available() {
@@ -270,13 +270,23 @@ fn own_f32_on(
         let b_op = Operand { ptr: b.as_ptr(), rs: sb[0], cs: sb[1] };
         let (rows_ok, cols_ok) = (sc[1] == 1 || n == 1, sc[0] == 1 || m == 1);
         if rows_ok && (!cols_ok || n >= m) {
-            return Some(gemm(m, n, k, a_op, b_op, c.as_mut_ptr(), sc[0], accumulate));
+            return Some(gemm(Product { m, n, k, a: a_op, b: b_op, c: c.as_mut_ptr(), rsc: sc[0], accumulate, check }));
         }
         if cols_ok {
             // cᵀ = bᵀ·aᵀ, whose rows are c's contiguous columns.
             let (at, bt) =
                 (Operand { ptr: a_op.ptr, rs: sa[1], cs: sa[0] }, Operand { ptr: b_op.ptr, rs: sb[1], cs: sb[0] });
-            return Some(gemm(n, m, k, bt, at, c.as_mut_ptr(), sc[1], accumulate));
+            return Some(gemm(Product {
+                m: n,
+                n: m,
+                k,
+                a: bt,
+                b: at,
+                c: c.as_mut_ptr(),
+                rsc: sc[1],
+                accumulate,
+                check,
+            }));
         }
     }
     let _ = (c, a, b, accumulate, threads, check);

@@ -70,8 +70,31 @@ pub struct Operand {
     pub cs: isize,
 }
 
-/// `c (+)= a·b` for `a` m×k, `b` k×n, `c` m×n whose rows are contiguous (`c[i][j]` at
-/// `c + i·rsc + j`). With `check`, also tells whether every entry of `c` is finite afterwards,
+/// One product `c (+)= a·b`: `a` m×k, `b` k×n, `c` m×n whose rows are contiguous (`c[i][j]` at
+/// `c + i·rsc + j`).
+#[derive(Clone, Copy)]
+pub struct Product {
+    /// Rows of `a` and `c`.
+    pub m: usize,
+    /// Columns of `b` and `c`.
+    pub n: usize,
+    /// Columns of `a`, rows of `b`: the contraction.
+    pub k: usize,
+    /// The left operand.
+    pub a: Operand,
+    /// The right operand.
+    pub b: Operand,
+    /// The first entry of the output.
+    pub c: *mut f32,
+    /// Elements from one row of `c` to the next.
+    pub rsc: isize,
+    /// Add `a·b` to `c` instead of writing it.
+    pub accumulate: bool,
+    /// Tell whether every entry of `c` is finite afterwards (see [`gemm`]).
+    pub check: bool,
+}
+
+/// Computes `p`. With `p.check`, also tells whether every entry of `c` is finite afterwards,
 /// from the values in registers as the last `KC` block stores them (no pass over `c`: the
 /// divergence check of ∂L/∂W for free); without, returns true.
 ///
@@ -79,19 +102,8 @@ pub struct Operand {
 /// The CPU has AVX-512F ([`available`]); the operands are valid for their shapes and strides;
 /// `c` does not overlap `a` or `b`; `m, n, k > 0`.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    rsc: isize,
-    accumulate: bool,
-    check: bool,
-) -> bool {
-    gemm_blocked(Blocking::DEFAULT, m, n, k, a, b, c, rsc, accumulate, check)
+pub unsafe fn gemm(p: Product) -> bool {
+    gemm_blocked(Blocking::DEFAULT, p)
 }
 
 /// The block sizes of [`gemm`]: `kc` fixes the bits of the result, `mc` and `nc` only speed.
@@ -119,22 +131,11 @@ impl Blocking {
 /// As [`gemm`].
 #[doc(hidden)]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_blocked(
-    blocking: Blocking,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    rsc: isize,
-    accumulate: bool,
-    check: bool,
-) -> bool {
+pub unsafe fn gemm_blocked(blocking: Blocking, p: Product) -> bool {
     let Blocking { kc: kc_max, mc: mc_limit, nc: nc_max, direct } = blocking;
+    let Product { m, n, k, a, b, c, rsc, accumulate, check } = p;
     if direct && m * n * k <= DIRECT_MAX {
-        return gemm_direct(kc_max, m, n, k, a, b, c, rsc, accumulate, check);
+        return gemm_direct(kc_max, p);
     }
     PACKED.with_borrow_mut(|(pa, pb)| {
         let mut finite = true;
@@ -181,19 +182,8 @@ pub unsafe fn gemm_blocked(
 /// [`gemm_blocked`] for small products: the operands are in L1 already and packing would cost
 /// as much as it saves; only a `b` whose rows are not contiguous (`wᵀ`) is packed, whole.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_direct(
-    kc_max: usize,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    rsc: isize,
-    accumulate: bool,
-    check: bool,
-) -> bool {
+unsafe fn gemm_direct(kc_max: usize, p: Product) -> bool {
+    let Product { m, n, k, a, b, c, rsc, accumulate, check } = p;
     let packed_b = b.cs != 1 && n > 1;
     PACKED.with_borrow_mut(|(_, pb)| {
         let pb = if packed_b { grow(pb, n.next_multiple_of(NR) * kc_max.min(k)) } else { pb.as_mut_ptr() as *mut f32 };
@@ -287,24 +277,13 @@ fn in_turns(threads: usize, pieces: usize, work: &(dyn Fn(usize) + Sync)) {
 /// [`gemm`]'s whatever the thread count and whichever thread took which piece.
 ///
 /// The shared buffer holds `min(m, n)` (rounded up to whole panels) times `k` floats on the
-/// calling thread, grown once and kept; callers bound it by [`SHARED_MAX_FLOATS`]. `check` and
+/// calling thread, grown once and kept; callers bound it by [`SHARED_MAX_FLOATS`]. `p.check` and
 /// the result: as [`gemm`]'s.
 ///
 /// # Safety
 /// As [`gemm`].
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn gemm_shared(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    rsc: isize,
-    accumulate: bool,
-    threads: usize,
-    check: bool,
-) -> bool {
+pub unsafe fn gemm_shared(p: Product, threads: usize) -> bool {
+    let Product { m, n, k, .. } = p;
     let by_cols = n >= m;
     // the shared side, rounded up to whole panels, and each KC block's share of the buffer
     let side = if by_cols { m.next_multiple_of(MR) } else { n.next_multiple_of(NR) };
@@ -321,19 +300,19 @@ pub unsafe fn gemm_shared(
             Err(_) => &mut spare,
         };
         let shared = Ptr(grow(buf, side * k));
-        let product = Shared { m, n, k, a, b, c: Ptr(c), rsc, accumulate, check, by_cols, packed: shared, side };
+        let product = Shared { p, by_cols, packed: shared, side };
         // phase 1: the shared operand, in pieces of 16 panels per KC block, taken in turn
         let group = 16 * if by_cols { MR } else { NR };
         let per_block = side.div_ceil(group);
         in_turns(threads, per_block * k.div_ceil(KC), &|i| {
-            let p = product;
+            let s = product; // the whole `Shared` (Sync), not its fields
             let (pc, g) = ((i / per_block) * KC, (i % per_block) * group);
             let (kc, len) = (KC.min(k - pc), group.min(if by_cols { m } else { n } - g));
-            let dst = p.packed.get().add(pc * side + g * kc);
+            let dst = s.packed.get().add(pc * side + g * kc);
             // SAFETY: AVX-512F as the caller promises; the panels written are this piece's.
             match by_cols {
-                true => pack_a(dst, p.a, g, len, pc, kc),
-                false => pack_b(dst, p.b, pc, kc, g, len),
+                true => pack_a(dst, s.p.a, g, len, pc, kc),
+                false => pack_b(dst, s.p.b, pc, kc, g, len),
             }
         });
         // phase 2: pieces of the output along the other side, taken in turn
@@ -353,16 +332,7 @@ pub unsafe fn gemm_shared(
 /// One product of [`gemm_shared`], as its threads see it.
 #[derive(Clone, Copy)]
 struct Shared {
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Operand,
-    b: Operand,
-    c: Ptr,
-    rsc: isize,
-    accumulate: bool,
-    /// Whether the pieces check that the entries they store are finite.
-    check: bool,
+    p: Product,
     /// Pieces along the columns (the shared operand is `a`), or along the rows (it is `b`).
     by_cols: bool,
     /// The shared operand, packed: its KC block at `pc` starts at `pc · side`.
@@ -370,38 +340,37 @@ struct Shared {
     side: usize,
 }
 // SAFETY: the operands are only read, while the caller of `gemm_shared` keeps them borrowed;
-// the pointers in `c` and `packed` are written as [`Ptr`] says.
+// `c` and `packed` are written as [`Ptr`] says.
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 /// One piece of a [`gemm_shared`] product: columns `at..at + len` of `c` (`by_cols`; rows
 /// otherwise), every KC block, the other operand's piece packed into this thread's buffer;
-/// false when `p.check` and an entry of the piece is not finite.
+/// false when the product checks and an entry of the piece is not finite.
 #[target_feature(enable = "avx512f")]
-unsafe fn shared_piece(p: Shared, at: usize, len: usize) -> bool {
+unsafe fn shared_piece(s: Shared, at: usize, len: usize) -> bool {
+    let Product { m, n, k, a, b, c, rsc, accumulate, check } = s.p;
     PACKED.with_borrow_mut(|(pa, pb)| {
         let mut finite = true;
-        let own = match p.by_cols {
-            true => grow(pb, len.next_multiple_of(NR) * KC.min(p.k)),
-            false => grow(pa, len.next_multiple_of(MR) * KC.min(p.k)),
+        let own = match s.by_cols {
+            true => grow(pb, len.next_multiple_of(NR) * KC.min(k)),
+            false => grow(pa, len.next_multiple_of(MR) * KC.min(k)),
         };
         let mut pc = 0;
-        while pc < p.k {
-            let kc = KC.min(p.k - pc);
-            let block = p.packed.get().add(pc * p.side) as *const f32;
-            let add = p.accumulate || pc > 0;
-            let last = p.check && pc + kc == p.k;
+        while pc < k {
+            let kc = KC.min(k - pc);
+            let block = s.packed.get().add(pc * s.side) as *const f32;
+            let (add, last) = (accumulate || pc > 0, check && pc + kc == k);
             let own_panel = |at: usize| own.add(at * kc) as *const f32;
             let block_panel = |at: usize| block.add(at * kc);
-            if p.by_cols {
-                pack_b(own, p.b, pc, kc, at, len);
+            if s.by_cols {
+                pack_b(own, b, pc, kc, at, len);
                 let (a_at, b_at) = (|ir| (block_panel(ir), 1, MR as isize), |jr| (own_panel(jr), NR as isize));
-                finite &= tiles::<false>(p.m, len, kc, a_at, b_at, p.c.get().add(at), p.rsc, add, last);
+                finite &= tiles::<false>(m, len, kc, a_at, b_at, c.add(at), rsc, add, last);
             } else {
-                pack_a(own, p.a, at, len, pc, kc);
+                pack_a(own, a, at, len, pc, kc);
                 let (a_at, b_at) = (|ir| (own_panel(ir), 1, MR as isize), |jr| (block_panel(jr), NR as isize));
-                finite &=
-                    tiles::<false>(len, p.n, kc, a_at, b_at, p.c.get().offset(at as isize * p.rsc), p.rsc, add, last);
+                finite &= tiles::<false>(len, n, kc, a_at, b_at, c.offset(at as isize * rsc), rsc, add, last);
             }
             pc += kc;
         }
@@ -779,7 +748,18 @@ mod tests {
             for (a_op, b_op, accumulate) in [(a_rows, b_rows, false), (a_rows, b_cols, true), (a_cols, b_rows, true)] {
                 let start: Vec<f32> = (0..m * n).map(|i| (i % 17) as f32 * 0.5).collect();
                 let mut one = start.clone();
-                unsafe { gemm(m, n, k, a_op, b_op, one.as_mut_ptr(), n as isize, accumulate, false) };
+                let p = Product {
+                    m,
+                    n,
+                    k,
+                    a: a_op,
+                    b: b_op,
+                    c: one.as_mut_ptr(),
+                    rsc: n as isize,
+                    accumulate,
+                    check: false,
+                };
+                unsafe { gemm(p) };
                 for threads in [2, 3] {
                     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                     let mut many = start.clone();
@@ -788,7 +768,11 @@ mod tests {
                     pool.install(|| unsafe {
                         let a_op = Operand { ptr: pa as *const f32, ..a_op };
                         let b_op = Operand { ptr: pb as *const f32, ..b_op };
-                        gemm_shared(m, n, k, a_op, b_op, out as *mut f32, n as isize, accumulate, threads, false)
+                        let c = out as *mut f32;
+                        gemm_shared(
+                            Product { m, n, k, a: a_op, b: b_op, c, rsc: n as isize, accumulate, check: false },
+                            threads,
+                        )
                     });
                     let same = one.iter().zip(&many).all(|(x, y)| x.to_bits() == y.to_bits());
                     assert!(same, "{m}×{n}×{k} on {threads} threads, accumulate {accumulate}");
@@ -832,9 +816,11 @@ mod tests {
                         let finite = pool.install(|| unsafe {
                             let a_op = Operand { ptr: pa as *const f32, ..a_op };
                             let b_op = Operand { ptr: pb as *const f32, ..b_op };
+                            let c = out as *mut f32;
+                            let p = Product { m, n, k, a: a_op, b: b_op, c, rsc: n as isize, accumulate, check: true };
                             match threads {
-                                1 => gemm(m, n, k, a_op, b_op, out as *mut f32, n as isize, accumulate, true),
-                                _ => gemm_shared(m, n, k, a_op, b_op, out as *mut f32, n as isize, accumulate, 2, true),
+                                1 => gemm(p),
+                                _ => gemm_shared(p, 2),
                             }
                         });
                         let want = c.iter().all(|x| x.is_finite());
@@ -892,7 +878,10 @@ mod tests {
             ] {
                 for accumulate in [false, true] {
                     let mut c = vec![1.0f32; m * (n + 3)];
-                    unsafe { gemm(m, n, k, a_op, b_op, c.as_mut_ptr(), (n + 3) as isize, accumulate, false) };
+                    let rsc = (n + 3) as isize;
+                    unsafe {
+                        gemm(Product { m, n, k, a: a_op, b: b_op, c: c.as_mut_ptr(), rsc, accumulate, check: false })
+                    };
                     for i in 0..m {
                         for j in 0..n + 3 {
                             let got = c[i * (n + 3) + j] as f64;
