@@ -291,6 +291,12 @@ impl Activation {
         Zip::from(dphi).and(z).and(&h).for_each(|d, &z, &h| *d = self.df_given_output(z, h));
     }
 
+    /// [`Activation::forward_with_derivative`] on contiguous slices, on the calling thread
+    /// whatever their length (the same bits).
+    pub(crate) fn forward_with_derivative_here<F: Scalar>(&self, z: &[F], h: &mut [F], d: &mut [F]) {
+        self.chunked(z, h, d);
+    }
+
     /// h = φ(z) and φ′ over contiguous slices, chunk by chunk ([`CHUNK`]).
     fn chunked<F: Scalar>(&self, z: &[F], h: &mut [F], d: &mut [F]) {
         for ((z, h), d) in z.chunks(CHUNK).zip(h.chunks_mut(CHUNK)).zip(d.chunks_mut(CHUNK)) {

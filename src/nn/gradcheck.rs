@@ -74,9 +74,21 @@ pub fn numeric_grad(values: &mut [f64], mut eval: impl FnMut(&[f64]) -> f64) -> 
 /// against central differences, in the network's mode (training-mode batch norm: the loss is a
 /// deterministic function of the whole batch).
 pub fn check_mlp(mlp: &Mlp<f64>, x: ArrayView2<f64>, target: Targets<f64>, loss: Loss) -> Vec<TensorCheck> {
+    check_mlp_on(mlp, x, target, loss, Threads::One)
+}
+
+/// [`check_mlp`] with the analytic gradients of a step on `threads` (call it inside a rayon
+/// pool of that many threads); the numeric ones are the same.
+pub fn check_mlp_on(
+    mlp: &Mlp<f64>,
+    x: ArrayView2<f64>,
+    target: Targets<f64>,
+    loss: Loss,
+    threads: Threads,
+) -> Vec<TensorCheck> {
     let mut net = mlp.clone();
     net.want_input_grad = true;
-    net.loss_and_grads(x, target, loss, Threads::One);
+    net.loss_and_grads(x, target, loss, threads);
     let mut analytic: Vec<(String, Vec<f64>)> = Vec::new();
     net.for_each_param(|name, _, _, g| analytic.push((name.to_string(), g.to_vec())));
     let mut probe = mlp.clone();

@@ -62,6 +62,12 @@ impl<F: Scalar> Linear<F> {
         self.grad_weight_finite
     }
 
+    /// Records what a product that wrote ∂L/∂W outside [`Linear::backward_products`] said of
+    /// its finiteness (`None`: it could not tell; a reader scans).
+    pub(crate) fn set_grad_weight_finite(&mut self, finite: Option<bool>) {
+        self.grad_weight_finite = finite;
+    }
+
     /// Number of inputs.
     pub fn fan_in(&self) -> usize {
         self.weight.ncols()

@@ -17,6 +17,8 @@ use crate::nn::{Activation, Hook, Init, Linear, Loss, Scalar, Targets, Threads, 
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Zip, s};
 use rand::Rng;
 
+mod halves;
+
 /// Residual connections: hidden layers grouped into blocks of `block` layers, input first.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Residual {
@@ -181,6 +183,8 @@ pub struct Mlp<F> {
     /// Whether the backward pass adds to the linear layers' gradients or writes them
     /// ([`Mlp::loss_and_grads`] writes them, with no zeroing pass first).
     grad_mode: Grad,
+    /// What a two-thread step by halves of the batch keeps between steps ([`halves`]).
+    halves: halves::Scratch<F>,
 }
 
 /// One layer right after its forward pass, as probes see it.
@@ -518,6 +522,7 @@ impl<F: Scalar> Mlp<F> {
             grad_input: Array2::zeros((0, 0)),
             scratch: Array2::zeros((0, 0)),
             grad_mode: Grad::Accumulate,
+            halves: halves::Scratch::default(),
         };
         mlp.reserve(0);
         mlp
@@ -604,6 +609,13 @@ impl<F: Scalar> Mlp<F> {
         self.reserve(n);
         self.rows = n;
         let (arch, last) = (self.arch, self.layers.len() - 1);
+        if halves::applies(self, n, threads) {
+            halves::forward(self, x);
+            if let Some(p) = probe {
+                (0..=last).for_each(|l| p.after_layer_forward(&self.layer_view(l).forward()));
+            }
+            return rows(&self.z[last], n);
+        }
         for block in blocks(arch, last) {
             self.block_forward(block, x, threads, &mut probe);
         }
@@ -652,6 +664,13 @@ impl<F: Scalar> Mlp<F> {
         let n = self.rows;
         debug_assert_eq!(x.nrows(), n, "backward needs the forward pass's input");
         let (arch, last) = (self.arch, self.layers.len() - 1);
+        if halves::applies(self, n, threads) {
+            halves::backward(self, x);
+            if let Some(p) = probe {
+                (0..=last).rev().for_each(|l| p.after_layer_backward(&self.layer_view(l)));
+            }
+            return;
+        }
         let input = if last == 0 { x } else { rows(&self.h[last - 1], n) };
         let grad_x = grad_in(&mut self.grad_h, &mut self.grad_input, self.want_input_grad, last, n);
         self.layers[last].backward_into(input, rows(&self.grad_z[last], n), grad_x, self.grad_mode, threads);
