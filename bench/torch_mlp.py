@@ -24,7 +24,7 @@ def flops(c):
     return sum(3 * 2 * c["batch"] * a * b for a, b in zip(sizes, sizes[1:]))
 
 
-def run(name, c, steps, warmup):
+def run(name, c, steps, warmup, warmup_secs=0.0):
     torch.manual_seed(0)
     sizes = [c["inputs"]] + [c["width"]] * c["depth"] + [c["outputs"]]
     layers = []
@@ -35,7 +35,7 @@ def run(name, c, steps, warmup):
     model = torch.nn.Sequential(*layers)
     x = torch.randn(c["batch"], c["inputs"])
     y = torch.randn(c["batch"], c["outputs"])
-    return timed_row(name, c, model, x, y, torch.nn.MSELoss(), flops(c), steps, warmup)
+    return timed_row(name, c, model, x, y, torch.nn.MSELoss(), flops(c), steps, warmup, warmup_secs)
 
 
 def describe(r):

@@ -39,12 +39,12 @@ def flops(c):
     return sum(t * 3 * 2 * b * g * h * (i + h) for i in fan_ins) + 3 * 2 * b * h * c["outputs"]
 
 
-def run(name, c, steps, warmup):
+def run(name, c, steps, warmup, warmup_secs=0.0):
     torch.manual_seed(0)
     model = Net(c)
     x = torch.randn(c["seq_len"], c["batch"], c["inputs"])
     y = torch.randint(0, c["outputs"], (c["batch"],))
-    return timed_row(name, c, model, x, y, torch.nn.functional.cross_entropy, flops(c), steps, warmup)
+    return timed_row(name, c, model, x, y, torch.nn.functional.cross_entropy, flops(c), steps, warmup, warmup_secs)
 
 
 def describe(r):

@@ -188,13 +188,52 @@ pub struct BenchResult {
     pub fraction_of_peak: f64,
 }
 
-/// Times `steps` training steps of `cfg` after `warmup` untimed ones.
-pub fn run(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, probe_every: u64) -> BenchResult {
+/// The untimed steps before the timed ones: at least `steps` of them, and more until they have
+/// taken `min_secs` seconds.
+///
+/// A floor in time as well as in steps because a short warm-up measured the machine settling,
+/// not the step: at two threads `tiny`'s first ≈ 50 steps (3 ms) ran at one thread's speed —
+/// the second thread had not yet got a core of its own from the scheduler — so its default 10
+/// warm-up steps left most of the 50 timed ones in that state (median 0.059 ms against 0.044
+/// after 200 warm-up steps; docs/performance.md, "Session 10"). `bench/timing.py` warms PyTorch
+/// up by the same rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Warmup {
+    /// At least this many steps.
+    pub steps: usize,
+    /// And at least this long (seconds).
+    pub min_secs: f64,
+}
+
+impl Warmup {
+    /// The default for `steps` timed steps: steps/5 between 2 and 20 (1 below 10 steps), and
+    /// at least [`Warmup::DEFAULT_SECS`].
+    pub fn default_for(steps: usize) -> Self {
+        let n = if steps < 10 { 1 } else { (steps / 5).clamp(2, 20) };
+        Self { steps: n, min_secs: Self::DEFAULT_SECS }
+    }
+
+    /// Exactly `steps` untimed steps.
+    pub fn exactly(steps: usize) -> Self {
+        Self { steps, min_secs: 0.0 }
+    }
+
+    /// The default floor in time: 0.2 s.
+    pub const DEFAULT_SECS: f64 = 0.2;
+
+    /// Whether step `step` (0-based) of a run that started at `start` is still a warm-up step.
+    fn holds(&self, step: usize, start: Instant) -> bool {
+        step < self.steps || start.elapsed().as_secs_f64() < self.min_secs
+    }
+}
+
+/// Times `steps` training steps of `cfg` after the warm-up's untimed ones.
+pub fn run(cfg: &BenchConfig, threads: usize, steps: usize, warmup: Warmup, probe_every: u64) -> BenchResult {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
     pool.install(|| run_in_pool(cfg, threads, steps, warmup, probe_every))
 }
 
-fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, probe_every: u64) -> BenchResult {
+fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: Warmup, probe_every: u64) -> BenchResult {
     let times = match cfg.recurrent {
         None => time_mlp(cfg, threads, steps, warmup, probe_every),
         Some(seq) => time_recurrent(cfg, seq, threads, steps, warmup, probe_every),
@@ -202,7 +241,7 @@ fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, p
     result(cfg, threads, steps, probe_every, times)
 }
 
-fn time_mlp(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, probe_every: u64) -> Vec<f64> {
+fn time_mlp(cfg: &BenchConfig, threads: usize, steps: usize, warmup: Warmup, probe_every: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut mlp: Mlp<f32> =
         MlpConfig::uniform(cfg.inputs, cfg.width, cfg.depth, cfg.outputs, cfg.activation, Init::Pytorch).init(&mut rng);
@@ -212,7 +251,15 @@ fn time_mlp(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, prob
     let mut probe = GradientProbe::new();
     let t = Threads::new(threads);
     let mut times = Vec::with_capacity(steps);
-    for step in 0..warmup + steps {
+    let (began, mut timed_from) = (Instant::now(), None);
+    for step in 0.. {
+        let warming = timed_from.is_none() && warmup.holds(step, began);
+        if !warming && timed_from.is_none() {
+            timed_from = Some(step);
+        }
+        if timed_from.is_some_and(|t| step >= t + steps) {
+            break;
+        }
         let start = Instant::now();
         let probed = probe_every > 0 && (step as u64).is_multiple_of(probe_every);
         let attached: Option<&mut dyn Hook<f32>> = if probed { Some(&mut probe) } else { None };
@@ -230,7 +277,7 @@ fn time_mlp(cfg: &BenchConfig, threads: usize, steps: usize, warmup: usize, prob
         } else {
             opt.step(&mut mlp, 0.01);
         }
-        if step >= warmup {
+        if !warming {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
@@ -244,7 +291,7 @@ fn time_recurrent(
     seq: Sequence,
     threads: usize,
     steps: usize,
-    warmup: usize,
+    warmup: Warmup,
     probe_every: u64,
 ) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -257,7 +304,15 @@ fn time_recurrent(
     net.for_each_param(|_, _, v, _| states.push(SgdState::new(v.len())));
     let t = Threads::new(threads);
     let mut times = Vec::with_capacity(steps);
-    for step in 0..warmup + steps {
+    let (began, mut timed_from) = (Instant::now(), None);
+    for step in 0.. {
+        let warming = timed_from.is_none() && warmup.holds(step, began);
+        if !warming && timed_from.is_none() {
+            timed_from = Some(step);
+        }
+        if timed_from.is_some_and(|t| step >= t + steps) {
+            break;
+        }
         let start = Instant::now();
         net.probing = probe_every > 0 && (step as u64).is_multiple_of(probe_every);
         net.zero_grad();
@@ -273,7 +328,7 @@ fn time_recurrent(
         if net.probing {
             std::hint::black_box(net.time_record());
         }
-        if step >= warmup {
+        if !warming {
             times.push(start.elapsed().as_secs_f64() * 1e3);
         }
     }
@@ -308,6 +363,30 @@ fn result(cfg: &BenchConfig, threads: usize, steps: usize, probe_every: u64, mut
 mod tests {
     use super::*;
 
+    /// The warm-up lasts its steps and its time, whichever is longer; the timed steps are
+    /// exactly `steps`, MLP and recurrent alike.
+    #[test]
+    fn warmup_lasts_its_steps_and_its_time_then_times_exactly_steps() {
+        assert_eq!(Warmup::default_for(50), Warmup { steps: 10, min_secs: Warmup::DEFAULT_SECS });
+        assert_eq!(Warmup::default_for(5).steps, 1);
+        assert_eq!(Warmup::default_for(1000).steps, 20);
+        let start = Instant::now();
+        assert!(Warmup::exactly(3).holds(2, start) && !Warmup::exactly(3).holds(3, start));
+        assert!(Warmup { steps: 0, min_secs: 10.0 }.holds(1000, start));
+        let tiny = &CONFIGS[0];
+        let lstm = &RECURRENT_CONFIGS[0];
+        for (cfg, secs) in [(tiny, 0.05), (tiny, 0.0), (lstm, 0.0)] {
+            let start = Instant::now();
+            let warmup = Warmup { steps: 2, min_secs: secs };
+            let times = match cfg.recurrent {
+                None => time_mlp(cfg, 1, 7, warmup, 0),
+                Some(seq) => time_recurrent(cfg, seq, 1, 7, warmup, 0),
+            };
+            assert_eq!(times.len(), 7, "{}", cfg.name);
+            assert!(start.elapsed().as_secs_f64() >= secs);
+        }
+    }
+
     #[test]
     fn flops_count_every_gemm() {
         // tiny: 32→32 ×10 →1, batch 64, three products per layer
@@ -331,7 +410,7 @@ mod tests {
 
     #[test]
     fn a_short_run_reports_sane_numbers() {
-        let r = run(&CONFIGS[0], 1, 3, 1, 1);
+        let r = run(&CONFIGS[0], 1, 3, Warmup::exactly(1), 1);
         assert_eq!(r.steps, 3);
         assert!(r.min_ms > 0.0 && r.min_ms <= r.median_ms && r.median_ms <= r.max_ms && r.gflops > 0.0);
     }

@@ -88,7 +88,8 @@ pub struct BenchArgs {
     /// Timed steps per config.
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
-    /// Untimed steps first [default: steps/5, between 2 and 20].
+    /// Untimed steps first [default: steps/5, between 2 and 20, and more until they have
+    /// taken 0.2 s: the threads settle first]; a number given here is taken exactly.
     #[arg(long)]
     pub warmup: Option<usize>,
     /// Probe every N steps, as `train` does (0: never).

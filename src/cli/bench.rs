@@ -46,7 +46,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<Status> {
     // measured once, before the configs, with every thread busy (peak.rs)
     let peak = gradscope::peak::measure(threads);
     for cfg in &configs {
-        let warmup = a.warmup.unwrap_or(if a.steps < 10 { 1 } else { (a.steps / 5).clamp(2, 20) });
+        let warmup = a.warmup.map_or_else(|| bench::Warmup::default_for(a.steps), bench::Warmup::exactly);
         let mut r = bench::run(cfg, threads, a.steps, warmup, a.probe_every);
         (r.peak_gflops, r.fraction_of_peak) = (peak.gflops, r.gflops / peak.gflops);
         if a.json {
