@@ -241,6 +241,24 @@ fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: Warmup, 
     result(cfg, threads, steps, probe_every, times)
 }
 
+/// Runs `step(k)` for k = 0, 1, … through the warm-up, then `steps` more, and returns the
+/// timed steps' durations in ms.
+fn time_steps(steps: usize, warmup: Warmup, mut step: impl FnMut(usize)) -> Vec<f64> {
+    let mut times = Vec::with_capacity(steps);
+    let began = Instant::now();
+    let mut k = 0;
+    while warmup.holds(k, began) {
+        step(k);
+        k += 1;
+    }
+    for k in k..k + steps {
+        let start = Instant::now();
+        step(k);
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+    }
+    times
+}
+
 fn time_mlp(cfg: &BenchConfig, threads: usize, steps: usize, warmup: Warmup, probe_every: u64) -> Vec<f64> {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let mut mlp: Mlp<f32> =
@@ -250,17 +268,7 @@ fn time_mlp(cfg: &BenchConfig, threads: usize, steps: usize, warmup: Warmup, pro
     let mut opt = OptimizerState::new(Optimizer::Sgd(Sgd { momentum: 0.0, nesterov: false, weight_decay: 0.0 }), &mlp);
     let mut probe = GradientProbe::new();
     let t = Threads::new(threads);
-    let mut times = Vec::with_capacity(steps);
-    let (began, mut timed_from) = (Instant::now(), None);
-    for step in 0.. {
-        let warming = timed_from.is_none() && warmup.holds(step, began);
-        if !warming && timed_from.is_none() {
-            timed_from = Some(step);
-        }
-        if timed_from.is_some_and(|t| step >= t + steps) {
-            break;
-        }
-        let start = Instant::now();
+    time_steps(steps, warmup, |step| {
         let probed = probe_every > 0 && (step as u64).is_multiple_of(probe_every);
         let attached: Option<&mut dyn Hook<f32>> = if probed { Some(&mut probe) } else { None };
         // the training loop's divergence check (loss and every gradient), so that its cost is timed
@@ -277,11 +285,7 @@ fn time_mlp(cfg: &BenchConfig, threads: usize, steps: usize, warmup: Warmup, pro
         } else {
             opt.step(&mut mlp, 0.01);
         }
-        if !warming {
-            times.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    times
+    })
 }
 
 /// The recurrent step: forward, cross-entropy, BPTT, the divergence check (loss and every
@@ -303,17 +307,7 @@ fn time_recurrent(
     let mut states: Vec<SgdState<f32>> = Vec::new();
     net.for_each_param(|_, _, v, _| states.push(SgdState::new(v.len())));
     let t = Threads::new(threads);
-    let mut times = Vec::with_capacity(steps);
-    let (began, mut timed_from) = (Instant::now(), None);
-    for step in 0.. {
-        let warming = timed_from.is_none() && warmup.holds(step, began);
-        if !warming && timed_from.is_none() {
-            timed_from = Some(step);
-        }
-        if timed_from.is_some_and(|t| step >= t + steps) {
-            break;
-        }
-        let start = Instant::now();
+    time_steps(steps, warmup, |step| {
         net.probing = probe_every > 0 && (step as u64).is_multiple_of(probe_every);
         net.zero_grad();
         let loss = net.loss_and_grads(x.view(), Targets::Classes(&y), Loss::CrossEntropy, t);
@@ -328,11 +322,7 @@ fn time_recurrent(
         if net.probing {
             std::hint::black_box(net.time_record());
         }
-        if !warming {
-            times.push(start.elapsed().as_secs_f64() * 1e3);
-        }
-    }
-    times
+    })
 }
 
 fn result(cfg: &BenchConfig, threads: usize, steps: usize, probe_every: u64, mut times: Vec<f64>) -> BenchResult {
