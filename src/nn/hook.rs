@@ -1,8 +1,10 @@
 //! Observation hooks: what a layer shows to an observer while the passes run.
 //!
 //! The engine calls a [`Hook`] (when one is attached) right after each layer's forward pass and
-//! right after its gradients are final, while its buffers are still in cache. The hook only
-//! reads. The statistics probes (`crate::probe`) and the non-finite guard (`crate::nonfinite`)
+//! right after its gradients are final, while its buffers are still in cache — or, where a
+//! two-thread step goes by halves of the batch (`nn::mlp`'s `halves`), for every layer in the
+//! same order once both halves have finished the pass, when each layer's tensors are complete.
+//! The hook only reads. The statistics probes (`crate::probe`) and the non-finite guard (`crate::nonfinite`)
 //! implement it; the engine knows nothing of them.
 
 use crate::nn::{ForwardView, LayerView, Scalar};

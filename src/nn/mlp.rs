@@ -597,7 +597,8 @@ impl<F: Scalar> Mlp<F> {
         self.forward_probed(x, threads, None)
     }
 
-    /// [`Mlp::forward`], calling `probe` after each layer.
+    /// [`Mlp::forward`], calling `probe` after each layer (after the whole pass, layer by layer,
+    /// when a two-thread step goes by halves of the batch).
     pub fn forward_probed<'p>(
         &mut self,
         x: ArrayView2<F>,
@@ -654,7 +655,8 @@ impl<F: Scalar> Mlp<F> {
         self.backward_probed(x, threads, None);
     }
 
-    /// [`Mlp::backward`], calling `probe` as soon as each layer's gradients are complete.
+    /// [`Mlp::backward`], calling `probe` as soon as each layer's gradients are complete (after
+    /// the whole pass, layer by layer from the output, when the step goes by halves of the batch).
     pub fn backward_probed<'p>(
         &mut self,
         x: ArrayView2<F>,
