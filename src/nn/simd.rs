@@ -15,6 +15,7 @@
 //! unless asked (`mul_add`), so an AVX-512 clone computes exactly what the SSE one does, lane
 //! by lane (tested below, and by the fixed-seed baseline compare).
 
+use crate::nn::kernel::LANES;
 use crate::nn::{Activation, Scalar};
 use multiversion::multiversion;
 
@@ -79,6 +80,41 @@ pub fn sgd<F: Scalar>(param: &mut [F], grad: &[F], lr: F) {
     for (p, &g) in param.iter_mut().zip(grad) {
         *p -= lr * g;
     }
+}
+
+/// [`sgd`], also returning `[‖θ_new − θ_old‖², ‖θ_old‖², ‖g‖²]` for the probes: squares summed
+/// in [`LANES`] f64 lanes over whole chunks, the tail into the totals, then each lane set folded
+/// in order onto them — the bits of `optim::apply_update`'s measured loop (tested), without its
+/// generic state slices, which its AVX-512 clone turned into gathers.
+#[multiversion(targets = "simd")]
+pub fn sgd_measured<F: Scalar>(param: &mut [F], grad: &[F], lr: F) -> [f64; 3] {
+    assert_eq!(param.len(), grad.len(), "gradscope internal error: sgd lengths");
+    let whole = param.len() / LANES * LANES;
+    let (chunks, tail) = param.split_at_mut(whole);
+    let mut lanes = [[0.0f64; LANES]; 3];
+    for (p, g) in chunks.chunks_exact_mut(LANES).zip(grad.chunks_exact(LANES)) {
+        for j in 0..LANES {
+            let old = p[j];
+            p[j] = old - lr * g[j];
+            let (d, w, gj) = ((p[j] - old).f64(), old.f64(), g[j].f64());
+            lanes[0][j] += d * d;
+            lanes[1][j] += w * w;
+            lanes[2][j] += gj * gj;
+        }
+    }
+    let mut total = [0.0f64; 3];
+    for (p, &g) in tail.iter_mut().zip(&grad[whole..]) {
+        let old = *p;
+        *p = old - lr * g;
+        let d = (*p - old).f64();
+        total[0] += d * d;
+        total[1] += old.f64() * old.f64();
+        total[2] += g.f64() * g.f64();
+    }
+    for (t, l) in total.iter_mut().zip(&lanes) {
+        *t += l.iter().fold(0.0f64, |s, &v| s + v);
+    }
+    total
 }
 
 /// Entries from which an elementwise pass is cut in two halves that run on two threads (when

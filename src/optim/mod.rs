@@ -267,6 +267,29 @@ fn update<F: Scalar>(
 mod tests {
     use super::*;
 
+    /// Plain SGD's measured update (`simd::sgd_measured`, its own loop, cloned per instruction
+    /// set) has the bits of `apply_update`'s: the parameters and the three sums, for lengths
+    /// around the lanes and long ones, f32 and f64.
+    #[test]
+    fn measured_plain_sgd_has_the_bits_of_the_generic_loop() {
+        fn check<F: Scalar>() {
+            for n in [0, 1, 15, 16, 17, 33, 1000, 4099] {
+                let p0: Vec<F> = (0..n).map(|i| F::of((i as f64 * 0.731).sin() * 3.0)).collect();
+                let g: Vec<F> = (0..n).map(|i| F::of((i as f64 * 0.177).cos() * 1e-3)).collect();
+                let lr = F::of(0.05);
+                let (mut a, mut b) = (p0.clone(), p0.clone());
+                let generic = apply_update(&mut a, &g, &mut [], &mut [], true, |p, g, _, _| p - lr * g);
+                let own = crate::nn::simd::sgd_measured(&mut b, &g, lr);
+                let bits = |v: &[F]| v.iter().map(|x| x.f64().to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "{} n={n}: parameters", F::NAME);
+                assert_eq!(generic.map(f64::to_bits), own.map(f64::to_bits), "{} n={n}: sums", F::NAME);
+                assert!(n < 16 || own.iter().all(|&s| s > 0.0));
+            }
+        }
+        check::<f32>();
+        check::<f64>();
+    }
+
     #[test]
     fn norms_of_subnormal_gradients_are_not_zero_and_agree_with_the_update_loop() {
         // 37 entries: two chunks of 16 and a tail; 2e-43 is subnormal in f32, its f32 square 0
