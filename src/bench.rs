@@ -234,11 +234,15 @@ pub fn run(cfg: &BenchConfig, threads: usize, steps: usize, warmup: Warmup, prob
 }
 
 fn run_in_pool(cfg: &BenchConfig, threads: usize, steps: usize, warmup: Warmup, probe_every: u64) -> BenchResult {
-    let times = match cfg.recurrent {
+    result(cfg, threads, steps, probe_every, times(cfg, threads, steps, warmup, probe_every))
+}
+
+/// The timed steps' durations in ms, MLP or recurrent as `cfg` says.
+fn times(cfg: &BenchConfig, threads: usize, steps: usize, warmup: Warmup, probe_every: u64) -> Vec<f64> {
+    match cfg.recurrent {
         None => time_mlp(cfg, threads, steps, warmup, probe_every),
         Some(seq) => time_recurrent(cfg, seq, threads, steps, warmup, probe_every),
-    };
-    result(cfg, threads, steps, probe_every, times)
+    }
 }
 
 /// Runs `step(k)` for k = 0, 1, … through the warm-up, then `steps` more, and returns the
@@ -367,12 +371,8 @@ mod tests {
         let lstm = &RECURRENT_CONFIGS[0];
         for (cfg, secs) in [(tiny, 0.05), (tiny, 0.0), (lstm, 0.0)] {
             let start = Instant::now();
-            let warmup = Warmup { steps: 2, min_secs: secs };
-            let times = match cfg.recurrent {
-                None => time_mlp(cfg, 1, 7, warmup, 0),
-                Some(seq) => time_recurrent(cfg, seq, 1, 7, warmup, 0),
-            };
-            assert_eq!(times.len(), 7, "{}", cfg.name);
+            let timed = times(cfg, 1, 7, Warmup { steps: 2, min_secs: secs }, 0);
+            assert_eq!(timed.len(), 7, "{}", cfg.name);
             assert!(start.elapsed().as_secs_f64() >= secs);
         }
     }

@@ -109,15 +109,7 @@ where
         // SAFETY: the helper did not take the job, and cannot any more (state is EMPTY).
         unsafe { Job::<B, RB>::execute(&job as *const Job<B, RB> as *mut ()) };
     } else {
-        let mut spins = 0u32;
-        while HELPER.state.load(Ordering::Acquire) != DONE {
-            spins += 1;
-            if spins < 1 << 16 {
-                std::hint::spin_loop();
-            } else {
-                thread::yield_now();
-            }
-        }
+        spin_until(|| HELPER.state.load(Ordering::Acquire) == DONE);
         HELPER.state.store(EMPTY, Ordering::Relaxed);
     }
     HELPER.busy.store(false, Ordering::Release);
@@ -125,6 +117,20 @@ where
     match (ra, rb) {
         (Ok(ra), Ok(rb)) => (ra, rb),
         (Err(p), _) | (_, Err(p)) => panic::resume_unwind(p),
+    }
+}
+
+/// Waits until `done()` holds: spinning first (the other thread is expected within
+/// microseconds), then yielding the core, in case the thread waited for shares it.
+pub(crate) fn spin_until(done: impl Fn() -> bool) {
+    let mut spins = 0u32;
+    while !done() {
+        spins = spins.saturating_add(1);
+        if spins < 1 << 16 {
+            std::hint::spin_loop();
+        } else {
+            thread::yield_now();
+        }
     }
 }
 

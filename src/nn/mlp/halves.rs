@@ -140,15 +140,7 @@ struct Progress(AtomicUsize);
 impl Progress {
     /// The consumer waits until the producer's share of layer `l` is in.
     fn wait_for(&self, l: usize) {
-        let mut spins = 0u32;
-        while self.0.load(Ordering::Acquire) > l {
-            spins = spins.saturating_add(1);
-            if spins < 1 << 12 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
+        crate::nn::par::spin_until(|| self.0.load(Ordering::Acquire) <= l);
     }
 }
 
