@@ -12,6 +12,10 @@
 //! `threads = 2` runs) and the helper is free; otherwise — more threads, a join inside a join,
 //! several callers at once (tests) — it is `rayon::join`. Either way `a` and `b` are the same
 //! halves, so the bits do not depend on which thread ran them.
+//!
+//! [`join_helper_leads`] is the same join with the roles turned: the helper takes the first
+//! closure, the caller the second — which may wait for the first's progress, and ends with what
+//! it wrote in the caller's cache (the halves of an MLP step, `mlp::halves`).
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -84,8 +88,46 @@ where
     RA: Send,
     RB: Send,
 {
+    match on_helper(a, b) {
+        Ok(r) => r,
+        Err((a, b)) => rayon::join(a, b),
+    }
+}
+
+/// Runs `lead` and `follow`, where `follow` may wait for what `lead` publishes as it goes (and
+/// `lead` never waits for `follow`): with the helper, `lead` on the helper and `follow` on the
+/// calling thread at once; otherwise `rayon::join(lead, follow)`, which starts `lead` on the
+/// calling thread and runs `follow` beside it or after it. So `follow` never waits for work that
+/// has not started, and ends on the calling thread whenever the helper ran `lead` — what it
+/// wrote last is in the caller's cache when the join returns.
+pub fn join_helper_leads<L, W, RL, RW>(lead: L, follow: W) -> (RL, RW)
+where
+    L: FnOnce() -> RL + Send,
+    W: FnOnce() -> RW + Send,
+    RL: Send,
+    RW: Send,
+{
+    match on_helper(follow, lead) {
+        Ok((rw, rl)) => (rl, rw),
+        Err((follow, lead)) => rayon::join(lead, follow),
+    }
+}
+
+/// `a` on the calling thread and `b` on the helper, when the current rayon pool has exactly two
+/// threads and the helper is free; otherwise both closures back, untouched.
+///
+/// If the helper has not started `b` when `a` is done, the caller runs `b` itself: `a` must not
+/// wait for `b` to *start* — only for what `b` publishes once the helper runs it, which it does
+/// without fail (the helper takes every posted job; a parked helper is woken here).
+fn on_helper<A, B, RA, RB>(a: A, b: B) -> Result<(RA, RB), (A, B)>
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
     if rayon::current_num_threads() != 2 || HELPER.busy.swap(true, Ordering::Acquire) {
-        return rayon::join(a, b);
+        return Err((a, b));
     }
     let helper = HELPER.thread.get_or_init(|| {
         thread::Builder::new()
@@ -115,7 +157,7 @@ where
     HELPER.busy.store(false, Ordering::Release);
     let rb = job.result.into_inner().expect("gradscope internal error: a join job did not run");
     match (ra, rb) {
-        (Ok(ra), Ok(rb)) => (ra, rb),
+        (Ok(ra), Ok(rb)) => Ok((ra, rb)),
         (Err(p), _) | (_, Err(p)) => panic::resume_unwind(p),
     }
 }
@@ -199,6 +241,42 @@ mod tests {
                 }
             }
         });
+    }
+
+    /// `follow` may wait for what `lead` publishes: with the helper (`follow` then on the calling
+    /// thread), inside a join that holds the helper (`rayon::join`, `lead` first), and on a pool
+    /// of one thread (both in turn) — no run waits for work that has not started.
+    #[test]
+    fn follow_may_wait_for_lead_with_or_without_the_helper() {
+        let waits = |i: u64| {
+            let published = AtomicUsize::new(0);
+            let caller = thread::current().id();
+            let (rl, (rf, on_caller)) = join_helper_leads(
+                || {
+                    published.store(1, Ordering::Release);
+                    i * 2
+                },
+                || {
+                    spin_until(|| published.load(Ordering::Acquire) == 1);
+                    (i * 3, thread::current().id() == caller)
+                },
+            );
+            assert_eq!((rl, rf), (i * 2, i * 3));
+            on_caller
+        };
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            for i in 0..2000u64 {
+                assert!(waits(i), "with the helper, follow runs on the calling thread");
+                if i % 500 == 0 {
+                    thread::sleep(SPIN * 3);
+                }
+            }
+            // the helper is held by the outer join: the inner ones fall back to rayon::join
+            join(|| (0..200).for_each(|i| _ = waits(i)), || (0..200).for_each(|i| _ = waits(i)));
+        });
+        let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        one.install(|| (0..100).for_each(|i| assert!(waits(i))));
     }
 
     #[test]

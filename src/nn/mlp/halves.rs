@@ -13,9 +13,10 @@
 //! bits for every two-thread run (the halves and their order depend only on the batch size).
 //!
 //! The consumer computes ∂L/∂x first and waits for the producer only before its ∂L/∂W, the
-//! producer ∂L/∂W first: the waits are short. [`crate::nn::par::join`] runs the producer on the
-//! calling thread and the consumer on the helper, or both in turn on the calling thread, the
-//! producer first — so the consumer never waits for work that has not started.
+//! producer ∂L/∂W first: the waits are short. [`crate::nn::par::join_helper_leads`] runs the
+//! producer on the helper and the consumer on the calling thread, or the producer first on the
+//! calling thread — so the consumer never waits for work that has not started, and the gradients
+//! it finishes are in the calling thread's cache for the optimizer's step that follows.
 //!
 //! Used for `threads = 2` on networks without norm layers or residual connections whose
 //! products are all smaller than [`WHOLE_MAX`] multiply-adds; larger products are shared by the
@@ -110,7 +111,9 @@ pub(super) fn forward<F: Scalar>(mlp: &mut Mlp<F>, x: ArrayView2<F>) {
     let (first, second) = halves(n);
     let (x1, x2) = x.split_at(Axis(0), first.end);
     let net = &*mlp;
-    crate::nn::par::join(|| forward_rows(net, x1, &first), || forward_rows(net, x2, &second));
+    // the threads take the rows they take in the backward pass, whose buffers they then find in
+    // their own caches
+    crate::nn::par::join_helper_leads(|| forward_rows(net, x1, &first), || forward_rows(net, x2, &second));
 }
 
 /// Every layer's forward pass on rows `r` of the batch (`x` holds those rows).
@@ -168,7 +171,7 @@ pub(super) fn backward<F: Scalar>(mlp: &mut Mlp<F>, x: ArrayView2<F>) {
     {
         let net = &*mlp;
         let (progress, scratch) = (&progress, &mut scratch);
-        crate::nn::par::join(
+        crate::nn::par::join_helper_leads(
             || {
                 let _let_go = LetGo(progress);
                 backward_rows(net, x1, &first, Role::Producer(progress))
