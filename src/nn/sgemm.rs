@@ -132,86 +132,108 @@ impl Blocking {
 #[doc(hidden)]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn gemm_blocked(blocking: Blocking, p: Product) -> bool {
-    let Blocking { kc: kc_max, mc: mc_limit, nc: nc_max, direct } = blocking;
-    let Product { m, n, k, a, b, c, rsc, accumulate, check } = p;
-    if direct && m * n * k <= DIRECT_MAX {
-        return gemm_direct(kc_max, p);
+    let Product { m, n, k, .. } = p;
+    if blocking.direct && m * n * k <= DIRECT_MAX {
+        return gemm_direct(blocking.kc, p);
     }
-    PACKED.with_borrow_mut(|(pa, pb)| {
-        let mut finite = true;
-        // Rows of `a` per block: at most MC, as even as whole panels allow (no thin last block
-        // for which all of `b` would be packed again).
-        let mc_max = m.div_ceil(m.div_ceil(mc_limit)).next_multiple_of(MR);
-        let a_len = mc_max.min(m.next_multiple_of(MR)) * kc_max.min(k);
-        let (pa, pb) = (grow(pa, a_len), grow(pb, nc_max.min(n).next_multiple_of(NR) * kc_max.min(k)));
-        let mut pc = 0;
-        while pc < k {
-            let kc = kc_max.min(k - pc);
-            let add = accumulate || pc > 0;
-            let last = check && pc + kc == k;
-            let mut ic = 0;
-            while ic < m {
-                let mc = mc_max.min(m - ic);
-                pack_a(pa, a, ic, mc, pc, kc);
-                let mut jc = 0;
-                while jc < n {
-                    let nc = nc_max.min(n - jc);
-                    pack_b(pb, b, pc, kc, jc, nc);
-                    let ct = c.offset(ic as isize * rsc + jc as isize);
-                    finite &= tiles::<false>(
-                        mc,
-                        nc,
-                        kc,
-                        |ir| (pa.add(ir * kc) as *const f32, 1, MR as isize),
-                        |jr| (pb.add(jr * kc) as *const f32, NR as isize),
-                        ct,
-                        rsc,
-                        add,
-                        last,
-                    );
-                    jc += nc;
-                }
-                ic += mc;
+    // The loop runs in a function of its own, compiled for AVX-512 like the kernel it inlines:
+    // a closure is compiled for the baseline, and the kernel can be inlined into it only where
+    // the closure itself is inlined here first — which the inliner may decide either way from
+    // anything else in the crate (a change to the probes once cost `tiny` 4 %).
+    // SAFETY: as this function's.
+    PACKED.with_borrow_mut(|(pa, pb)| unsafe { blocked_with(blocking, p, pa, pb) })
+}
+
+/// [`gemm_blocked`] with its packing buffers.
+///
+/// # Safety
+/// As [`gemm`].
+#[target_feature(enable = "avx512f")]
+unsafe fn blocked_with(blocking: Blocking, p: Product, pa: &mut Vec<Line>, pb: &mut Vec<Line>) -> bool {
+    let Blocking { kc: kc_max, mc: mc_limit, nc: nc_max, .. } = blocking;
+    let Product { m, n, k, a, b, c, rsc, accumulate, check } = p;
+    let mut finite = true;
+    // Rows of `a` per block: at most MC, as even as whole panels allow (no thin last block
+    // for which all of `b` would be packed again).
+    let mc_max = m.div_ceil(m.div_ceil(mc_limit)).next_multiple_of(MR);
+    let a_len = mc_max.min(m.next_multiple_of(MR)) * kc_max.min(k);
+    let (pa, pb) = (grow(pa, a_len), grow(pb, nc_max.min(n).next_multiple_of(NR) * kc_max.min(k)));
+    let mut pc = 0;
+    while pc < k {
+        let kc = kc_max.min(k - pc);
+        let add = accumulate || pc > 0;
+        let last = check && pc + kc == k;
+        let mut ic = 0;
+        while ic < m {
+            let mc = mc_max.min(m - ic);
+            pack_a(pa, a, ic, mc, pc, kc);
+            let mut jc = 0;
+            while jc < n {
+                let nc = nc_max.min(n - jc);
+                pack_b(pb, b, pc, kc, jc, nc);
+                let ct = c.offset(ic as isize * rsc + jc as isize);
+                finite &= tiles::<false>(
+                    mc,
+                    nc,
+                    kc,
+                    |ir| (pa.add(ir * kc) as *const f32, 1, MR as isize),
+                    |jr| (pb.add(jr * kc) as *const f32, NR as isize),
+                    ct,
+                    rsc,
+                    add,
+                    last,
+                );
+                jc += nc;
             }
-            pc += kc;
+            ic += mc;
         }
-        finite
-    })
+        pc += kc;
+    }
+    finite
 }
 
 /// [`gemm_blocked`] for small products: the operands are in L1 already and packing would cost
 /// as much as it saves; only a `b` whose rows are not contiguous (`wᵀ`) is packed, whole.
 #[target_feature(enable = "avx512f")]
 unsafe fn gemm_direct(kc_max: usize, p: Product) -> bool {
-    let Product { m, n, k, a, b, c, rsc, accumulate, check } = p;
+    let Product { n, b, .. } = p;
     let packed_b = b.cs != 1 && n > 1;
-    PACKED.with_borrow_mut(|(_, pb)| {
-        let pb = if packed_b { grow(pb, n.next_multiple_of(NR) * kc_max.min(k)) } else { pb.as_mut_ptr() as *mut f32 };
-        let mut finite = true;
-        let mut pc = 0;
-        while pc < k {
-            let kc = kc_max.min(k - pc);
-            if packed_b {
-                pack_b(pb, b, pc, kc, 0, n);
-            }
-            finite &= tiles::<true>(
-                m,
-                n,
-                kc,
-                |ir| (a.ptr.offset(ir as isize * a.rs + pc as isize * a.cs), a.rs, a.cs),
-                |jr| match packed_b {
-                    true => (pb.add(jr * kc) as *const f32, NR as isize),
-                    false => (b.ptr.offset(pc as isize * b.rs + jr as isize), b.rs),
-                },
-                c,
-                rsc,
-                accumulate || pc > 0,
-                check && pc + kc == k,
-            );
-            pc += kc;
+    // SAFETY: as this function's; the loop in a function compiled for AVX-512 ([`gemm_blocked`]).
+    PACKED.with_borrow_mut(|(_, pb)| unsafe { direct_with(kc_max, p, packed_b, pb) })
+}
+
+/// [`gemm_direct`] with its packing buffer.
+///
+/// # Safety
+/// As [`gemm`].
+#[target_feature(enable = "avx512f")]
+unsafe fn direct_with(kc_max: usize, p: Product, packed_b: bool, pb: &mut Vec<Line>) -> bool {
+    let Product { m, n, k, a, b, c, rsc, accumulate, check } = p;
+    let pb = if packed_b { grow(pb, n.next_multiple_of(NR) * kc_max.min(k)) } else { pb.as_mut_ptr() as *mut f32 };
+    let mut finite = true;
+    let mut pc = 0;
+    while pc < k {
+        let kc = kc_max.min(k - pc);
+        if packed_b {
+            pack_b(pb, b, pc, kc, 0, n);
         }
-        finite
-    })
+        finite &= tiles::<true>(
+            m,
+            n,
+            kc,
+            |ir| (a.ptr.offset(ir as isize * a.rs + pc as isize * a.cs), a.rs, a.cs),
+            |jr| match packed_b {
+                true => (pb.add(jr * kc) as *const f32, NR as isize),
+                false => (b.ptr.offset(pc as isize * b.rs + jr as isize), b.rs),
+            },
+            c,
+            rsc,
+            accumulate || pc > 0,
+            check && pc + kc == k,
+        );
+        pc += kc;
+    }
+    finite
 }
 
 /// Products of at least this many multiply-adds, on two or more threads, go to
@@ -349,33 +371,41 @@ unsafe impl Sync for Shared {}
 /// false when the product checks and an entry of the piece is not finite.
 #[target_feature(enable = "avx512f")]
 unsafe fn shared_piece(s: Shared, at: usize, len: usize) -> bool {
+    // SAFETY: as this function's; the loop in a function compiled for AVX-512 ([`gemm_blocked`]).
+    PACKED.with_borrow_mut(|(pa, pb)| unsafe { piece_with(s, at, len, pa, pb) })
+}
+
+/// [`shared_piece`] with this thread's packing buffers.
+///
+/// # Safety
+/// As [`shared_piece`].
+#[target_feature(enable = "avx512f")]
+unsafe fn piece_with(s: Shared, at: usize, len: usize, pa: &mut Vec<Line>, pb: &mut Vec<Line>) -> bool {
     let Product { m, n, k, a, b, c, rsc, accumulate, check } = s.p;
-    PACKED.with_borrow_mut(|(pa, pb)| {
-        let mut finite = true;
-        let own = match s.by_cols {
-            true => grow(pb, len.next_multiple_of(NR) * KC.min(k)),
-            false => grow(pa, len.next_multiple_of(MR) * KC.min(k)),
-        };
-        let mut pc = 0;
-        while pc < k {
-            let kc = KC.min(k - pc);
-            let block = s.packed.get().add(pc * s.side) as *const f32;
-            let (add, last) = (accumulate || pc > 0, check && pc + kc == k);
-            let own_panel = |at: usize| own.add(at * kc) as *const f32;
-            let block_panel = |at: usize| block.add(at * kc);
-            if s.by_cols {
-                pack_b(own, b, pc, kc, at, len);
-                let (a_at, b_at) = (|ir| (block_panel(ir), 1, MR as isize), |jr| (own_panel(jr), NR as isize));
-                finite &= tiles::<false>(m, len, kc, a_at, b_at, c.add(at), rsc, add, last);
-            } else {
-                pack_a(own, a, at, len, pc, kc);
-                let (a_at, b_at) = (|ir| (own_panel(ir), 1, MR as isize), |jr| (block_panel(jr), NR as isize));
-                finite &= tiles::<false>(len, n, kc, a_at, b_at, c.offset(at as isize * rsc), rsc, add, last);
-            }
-            pc += kc;
+    let mut finite = true;
+    let own = match s.by_cols {
+        true => grow(pb, len.next_multiple_of(NR) * KC.min(k)),
+        false => grow(pa, len.next_multiple_of(MR) * KC.min(k)),
+    };
+    let mut pc = 0;
+    while pc < k {
+        let kc = KC.min(k - pc);
+        let block = s.packed.get().add(pc * s.side) as *const f32;
+        let (add, last) = (accumulate || pc > 0, check && pc + kc == k);
+        let own_panel = |at: usize| own.add(at * kc) as *const f32;
+        let block_panel = |at: usize| block.add(at * kc);
+        if s.by_cols {
+            pack_b(own, b, pc, kc, at, len);
+            let (a_at, b_at) = (|ir| (block_panel(ir), 1, MR as isize), |jr| (own_panel(jr), NR as isize));
+            finite &= tiles::<false>(m, len, kc, a_at, b_at, c.add(at), rsc, add, last);
+        } else {
+            pack_a(own, a, at, len, pc, kc);
+            let (a_at, b_at) = (|ir| (own_panel(ir), 1, MR as isize), |jr| (block_panel(jr), NR as isize));
+            finite &= tiles::<false>(len, n, kc, a_at, b_at, c.offset(at as isize * rsc), rsc, add, last);
         }
-        finite
-    })
+        pc += kc;
+    }
+    finite
 }
 
 /// Grows `buf` (never shrinks it) to hold at least `floats` floats; its start, 64-byte aligned.
