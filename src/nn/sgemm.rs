@@ -196,10 +196,8 @@ unsafe fn blocked_with(blocking: Blocking, p: Product, pa: &mut Vec<Line>, pb: &
 /// as much as it saves; only a `b` whose rows are not contiguous (`wᵀ`) is packed, whole.
 #[target_feature(enable = "avx512f")]
 unsafe fn gemm_direct(kc_max: usize, p: Product) -> bool {
-    let Product { n, b, .. } = p;
-    let packed_b = b.cs != 1 && n > 1;
     // SAFETY: as this function's; the loop in a function compiled for AVX-512 ([`gemm_blocked`]).
-    PACKED.with_borrow_mut(|(_, pb)| unsafe { direct_with(kc_max, p, packed_b, pb) })
+    PACKED.with_borrow_mut(|(_, pb)| unsafe { direct_with(kc_max, p, pb) })
 }
 
 /// [`gemm_direct`] with its packing buffer.
@@ -207,8 +205,9 @@ unsafe fn gemm_direct(kc_max: usize, p: Product) -> bool {
 /// # Safety
 /// As [`gemm`].
 #[target_feature(enable = "avx512f")]
-unsafe fn direct_with(kc_max: usize, p: Product, packed_b: bool, pb: &mut Vec<Line>) -> bool {
+unsafe fn direct_with(kc_max: usize, p: Product, pb: &mut Vec<Line>) -> bool {
     let Product { m, n, k, a, b, c, rsc, accumulate, check } = p;
+    let packed_b = b.cs != 1 && n > 1;
     let pb = if packed_b { grow(pb, n.next_multiple_of(NR) * kc_max.min(k)) } else { pb.as_mut_ptr() as *mut f32 };
     let mut finite = true;
     let mut pc = 0;
