@@ -35,7 +35,15 @@ pub enum Targets<'a, F> {
     Classes(&'a [usize]),
 }
 
-impl<F: Scalar> Targets<'_, F> {
+impl<'a, F: Scalar> Targets<'a, F> {
+    /// The targets of rows `r` of the batch.
+    pub fn rows_in(&self, r: std::ops::Range<usize>) -> Targets<'a, F> {
+        match *self {
+            Targets::Values(v) => Targets::Values(v.slice_move(ndarray::s![r, ..])),
+            Targets::Classes(c) => Targets::Classes(&c[r]),
+        }
+    }
+
     fn rows(&self) -> usize {
         match self {
             Targets::Values(v) => v.nrows(),
@@ -98,17 +106,27 @@ impl Loss {
     }
 
     /// Returns L and writes ∂L/∂ŷ into `grad`.
-    pub fn forward_backward<F: Scalar>(
+    pub fn forward_backward<F: Scalar>(&self, out: ArrayView2<F>, target: Targets<F>, grad: ArrayViewMut2<F>) -> f64 {
+        self.gradient(out, target, grad, out.nrows());
+        self.value(out, target)
+    }
+
+    /// Writes ∂L/∂ŷ of some rows of a batch of `batch` rows into `grad` (`out` and `target` hold
+    /// those rows): a row's gradient depends on that row and the batch size alone, so rows
+    /// written apart have the bits of the whole batch's.
+    pub fn gradient<F: Scalar>(
         &self,
         out: ArrayView2<F>,
         target: Targets<F>,
         mut grad: ArrayViewMut2<F>,
-    ) -> f64 {
+        batch: usize,
+    ) {
         let (n, k) = out.dim();
         debug_assert_eq!(grad.dim(), (n, k));
+        debug_assert_eq!(target.rows(), n);
         match self {
             Loss::Mse | Loss::Sse => {
-                let scale = if *self == Loss::Mse { F::of(2.0 / (n * k) as f64) } else { F::of(2.0) };
+                let scale = if *self == Loss::Mse { F::of(2.0 / (batch * k) as f64) } else { F::of(2.0) };
                 for i in 0..n {
                     for j in 0..k {
                         grad[(i, j)] = scale * (out[(i, j)] - target.at(i, j));
@@ -116,7 +134,7 @@ impl Loss {
                 }
             }
             Loss::CrossEntropy => {
-                let inv_n = F::of(1.0 / n as f64);
+                let inv_n = F::of(1.0 / batch as f64);
                 for (i, (row, mut g)) in out.rows().into_iter().zip(grad.rows_mut()).enumerate() {
                     let m = row.iter().fold(F::neg_infinity(), |a, &b| a.max(b));
                     Zip::from(&mut g).and(&row).for_each(|g, &o| *g = (o - m).exp());
@@ -131,7 +149,6 @@ impl Loss {
                 }
             }
         }
-        self.value(out, target)
     }
 }
 
@@ -154,6 +171,27 @@ mod tests {
         let l0 = (0.5f64.exp() + (-1.0f64).exp() + 2.0f64.exp()).ln() - 2.0;
         let l1 = (1.0 + 0.3f64.exp() + (-0.2f64).exp()).ln();
         assert!((ce - (l0 + l1) / 2.0).abs() < 1e-15);
+    }
+
+    /// ∂L/∂ŷ written in two parts of the batch (each with the batch's size) has the bits of the
+    /// whole batch's, for every loss and both kinds of targets.
+    #[test]
+    fn gradient_of_rows_apart_has_the_bits_of_the_batch() {
+        let out = Array2::from_shape_fn((7, 3), |(i, j)| ((i * 3 + j) as f32 * 0.7).sin() * 3.0);
+        let y = Array2::from_shape_fn((7, 3), |(i, j)| ((i + j) as f32 * 0.3).cos().abs());
+        let classes = [2, 0, 1, 1, 0, 2, 2];
+        for loss in [Loss::Mse, Loss::Sse, Loss::CrossEntropy] {
+            for target in [Targets::Values(y.view()), Targets::Classes(&classes)] {
+                let mut whole = Array2::zeros((7, 3));
+                loss.forward_backward(out.view(), target, whole.view_mut());
+                let mut parts = Array2::zeros((7, 3));
+                for r in [0..3, 3..7] {
+                    let (o, g) = (out.slice(ndarray::s![r.clone(), ..]), parts.slice_mut(ndarray::s![r.clone(), ..]));
+                    loss.gradient(o, target.rows_in(r), g, 7);
+                }
+                assert_eq!(whole, parts, "{loss:?}");
+            }
+        }
     }
 
     #[test]

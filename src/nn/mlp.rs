@@ -613,7 +613,7 @@ impl<F: Scalar> Mlp<F> {
         if halves::applies(self, n, threads) {
             halves::forward(self, x);
             if let Some(p) = probe {
-                (0..=last).for_each(|l| p.after_layer_forward(&self.layer_view(l).forward()));
+                self.call_forward_hooks(p);
             }
             return rows(&self.z[last], n);
         }
@@ -669,7 +669,7 @@ impl<F: Scalar> Mlp<F> {
         if halves::applies(self, n, threads) {
             halves::backward(self, x);
             if let Some(p) = probe {
-                (0..=last).rev().for_each(|l| p.after_layer_backward(&self.layer_view(l)));
+                self.call_backward_hooks(p);
             }
             return;
         }
@@ -790,12 +790,38 @@ impl<F: Scalar> Mlp<F> {
         // the linear layers' backward passes write their gradients (no zeroing pass over them)
         self.norms.iter_mut().for_each(Norm::zero_grad);
         self.shortcuts.iter_mut().flatten().for_each(Linear::zero_grad);
+        let n = x.nrows();
+        if halves::applies(self, n, threads) {
+            // both passes and the loss gradient in one join; the hooks see every layer after it,
+            // forward then backward, as after two joins
+            debug_assert_eq!(x.ncols(), self.inputs());
+            self.reserve(n);
+            self.rows = n;
+            self.grad_mode = Grad::Write;
+            let value = halves::step(self, x, target, loss);
+            self.grad_mode = Grad::Accumulate;
+            if let Some(p) = probe {
+                self.call_forward_hooks(&mut *p);
+                self.call_backward_hooks(p);
+            }
+            return value;
+        }
         self.forward_probed(x, threads, probe.as_deref_mut());
         let value = self.loss_grad(target, loss);
         self.grad_mode = Grad::Write;
         self.backward_probed(x, threads, probe);
         self.grad_mode = Grad::Accumulate;
         value
+    }
+
+    /// `after_layer_forward` of every layer, from the input, on what the last pass left.
+    fn call_forward_hooks(&self, p: &mut (dyn Hook<F> + '_)) {
+        (0..self.layers.len()).for_each(|l| p.after_layer_forward(&self.layer_view(l).forward()));
+    }
+
+    /// `after_layer_backward` of every layer, from the output, on what the last pass left.
+    fn call_backward_hooks(&self, p: &mut (dyn Hook<F> + '_)) {
+        (0..self.layers.len()).rev().for_each(|l| p.after_layer_backward(&self.layer_view(l)));
     }
 
     /// Number of linear layers (`depth + 1`).

@@ -1,6 +1,7 @@
 //! Two threads on one step of a plain MLP, each taking half of the batch's rows through every
-//! layer: one join for the forward pass and one for the backward pass, instead of one (or, split
-//! in halves, two) per product.
+//! layer: one join for the whole step (`Mlp::loss_and_grads`: both passes and the loss
+//! gradient, [`step`]) or one per pass (`Mlp::forward`, `Mlp::backward`), instead of one (or,
+//! split in halves, two) per product.
 //!
 //! A plain MLP's rows do not meet until the parameter gradients: z, h, φ′, ∂L/∂z, ∂L/∂h and
 //! ∂L/∂x of a row depend on that row alone, so each half computes them for its rows with the
@@ -23,7 +24,7 @@
 //! threads product by product (`sgemm::gemm_shared`), which keeps one thread's bits.
 
 use super::Mlp;
-use crate::nn::{Scalar, Threads, simd};
+use crate::nn::{Loss, Scalar, Targets, Threads, simd};
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis};
 use std::ops::Range;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -136,6 +137,15 @@ fn forward_rows<F: Scalar>(net: &Mlp<F>, x: ArrayView2<F>, r: &Range<usize>) {
     }
 }
 
+/// The forward pass on rows `r` of the batch (`x` holds them) and their loss gradient.
+fn forward_and_loss<F: Scalar>(net: &Mlp<F>, x: ArrayView2<F>, r: &Range<usize>, (target, loss): (Targets<F>, Loss)) {
+    forward_rows(net, x, r);
+    let last = net.layers.len() - 1;
+    // SAFETY: rows `r` are this half's alone during the join.
+    let (out, grad) = unsafe { (rows(&net.z[last], r), rows_mut(&net.grad_z[last], r)) };
+    loss.gradient(out, target.rows_in(r.clone()), grad, net.rows);
+}
+
 /// How far the producer's backward pass has come: the lowest layer whose ∂L/∂W and ∂L/∂b hold
 /// its share (layers count down from the output; `layers.len()` before the first).
 struct Progress(AtomicUsize);
@@ -160,6 +170,22 @@ impl Drop for LetGo<'_> {
 /// pass's `n` rows, `x` its input): per-row gradients with the bits of one thread, ∂L/∂W and
 /// ∂L/∂b summed by halves (module docs), written or added as `mlp.grad_mode` says.
 pub(super) fn backward<F: Scalar>(mlp: &mut Mlp<F>, x: ArrayView2<F>) {
+    passes(mlp, x, None);
+}
+
+/// Forward pass, loss gradient and backward pass on `x` in one join ([`applies`] checked for its
+/// `n` rows, `mlp.rows` set to `n`): each half takes its rows forward, writes their ∂L/∂ŷ (a
+/// row's depends on that row and `n` alone: the bits of [`Loss::forward_backward`]) and goes on
+/// backward without waiting for the other half in between. Returns L over the batch, summed after
+/// the join over the rows in order (the bits of one thread).
+pub(super) fn step<F: Scalar>(mlp: &mut Mlp<F>, x: ArrayView2<F>, target: Targets<F>, loss: Loss) -> f64 {
+    passes(mlp, x, Some((target, loss)));
+    // SAFETY: the join is over; nothing writes the buffer while the view lives.
+    loss.value(unsafe { rows(&mlp.z[mlp.layers.len() - 1], &(0..x.nrows())) }, target)
+}
+
+/// The backward pass, after the forward pass and the loss gradient when `fused` (see [`step`]).
+fn passes<F: Scalar>(mlp: &mut Mlp<F>, x: ArrayView2<F>, fused: Option<(Targets<F>, Loss)>) {
     let (n, layers) = (mlp.rows, mlp.layers.len());
     let widest = mlp.layers.iter().map(|l| l.fan_out()).max().unwrap_or(0);
     let mut scratch = std::mem::take(&mut mlp.halves);
@@ -174,9 +200,17 @@ pub(super) fn backward<F: Scalar>(mlp: &mut Mlp<F>, x: ArrayView2<F>) {
         crate::nn::par::join_helper_leads(
             || {
                 let _let_go = LetGo(progress);
+                if let Some(f) = fused {
+                    forward_and_loss(net, x1, &first, f);
+                }
                 backward_rows(net, x1, &first, Role::Producer(progress))
             },
-            || backward_rows(net, x2, &second, Role::Consumer(progress, scratch)),
+            || {
+                if let Some(f) = fused {
+                    forward_and_loss(net, x2, &second, f);
+                }
+                backward_rows(net, x2, &second, Role::Consumer(progress, scratch))
+            },
         );
     }
     for (layer, &finite) in mlp.layers.iter_mut().zip(&scratch.finite) {
@@ -359,6 +393,41 @@ mod tests {
             );
             assert!(rel(wb.iter().copied(), wa.iter().copied()) < tol, "{sizes:?}: accumulated ∂W");
             assert!(rel(wb.iter().copied(), before.iter().map(|&v| v + v)) < tol);
+        }
+    }
+
+    /// The step in one join (`loss_and_grads`: both passes and the loss gradient) has the bits
+    /// of the passes joined apart (`forward`, `loss_grad`, `backward`), for every loss, with
+    /// targets as values and as classes, on an odd batch.
+    #[test]
+    fn one_join_step_has_the_bits_of_the_passes_joined_apart() {
+        let pool = pool();
+        let (sizes, n) = ([6, 24, 24, 4], 37);
+        let (x, y) = data::<f32>(n, 6, 4);
+        let classes: Vec<usize> = (0..n).map(|i| i * 7 % 4).collect();
+        for loss in [Loss::Mse, Loss::Sse, Loss::CrossEntropy] {
+            for target in [Targets::Values(y.view()), Targets::Classes(&classes)] {
+                let mut one_join = net::<f32>(&sizes, Activation::Tanh, 5);
+                let mut apart = one_join.clone();
+                let (l1, l2) = pool.install(|| {
+                    let t = Threads::new(2);
+                    let l1 = one_join.loss_and_grads(x.view(), target, loss, t);
+                    apart.forward(x.view(), t);
+                    let l2 = apart.loss_grad(target, loss);
+                    apart.grad_mode = crate::nn::linear::Grad::Write;
+                    apart.backward(x.view(), t);
+                    (l1, l2)
+                });
+                assert_eq!(l1.to_bits(), l2.to_bits(), "{loss:?}");
+                for l in 0..sizes.len() - 1 {
+                    let (a, b) = (one_join.layer_view(l), apart.layer_view(l));
+                    for (fa, fb) in [(a.z, b.z), (a.h, b.h), (a.grad_z, b.grad_z), (a.grad_h, b.grad_h)] {
+                        assert_eq!(bits(fa), bits(fb), "{loss:?}, layer {l}");
+                    }
+                    assert_eq!(bits(a.linear.grad_weight.view()), bits(b.linear.grad_weight.view()), "{loss:?} ∂W{l}");
+                    assert_eq!(a.linear.grad_bias, b.linear.grad_bias, "{loss:?} ∂b{l}");
+                }
+            }
         }
     }
 
