@@ -180,8 +180,7 @@ pub(super) fn backward<F: Scalar>(mlp: &mut Mlp<F>, x: ArrayView2<F>) {
 /// the join over the rows in order (the bits of one thread).
 pub(super) fn step<F: Scalar>(mlp: &mut Mlp<F>, x: ArrayView2<F>, target: Targets<F>, loss: Loss) -> f64 {
     passes(mlp, x, Some((target, loss)));
-    // SAFETY: the join is over; nothing writes the buffer while the view lives.
-    loss.value(unsafe { rows(&mlp.z[mlp.layers.len() - 1], &(0..x.nrows())) }, target)
+    loss.value(mlp.output(), target)
 }
 
 /// The backward pass, after the forward pass and the loss gradient when `fused` (see [`step`]).
