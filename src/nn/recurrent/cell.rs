@@ -155,12 +155,6 @@ fn view_mut<F>(s: &mut [F], shape: (usize, usize)) -> ArrayViewMut2<'_, F> {
     ArrayViewMut2::from_shape(shape, s).expect("gradscope internal error: buffer sized by reserve")
 }
 
-fn fill_rows<F: Scalar>(dst: &mut [F], row: &[F]) {
-    for chunk in dst.chunks_exact_mut(row.len()) {
-        chunk.copy_from_slice(row);
-    }
-}
-
 /// out = φ(z) through the vectorised kernels where the type has one (f32 sigmoid, tanh), else
 /// the scalar definitions.
 pub(crate) fn activate<F: Scalar>(phi: Activation, z: &[F], out: &mut [F]) {
@@ -204,9 +198,9 @@ pub(crate) fn forward_layer<F: Scalar>(
         for ((s, &x), &y) in buf.bias[..gh].iter_mut().zip(b_ih).zip(l.bias_hh.as_slice().expect("contiguous")) {
             *s = x + y;
         }
-        fill_rows(&mut buf.pre[..t * bgh], &buf.bias[..gh]);
+        crate::nn::simd::fill_rows(&mut buf.pre[..t * bgh], &buf.bias[..gh]);
     } else {
-        fill_rows(&mut buf.pre[..t * bgh], b_ih);
+        crate::nn::simd::fill_rows(&mut buf.pre[..t * bgh], b_ih);
     }
     // a_t for every t at once: one product
     F::gemm(view_mut(&mut buf.pre[..t * bgh], (t * b, gh)), input, l.weight_ih.t(), true, threads);
@@ -233,7 +227,7 @@ pub(crate) fn forward_layer<F: Scalar>(
         let (a, g): (&[F], &mut [F]) = if fused {
             (&[], &mut buf.pre[(s - 1) * bgh..s * bgh])
         } else {
-            fill_rows(&mut buf.hg[..bgh], l.bias_hh.as_slice().expect("contiguous"));
+            crate::nn::simd::fill_rows(&mut buf.hg[..bgh], l.bias_hh.as_slice().expect("contiguous"));
             (&buf.pre[(s - 1) * bgh..s * bgh], &mut buf.hg[..bgh])
         };
         let (c_prev, c) = if cell == Cell::Lstm {
