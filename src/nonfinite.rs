@@ -115,6 +115,32 @@ impl<F: Scalar> Hook<F> for Guard<'_, F> {
     }
 
     fn after_layer_backward(&mut self, v: &LayerView<'_, F>) {
+        self.check(v);
+        if let Some(p) = self.inner.as_deref_mut() {
+            p.after_layer_backward(v);
+        }
+    }
+
+    /// The inner probe sees all the layers at once, as the engine shows them (it may spread them
+    /// over the threads).
+    fn after_forward_pass<'v>(&mut self, layers: usize, view: &(dyn Fn(usize) -> ForwardView<'v, F> + Sync)) {
+        if let Some(p) = self.inner.as_deref_mut() {
+            p.after_forward_pass(layers, view);
+        }
+    }
+
+    /// Every layer checked, from the output; then the inner probe sees them all at once.
+    fn after_backward_pass<'v>(&mut self, layers: usize, view: &(dyn Fn(usize) -> LayerView<'v, F> + Sync)) {
+        (0..layers).rev().for_each(|l| self.check(&view(l)));
+        if let Some(p) = self.inner.as_deref_mut() {
+            p.after_backward_pass(layers, view);
+        }
+    }
+}
+
+impl<F: Scalar> Guard<'_, F> {
+    /// Whether every trained tensor's gradient of the layer is finite, into `self.finite`.
+    fn check(&mut self, v: &LayerView<'_, F>) {
         // every trained tensor of the layer (its norm layer's γ, β and projection included); ∂L/∂W
         // of the layer itself as its product saw it when it stored it, where the product could tell
         let known = v.linear.grad_weight_finite();
@@ -127,9 +153,6 @@ impl<F: Scalar> Hook<F> for Guard<'_, F> {
             })
         });
         self.finite &= finite;
-        if let Some(p) = self.inner.as_deref_mut() {
-            p.after_layer_backward(v);
-        }
     }
 }
 

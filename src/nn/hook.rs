@@ -18,4 +18,16 @@ pub trait Hook<F: Scalar> {
     /// Layer `v.index` has just received its gradients (∂L/∂z, ∂L/∂h, ∂L/∂W, ∂L/∂b, and those of
     /// its norm layer and residual projection): they are final.
     fn after_layer_backward(&mut self, _v: &LayerView<'_, F>) {}
+    /// Every one of the `layers` layers has computed its forward pass (`view(l)` is layer l's):
+    /// where a two-thread step goes by halves, the engine calls this once both have finished,
+    /// instead of `after_layer_forward` layer by layer. The default does that, from the input; a
+    /// hook whose layers are independent of each other may spread them over the pool's threads.
+    fn after_forward_pass<'a>(&mut self, layers: usize, view: &(dyn Fn(usize) -> ForwardView<'a, F> + Sync)) {
+        (0..layers).for_each(|l| self.after_layer_forward(&view(l)));
+    }
+    /// [`Hook::after_forward_pass`] for the backward pass: by default `after_layer_backward` of every
+    /// layer, from the output.
+    fn after_backward_pass<'a>(&mut self, layers: usize, view: &(dyn Fn(usize) -> LayerView<'a, F> + Sync)) {
+        (0..layers).rev().for_each(|l| self.after_layer_backward(&view(l)));
+    }
 }

@@ -814,14 +814,14 @@ impl<F: Scalar> Mlp<F> {
         value
     }
 
-    /// `after_layer_forward` of every layer, from the input, on what the last pass left.
+    /// The hook's [`Hook::after_forward_pass`] on what the last pass left (every layer's forward view).
     fn call_forward_hooks(&self, p: &mut (dyn Hook<F> + '_)) {
-        (0..self.layers.len()).for_each(|l| p.after_layer_forward(&self.layer_view(l).forward()));
+        p.after_forward_pass(self.layers.len(), &|l| self.layer_view(l).forward());
     }
 
-    /// `after_layer_backward` of every layer, from the output, on what the last pass left.
+    /// The hook's [`Hook::after_backward_pass`] on what the last pass left (every layer's view).
     fn call_backward_hooks(&self, p: &mut (dyn Hook<F> + '_)) {
-        (0..self.layers.len()).rev().for_each(|l| p.after_layer_backward(&self.layer_view(l)));
+        p.after_backward_pass(self.layers.len(), &|l| self.layer_view(l));
     }
 
     /// Number of linear layers (`depth + 1`).

@@ -213,6 +213,21 @@ pub fn sgd_split<F: Scalar>(param: &mut [F], grad: &[F], lr: F) {
     }
 }
 
+/// [`sgd_measured`], in two halves on two threads for a large tensor ([`split_point`]): the
+/// update's bits, and each norm the sum of the two halves' (the first half's first) — so a
+/// norm's last bits differ from one thread's, whose lanes run through the whole tensor.
+pub fn sgd_measured_split<F: Scalar>(param: &mut [F], grad: &[F], lr: F) -> [f64; 3] {
+    assert_eq!(param.len(), grad.len(), "gradscope internal error: sgd lengths");
+    match split_point(param.len(), LINE) {
+        Some(mid) => {
+            let ((p1, p2), (g1, g2)) = (param.split_at_mut(mid), grad.split_at(mid));
+            let (a, b) = crate::nn::par::join(|| sgd_measured(p1, g1, lr), || sgd_measured(p2, g2, lr));
+            [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+        }
+        None => sgd_measured(param, grad, lr),
+    }
+}
+
 /// Entries of F in a 64-byte cache line (at least 1): the cut between two threads' halves falls
 /// on a line boundary, so that they never write the same line.
 pub const LINE: usize = 16;
@@ -268,6 +283,30 @@ mod tests {
     use super::*;
     use crate::nn::ActivationKind;
     use clap::ValueEnum;
+
+    /// The measured update in halves on two threads: the parameters of the update on one, each
+    /// norm the sum of the halves' and within rounding of the whole tensor's.
+    #[test]
+    fn measured_update_in_halves_sums_the_halves_norms() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let n = SPLIT_MIN_LEN + 37;
+        let p0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.731).sin() * 3.0).collect();
+        let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.177).cos() * 1e-3).collect();
+        let (mut whole, mut halves, mut apart) = (p0.clone(), p0.clone(), p0.clone());
+        let want = sgd_measured(&mut whole, &g, 0.05);
+        let got = pool.install(|| sgd_measured_split(&mut halves, &g, 0.05));
+        let cut = pool.install(|| split_point(n, LINE)).expect("a large tensor on two threads is split");
+        let (a, b) = apart.split_at_mut(cut);
+        let (ha, hb) = (sgd_measured(a, &g[..cut], 0.05), sgd_measured(b, &g[cut..], 0.05));
+        assert!(whole.iter().zip(&halves).all(|(w, h)| w.to_bits() == h.to_bits()), "parameters");
+        for k in 0..3 {
+            assert_eq!(got[k].to_bits(), (ha[k] + hb[k]).to_bits(), "norm {k}: the halves' sum");
+            assert!((got[k] - want[k]).abs() <= 1e-12 * want[k], "norm {k}: {} vs {}", got[k], want[k]);
+        }
+        let (mut small, mut small_whole) = (p0[..1000].to_vec(), p0[..1000].to_vec());
+        let want = sgd_measured(&mut small_whole, &g[..1000], 0.05);
+        assert_eq!(pool.install(|| sgd_measured_split(&mut small, &g[..1000], 0.05)), want, "a small tensor: whole");
+    }
 
     /// The dispatched loops give the bits of the plain scalar expressions, for every activation,
     /// at lengths around the vector widths.

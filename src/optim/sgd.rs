@@ -61,8 +61,9 @@ impl Sgd {
                 simd::sgd_split(param, grad, lr);
                 [0.0; 3]
             }
-            // measured: its own loop too, with the bits of `apply_update`'s (simd::sgd_measured)
-            (false, false, _) => simd::sgd_measured(param, grad, lr),
+            // measured: its own loop too, with the bits of `apply_update`'s (simd::sgd_measured),
+            // but for a large tensor on two threads, measured by halves
+            (false, false, _) => simd::sgd_measured_split(param, grad, lr),
             (true, false, _) => {
                 apply_update(param, grad, &mut [], &mut [], measure, |p, g, _, _| p - lr * (g + wd * p))
             }
