@@ -235,6 +235,41 @@ mod tests {
     use ndarray::Array2;
     use rand::SeedableRng;
 
+    /// Where a two-thread step goes by halves of the batch, the probe takes half of the layers'
+    /// statistics on each thread (`after_forward_pass`, `after_backward_pass`): the bits of
+    /// taking them layer by layer from the same passes (`record`), behind the guard as training
+    /// attaches it, with and without the detail.
+    #[test]
+    fn layers_spread_over_two_threads_have_the_bits_of_one_by_one() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            let cfg = MlpConfig::uniform(12, 24, 5, 3, Activation::Sigmoid, Init::Pytorch);
+            let mut mlp = cfg.init::<f32, _>(&mut rand_chacha::ChaCha8Rng::seed_from_u64(3));
+            let x = Array2::from_shape_fn((40, 12), |(i, j)| ((i * 12 + j) as f32 * 0.37).sin());
+            let y = Array2::from_shape_fn((40, 3), |(i, j)| ((i + j) as f32 * 0.11).cos());
+            for detail in [false, true] {
+                let mut probe = crate::probe::GradientProbe::new();
+                probe.detail = detail;
+                let mut guard = Guard::new(Some(&mut probe));
+                let targets = Targets::Values(y.view());
+                let loss = mlp.loss_and_grads_probed(x.view(), targets, Loss::Mse, Threads::new(2), Some(&mut guard));
+                assert!(guard.finite);
+                probe.after_backward(0, 0, loss, &mlp);
+                let (got, want) = (probe.take().expect("a record"), crate::probe::record(0, 0, loss, &mlp));
+                assert_eq!(got.layers.len(), 6);
+                for (g, w) in got.layers.iter().zip(&want.layers) {
+                    let bits = |s: &crate::probe::LayerStats| {
+                        [s.act_mean, s.act_std, s.dact_mean, s.saturation, s.grad_b_norm, s.grad_z_norm, s.grad_h_norm]
+                            .map(f64::to_bits)
+                    };
+                    assert_eq!((g.layer, bits(g)), (w.layer, bits(w)), "detail {detail}");
+                    assert!(g.grad_z_norm > 0.0 && g.act_std > 0.0);
+                    assert_eq!(g.act_p50.is_nan(), !detail);
+                }
+            }
+        });
+    }
+
     #[test]
     fn all_finite_split_sees_a_nan_in_either_half() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();

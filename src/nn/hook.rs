@@ -2,10 +2,11 @@
 //!
 //! The engine calls a [`Hook`] (when one is attached) right after each layer's forward pass and
 //! right after its gradients are final, while its buffers are still in cache — or, where a
-//! two-thread step goes by halves of the batch (`nn::mlp`'s `halves`), for every layer in the
-//! same order once both halves have finished the pass (`Mlp::loss_and_grads`, which runs both
-//! passes in one join: every forward call, then every backward call, after it), when each
-//! layer's tensors are complete.
+//! two-thread step goes by halves of the batch (`nn::mlp`'s `halves`), once both halves have
+//! finished the pass, with every layer at once ([`Hook::after_forward_pass`], then
+//! [`Hook::after_backward_pass`]: `Mlp::loss_and_grads` runs both passes in one join), when
+//! each layer's tensors are complete. Those two default to the per-layer calls in order; the
+//! statistics probe spreads its layers over the two threads.
 //! The hook only reads. The statistics probes (`crate::probe`) and the non-finite guard (`crate::nonfinite`)
 //! implement it; the engine knows nothing of them.
 

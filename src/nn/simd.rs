@@ -228,6 +228,26 @@ pub fn sgd_measured_split<F: Scalar>(param: &mut [F], grad: &[F], lr: F) -> [f64
     }
 }
 
+/// Σ x² as [`sgd_measured_split`] measures a tensor: [`crate::nn::kernel::sum_sq`], of the two
+/// halves on two threads and added (the first's first) where the update splits it, so that a
+/// norm measured without an update (`ParamNorms::of`) has the bits of the update's.
+pub fn sum_sq_split<F: Scalar>(xs: &[F]) -> f64 {
+    match split_point(xs.len(), LINE) {
+        Some(mid) => {
+            let (a, b) = xs.split_at(mid);
+            let (sa, sb) = crate::nn::par::join(|| sum_sq(a), || sum_sq(b));
+            sa + sb
+        }
+        None => sum_sq(xs),
+    }
+}
+
+/// [`crate::nn::kernel::sum_sq`], cloned per instruction set.
+#[multiversion(targets = "simd")]
+fn sum_sq<F: Scalar>(xs: &[F]) -> f64 {
+    crate::nn::kernel::sum_sq(xs)
+}
+
 /// Entries of F in a 64-byte cache line (at least 1): the cut between two threads' halves falls
 /// on a line boundary, so that they never write the same line.
 pub const LINE: usize = 16;
@@ -285,7 +305,8 @@ mod tests {
     use clap::ValueEnum;
 
     /// The measured update in halves on two threads: the parameters of the update on one, each
-    /// norm the sum of the halves' and within rounding of the whole tensor's.
+    /// norm the sum of the halves' and within rounding of the whole tensor's; ‖W‖² and ‖g‖²
+    /// measured without an update (`sum_sq_split`) have the same bits.
     #[test]
     fn measured_update_in_halves_sums_the_halves_norms() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
@@ -299,6 +320,8 @@ mod tests {
         let (a, b) = apart.split_at_mut(cut);
         let (ha, hb) = (sgd_measured(a, &g[..cut], 0.05), sgd_measured(b, &g[cut..], 0.05));
         assert!(whole.iter().zip(&halves).all(|(w, h)| w.to_bits() == h.to_bits()), "parameters");
+        let unmeasured = pool.install(|| [sum_sq_split(&p0), sum_sq_split(&g)]);
+        assert_eq!([got[1], got[2]].map(f64::to_bits), unmeasured.map(f64::to_bits), "‖W‖², ‖g‖² without an update");
         for k in 0..3 {
             assert_eq!(got[k].to_bits(), (ha[k] + hb[k]).to_bits(), "norm {k}: the halves' sum");
             assert!((got[k] - want[k]).abs() <= 1e-12 * want[k], "norm {k}: {} vs {}", got[k], want[k]);

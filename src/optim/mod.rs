@@ -11,7 +11,7 @@ pub use adam::{Adam, AdamState};
 pub use clip::{Clip, Clipped};
 pub use sgd::{Sgd, SgdState};
 
-use crate::nn::kernel::{LANES, sum_sq};
+use crate::nn::kernel::LANES;
 use crate::nn::{Network, Scalar};
 
 /// Which update rule, by name.
@@ -130,7 +130,7 @@ impl ParamNorms {
     pub fn of<F: Scalar, N: Network<F>>(net: &N) -> Self {
         // the same summation as the optimizer's measured loop, so that a probe with and without
         // an update (or before and after clipping) records the same bits for the same gradient
-        let norm = |a: &[F]| sum_sq(a).sqrt();
+        let norm = |a: &[F]| crate::nn::simd::sum_sq_split(a).sqrt();
         let mut out = Self::default();
         net.visit(&mut |t| {
             if let (true, Some(g)) = (N::measures(t.name, t.kind), t.grad) {
@@ -294,7 +294,7 @@ mod tests {
     fn norms_of_subnormal_gradients_are_not_zero_and_agree_with_the_update_loop() {
         // 37 entries: two chunks of 16 and a tail; 2e-43 is subnormal in f32, its f32 square 0
         let g: Vec<f32> = (0..37).map(|i| 2e-43 * (1 + i % 5) as f32).collect();
-        let sq = sum_sq(&g);
+        let sq = crate::nn::kernel::sum_sq(&g);
         assert!(sq > 0.0);
         let exact: f64 = g.iter().map(|&x| x as f64 * x as f64).sum();
         assert!((sq - exact).abs() <= 1e-12 * exact, "{sq} vs {exact}");
