@@ -270,9 +270,10 @@ pub fn sum_sq_split<F: Scalar>(xs: &[F]) -> f64 {
     }
 }
 
-/// [`crate::nn::kernel::sum_sq`], cloned per instruction set.
+/// Σ x², each square in f64: [`crate::nn::kernel::sum_sq`] (the optimizer's and the probes'
+/// norm), cloned per instruction set.
 #[multiversion(targets = "simd")]
-fn sum_sq<F: Scalar>(xs: &[F]) -> f64 {
+pub fn sum_sq<F: Scalar>(xs: &[F]) -> f64 {
     crate::nn::kernel::sum_sq(xs)
 }
 

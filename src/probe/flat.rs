@@ -4,7 +4,7 @@
 //! clones chosen at run time), so that the watch reads a layer while it is in cache.
 
 use super::{LayerStats, forward_stats};
-use crate::nn::kernel::{self, LANES};
+use crate::nn::kernel::LANES;
 use crate::nn::{Activation, ForwardView, Scalar};
 use ndarray::ArrayView2;
 
@@ -52,14 +52,10 @@ fn dphi_into<F: Scalar>(a: Activation, z: &[F], h: &[F], out: &mut Vec<F>) {
     }
 }
 
-/// Σ x², each square in f64 (the optimizer's and the probes' norm: [`kernel::sum_sq`]).
-#[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
-pub fn sum_sq<F: Scalar>(xs: &[F]) -> f64 {
-    kernel::sum_sq(xs)
-}
+pub use crate::nn::simd::sum_sq;
 
 /// Copies `src` into `dst` and returns Σ src², in one pass (the weights' copy before an update,
-/// for ‖ΔW‖, and ‖W‖ with it); the sum in the order of [`kernel::sum_sq`]. The copy is written
+/// for ‖ΔW‖, and ‖W‖ with it); the sum in the order of [`crate::nn::kernel::sum_sq`]. The copy is written
 /// past the caches ([`stream_copy`]): it is read once, after the optimizer's update, and the
 /// training step's own data stay in cache (measured by the watch of a 20-layer MLP: a probed step
 /// cost 0.016 plain steps less than with ordinary stores, over ten alternated runs; docs/python.md).
