@@ -300,6 +300,9 @@ impl Activation {
     /// h = φ(z) and φ′ over contiguous slices, chunk by chunk ([`CHUNK`]).
     fn chunked<F: Scalar>(&self, z: &[F], h: &mut [F], d: &mut [F]) {
         for ((z, h), d) in z.chunks(CHUNK).zip(h.chunks_mut(CHUNK)).zip(d.chunks_mut(CHUNK)) {
+            if F::activation_fast_with_derivative(*self, z, h, d) {
+                continue;
+            }
             if !F::activation_fast(*self, z, h) {
                 simd::activation(*self, z, h);
             }

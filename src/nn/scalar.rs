@@ -166,6 +166,15 @@ pub trait Scalar:
     /// (f32: sigmoid, tanh, silu); false leaves the work to the scalar loop.
     fn activation_fast(activation: crate::nn::Activation, z: &[Self], h: &mut [Self]) -> bool;
 
+    /// h = φ(z) and φ′ into `d` in one vectorised pass where one exists for this type and
+    /// activation (f32: sigmoid, tanh); false leaves both to the caller.
+    fn activation_fast_with_derivative(
+        activation: crate::nn::Activation,
+        z: &[Self],
+        h: &mut [Self],
+        d: &mut [Self],
+    ) -> bool;
+
     /// `c = a·b` (`accumulate = false`) or `c += a·b` (`accumulate = true`).
     ///
     /// Any strides are accepted, so transposed views (`w.t()`) cost nothing.
@@ -294,7 +303,7 @@ fn own_f32_on(
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $name:literal, $erf:path, $fast:expr, $faer:ident, $padded:ident, $own:expr, $shared:expr) => {
+    ($t:ty, $name:literal, $erf:path, $fast:expr, $fast_d:expr, $faer:ident, $padded:ident, $own:expr, $shared:expr) => {
         /// `c (+)= a·b` by faer on the calling thread, for shapes already checked (m, n, k > 0).
         fn $faer(mut c: ArrayViewMut2<$t>, a: ArrayView2<$t>, b: ArrayView2<$t>, accumulate: bool) {
             let (m, k) = a.dim();
@@ -321,6 +330,16 @@ macro_rules! impl_scalar {
             #[inline]
             fn activation_fast(activation: crate::nn::Activation, z: &[Self], h: &mut [Self]) -> bool {
                 $fast(activation, z, h)
+            }
+
+            #[inline]
+            fn activation_fast_with_derivative(
+                activation: crate::nn::Activation,
+                z: &[Self],
+                h: &mut [Self],
+                d: &mut [Self],
+            ) -> bool {
+                $fast_d(activation, z, h, d)
             }
 
             #[inline]
@@ -419,12 +438,23 @@ macro_rules! impl_scalar {
     };
 }
 
-impl_scalar!(f32, "f32", libm::erff, crate::nn::fastmath::forward, faer_f32, faer_padded_f32, own_f32, own_f32_on);
+impl_scalar!(
+    f32,
+    "f32",
+    libm::erff,
+    crate::nn::fastmath::forward,
+    crate::nn::fastmath::forward_with_derivative,
+    faer_f32,
+    faer_padded_f32,
+    own_f32,
+    own_f32_on
+);
 impl_scalar!(
     f64,
     "f64",
     libm::erf,
     |_, _: &[f64], _: &mut [f64]| false,
+    |_, _: &[f64], _: &mut [f64], _: &mut [f64]| false,
     faer_f64,
     faer_padded_f64,
     |_, _, _, _, _| None,
