@@ -47,20 +47,33 @@ pub fn flush<F: Scalar>(total: &mut f64, lanes: &mut [F; LANES]) {
     *lanes = [F::zero(); LANES];
 }
 
+/// `acc + x²` in f64, by one fused multiply-add where `FMA` (a clone compiled with FMA) and F is
+/// f32: an f32's square needs at most 48 significant bits and lies within f64's exponent range,
+/// so it is exact in f64, and the fused `acc + x·x` rounds the same exact sum once — the bits of
+/// the multiply and the add, in fewer instructions (the squares of the probes' norms were bound
+/// by the multiply, the add and the conversion: docs/performance.md, session 13). An f64's
+/// square is not exact, so f64 keeps the two roundings.
+#[inline(always)]
+pub fn add_square<F: Scalar, const FMA: bool>(acc: f64, x: F) -> f64 {
+    let x = x.f64();
+    if FMA && std::mem::size_of::<F>() == 4 { x.mul_add(x, acc) } else { acc + x * x }
+}
+
 /// Σ x² with each square taken in f64: [`LANES`] f64 lanes, then the tail in order (the order the
-/// optimizers' measured loop sums its norms in, so both give the same bits).
+/// optimizers' measured loop sums its norms in, so both give the same bits); `FMA` as in
+/// [`add_square`] (the same bits either way).
 ///
 /// In f32, x² underflows to a subnormal below |x| ≈ 1e-19 and to 0 below 1e-22, and the vanishing
 /// gradients gradscope measures go far lower (a 50-layer sigmoid network's first layer: 2e-43,
 /// recorded as 0 when squared in f32).
 #[inline(always)]
-pub fn sum_sq<F: Scalar>(xs: &[F]) -> f64 {
+pub fn sum_sq<F: Scalar, const FMA: bool>(xs: &[F]) -> f64 {
     let mut lanes = [0.0f64; LANES];
     let chunks = xs.chunks_exact(LANES);
-    let tail = chunks.remainder().iter().fold(0.0f64, |t, &x| t + x.f64() * x.f64());
+    let tail = chunks.remainder().iter().fold(0.0f64, |t, &x| add_square::<F, FMA>(t, x));
     for c in chunks {
         for (l, &x) in lanes.iter_mut().zip(c) {
-            *l += x.f64() * x.f64();
+            *l = add_square::<F, FMA>(*l, x);
         }
     }
     tail + lanes.iter().fold(0.0f64, |t, &l| t + l)
@@ -82,5 +95,35 @@ mod tests {
             let xs64: Vec<f64> = xs.iter().map(|&x| f64::from(x)).collect();
             assert!((lane_sum(&xs64, |x| x) - xs64.iter().sum::<f64>()).abs() < 1e-9, "n {n}");
         }
+    }
+
+    /// The fused square-and-add gives the bits of the multiply and the add for every f32
+    /// (exact squares): across the whole exponent range, subnormals and the largest included,
+    /// onto sums of every size; and for f64 (squares not exact) it is never used.
+    #[test]
+    fn fused_squares_of_f32_have_the_bits_of_the_multiply_and_the_add() {
+        let mut state = 0x2545_f491_u32;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state
+        };
+        let specials = [0.0f32, -0.0, 1.4e-45, -1.4e-45, 1.2e-38, 3.4e38, -3.4e38, 1.0, 0.1];
+        for i in 0..200_000 {
+            // every bit pattern of a finite f32 is as likely (so every exponent), then the specials
+            let x = specials.get(i).copied().unwrap_or_else(|| {
+                let x = f32::from_bits(next());
+                if x.is_finite() { x } else { 0.5 }
+            });
+            let acc = f64::from(f32::from_bits(next() & 0x7f7f_ffff)) * if i % 2 == 0 { 1.0 } else { -1e-3 };
+            let plain = add_square::<f32, false>(acc, x);
+            assert_eq!(add_square::<f32, true>(acc, x).to_bits(), plain.to_bits(), "acc {acc:e}, x {x:e}");
+            assert_eq!(plain.to_bits(), (acc + f64::from(x) * f64::from(x)).to_bits());
+        }
+        let (a, x) = (0.1f64, 1.0f64 / 3.0);
+        assert_eq!(add_square::<f64, true>(a, x).to_bits(), (a + x * x).to_bits(), "f64 keeps two roundings");
+        let xs: Vec<f32> = (0..1000).map(|i| (i as f32 * 0.731).sin() * 1e-20).collect();
+        assert_eq!(sum_sq::<f32, true>(&xs).to_bits(), sum_sq::<f32, false>(&xs).to_bits());
     }
 }

@@ -187,6 +187,22 @@ pub fn sgd<F: Scalar>(param: &mut [F], grad: &[F], lr: F) {
 /// generic state slices, which its AVX-512 clone turned into gathers.
 #[multiversion(targets = "simd")]
 pub fn sgd_measured<F: Scalar>(param: &mut [F], grad: &[F], lr: F) -> [f64; 3] {
+    if fma!() { sgd_measured_with::<F, true>(param, grad, lr) } else { sgd_measured_with::<F, false>(param, grad, lr) }
+}
+
+/// Whether the multiversioned function it is expanded in was compiled with fused multiply-adds
+/// (aarch64 always has them) — for [`crate::nn::kernel::add_square`].
+macro_rules! fma {
+    () => {
+        multiversion::target::target_cfg_f!(any(target_feature = "fma", target_arch = "aarch64"))
+    };
+}
+pub(crate) use fma;
+
+/// [`sgd_measured`]'s loop; `FMA` as in [`crate::nn::kernel::add_square`].
+#[inline(always)]
+fn sgd_measured_with<F: Scalar, const FMA: bool>(param: &mut [F], grad: &[F], lr: F) -> [f64; 3] {
+    use crate::nn::kernel::add_square;
     assert_eq!(param.len(), grad.len(), "gradscope internal error: sgd lengths");
     let whole = param.len() / LANES * LANES;
     let (chunks, tail) = param.split_at_mut(whole);
@@ -195,20 +211,18 @@ pub fn sgd_measured<F: Scalar>(param: &mut [F], grad: &[F], lr: F) -> [f64; 3] {
         for j in 0..LANES {
             let old = p[j];
             p[j] = old - lr * g[j];
-            let (d, w, gj) = ((p[j] - old).f64(), old.f64(), g[j].f64());
-            lanes[0][j] += d * d;
-            lanes[1][j] += w * w;
-            lanes[2][j] += gj * gj;
+            lanes[0][j] = add_square::<F, FMA>(lanes[0][j], p[j] - old);
+            lanes[1][j] = add_square::<F, FMA>(lanes[1][j], old);
+            lanes[2][j] = add_square::<F, FMA>(lanes[2][j], g[j]);
         }
     }
     let mut total = [0.0f64; 3];
     for (p, &g) in tail.iter_mut().zip(&grad[whole..]) {
         let old = *p;
         *p = old - lr * g;
-        let d = (*p - old).f64();
-        total[0] += d * d;
-        total[1] += old.f64() * old.f64();
-        total[2] += g.f64() * g.f64();
+        total[0] = add_square::<F, FMA>(total[0], *p - old);
+        total[1] = add_square::<F, FMA>(total[1], old);
+        total[2] = add_square::<F, FMA>(total[2], g);
     }
     for (t, l) in total.iter_mut().zip(&lanes) {
         *t += l.iter().fold(0.0f64, |s, &v| s + v);
@@ -274,7 +288,7 @@ pub fn sum_sq_split<F: Scalar>(xs: &[F]) -> f64 {
 /// norm), cloned per instruction set.
 #[multiversion(targets = "simd")]
 pub fn sum_sq<F: Scalar>(xs: &[F]) -> f64 {
-    crate::nn::kernel::sum_sq(xs)
+    if fma!() { crate::nn::kernel::sum_sq::<F, true>(xs) } else { crate::nn::kernel::sum_sq::<F, false>(xs) }
 }
 
 /// Entries of F in a 64-byte cache line (at least 1): the cut between two threads' halves falls

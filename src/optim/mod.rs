@@ -294,7 +294,7 @@ mod tests {
     fn norms_of_subnormal_gradients_are_not_zero_and_agree_with_the_update_loop() {
         // 37 entries: two chunks of 16 and a tail; 2e-43 is subnormal in f32, its f32 square 0
         let g: Vec<f32> = (0..37).map(|i| 2e-43 * (1 + i % 5) as f32).collect();
-        let sq = crate::nn::kernel::sum_sq(&g);
+        let sq = crate::nn::kernel::sum_sq::<_, false>(&g);
         assert!(sq > 0.0);
         let exact: f64 = g.iter().map(|&x| x as f64 * x as f64).sum();
         assert!((sq - exact).abs() <= 1e-12 * exact, "{sq} vs {exact}");

@@ -159,7 +159,8 @@ fn lane_sum<F: Scalar>(a: ArrayView2<F>, g: impl Fn(F) -> F) -> f64 {
 #[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
 fn sum_sq<F: Scalar>(a: ArrayView2<F>) -> f64 {
     match a.as_slice() {
-        Some(xs) => kernel::sum_sq(xs),
+        Some(xs) if crate::nn::simd::fma!() => kernel::sum_sq::<F, true>(xs),
+        Some(xs) => kernel::sum_sq::<F, false>(xs),
         None => a.iter().map(|&x| x.f64() * x.f64()).sum(),
     }
 }
@@ -352,7 +353,7 @@ pub fn record<F: Scalar>(step: u64, epoch: u64, loss: f64, mlp: &Mlp<F>) -> Step
 /// steps), `grad_h_norm` = ‖∂L/∂h‖ over all steps, `grad_b_norm` = ‖∂L/∂b_ih‖. The head is
 /// the linear output layer, as an MLP's.
 pub fn recurrent_layers<F: Scalar>(net: &RecurrentNet<F>, mut detail: Option<&mut Vec<f64>>) -> Vec<LayerStats> {
-    let norm = |xs: &[F]| kernel::sum_sq(xs).sqrt();
+    let norm = |xs: &[F]| crate::nn::simd::sum_sq(xs).sqrt();
     let mut out = Vec::with_capacity(net.layers.len() + 1);
     for (k, l) in net.layers.iter().enumerate() {
         let h = l.output();
