@@ -309,3 +309,22 @@ fn every_command_and_flag_the_docs_show_exists() {
     }
     assert!(unknown.is_empty(), "the docs show what the binary does not have:\n{}", unknown.join("\n"));
 }
+
+/// bench/probe_cost.sh (docs/performance.md, session 13) runs against the built binary: one
+/// round of a short `tiny` gives a round line and the summary with both ratios; without its
+/// arguments, or with a binary that is not there, it says how to call it and exits 2.
+#[test]
+fn the_probe_cost_script_runs() {
+    let script = repo().join("bench/probe_cost.sh");
+    let run = |args: &[&str]| Command::new("bash").arg(&script).args(args).current_dir(repo()).output().unwrap();
+    let out = run(&["tiny", "1", "5", "1", bin()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("round 1: unprobed "), "{text}");
+    assert!(text.contains("tiny at 1 thread(s): unprobed ") && text.contains("every 10 steps"), "{text}");
+    for args in [&["tiny"][..], &["tiny", "1", "5", "1", "/nonexistent/gradscope"][..]] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}: no message");
+    }
+}
