@@ -19,6 +19,14 @@ use crate::nn::kernel::LANES;
 use crate::nn::{Activation, Scalar};
 use multiversion::multiversion;
 
+/// Whether the multiversioned function it is expanded in was compiled with fused multiply-adds
+/// (aarch64 always has them) — for [`crate::nn::kernel::add_square`].
+macro_rules! fma {
+    () => {
+        multiversion::target::target_cfg_f!(any(target_feature = "fma", target_arch = "aarch64"))
+    };
+}
+
 /// `g ← g ⊙ d`: the chain rule's factor φ′ applied in place.
 #[multiversion(targets = "simd")]
 pub fn mul_assign<F: Scalar>(g: &mut [F], d: &[F]) {
@@ -189,15 +197,6 @@ pub fn sgd<F: Scalar>(param: &mut [F], grad: &[F], lr: F) {
 pub fn sgd_measured<F: Scalar>(param: &mut [F], grad: &[F], lr: F) -> [f64; 3] {
     if fma!() { sgd_measured_with::<F, true>(param, grad, lr) } else { sgd_measured_with::<F, false>(param, grad, lr) }
 }
-
-/// Whether the multiversioned function it is expanded in was compiled with fused multiply-adds
-/// (aarch64 always has them) — for [`crate::nn::kernel::add_square`].
-macro_rules! fma {
-    () => {
-        multiversion::target::target_cfg_f!(any(target_feature = "fma", target_arch = "aarch64"))
-    };
-}
-pub(crate) use fma;
 
 /// [`sgd_measured`]'s loop; `FMA` as in [`crate::nn::kernel::add_square`].
 #[inline(always)]

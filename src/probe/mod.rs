@@ -155,12 +155,10 @@ fn lane_sum<F: Scalar>(a: ArrayView2<F>, g: impl Fn(F) -> F) -> f64 {
 }
 
 /// Σ x², each square taken in f64 (in f32 a square underflows to 0 below |x| ≈ 1e-22, and
-/// vanishing gradients go lower), summed as the optimizer sums its norms.
-#[multiversion::multiversion(targets = "simd")] // AVX-512/AVX2 clones, chosen at run time (nn/simd.rs)
+/// vanishing gradients go lower), summed as the optimizer sums its norms ([`crate::nn::simd::sum_sq`]).
 fn sum_sq<F: Scalar>(a: ArrayView2<F>) -> f64 {
     match a.as_slice() {
-        Some(xs) if crate::nn::simd::fma!() => kernel::sum_sq::<F, true>(xs),
-        Some(xs) => kernel::sum_sq::<F, false>(xs),
+        Some(xs) => crate::nn::simd::sum_sq(xs),
         None => a.iter().map(|&x| x.f64() * x.f64()).sum(),
     }
 }
